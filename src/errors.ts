@@ -1,0 +1,52 @@
+// One catalogue of error codes. Decisions (close a connection, fail over to the backup,
+// retry) read `code` and `retriable`; nothing in kahets parses an error message.
+
+export const ErrorCodes = {
+  FRAME_TOO_LARGE: 'KAHETS_FRAME_TOO_LARGE',
+  CONFIG_INVALID: 'KAHETS_CONFIG_INVALID',
+  SOCKET_IN_USE: 'KAHETS_SOCKET_IN_USE',
+  PATH_ESCAPE: 'KAHETS_PATH_ESCAPE',
+  STREAM_WRITE_FAILED: 'KAHETS_STREAM_WRITE_FAILED',
+  STREAM_UNAVAILABLE: 'KAHETS_STREAM_UNAVAILABLE',
+  MESSAGE_TOO_LARGE: 'KAHETS_MESSAGE_TOO_LARGE',
+  TOPIC_REJECTED: 'KAHETS_TOPIC_REJECTED',
+  ACTOR_STOPPED: 'KAHETS_ACTOR_STOPPED',
+} as const
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
+
+export class KahetsError extends Error {
+  readonly code: ErrorCode
+  readonly retriable: boolean
+
+  constructor (code: ErrorCode, message: string, options: { cause?: unknown, retriable?: boolean } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'KahetsError'
+    this.code = code
+    this.retriable = options.retriable ?? false
+  }
+}
+
+/** The byte stream of a connection can no longer be trusted (SPEC §1): the connection is closed. */
+export class ProtocolError extends KahetsError {
+  constructor (code: ErrorCode, message: string) {
+    super(code, message)
+    this.name = 'ProtocolError'
+  }
+}
+
+/** One entry per problem, each naming where in the configuration it was found. */
+export interface ConfigProblem {
+  path: string
+  message: string
+}
+
+export class ConfigError extends KahetsError {
+  readonly problems: readonly ConfigProblem[]
+
+  constructor (problems: ConfigProblem[]) {
+    super(ErrorCodes.CONFIG_INVALID, problems.map((p) => `${p.path}: ${p.message}`).join('\n'))
+    this.name = 'ConfigError'
+    this.problems = Object.freeze(problems.slice())
+  }
+}

@@ -1,0 +1,164 @@
+// Frame decoder for the client → kahets byte stream (SPEC §1). Pure: it never sees a
+// socket, so it is tested with bytes alone.
+//
+//   frame   = length:u32le body          ; length = byte length of body
+//   body    = bucketLen:u8 bucket keyLen:u8 key payload
+//   bucket  = 1*255 ( ALPHA / DIGIT / "." / "_" / "-" ) , not "." or ".."
+//   key     = keyLen bytes               ; keyLen 0 = null key
+//   payload = length - 2 - bucketLen - keyLen bytes (may be empty)
+//
+// bucketLen 0 is reserved for control frames and is invalid today. An invalid body is
+// skipped whole (its length is trusted, so the stream stays in sync); a length above
+// maxFrameBytes means the stream cannot be trusted and the decoder stops.
+import { ErrorCodes, ProtocolError } from '../errors.ts'
+import { type Frame, LENGTH_BYTES, DEFAULT_MAX_FRAME_BYTES, isValidBucketBytes } from './frame.ts'
+
+export type InvalidReason = 'bad_bucket' | 'fields_overflow' | 'control_frame'
+
+export interface FrameSink {
+  /** Whole frames decoded from one push(), in arrival order. Never called with an empty list. */
+  frames (batch: Frame[]): void
+  /** A frame that was skipped; `bytes` is its whole size on the wire. */
+  invalid (reason: InvalidReason, bytes: number): void
+}
+
+export class FrameDecoder {
+  readonly #sink: FrameSink
+  readonly #maxFrameBytes: number
+  readonly #now: () => number
+  // A frame that straddles chunks is assembled here: exactly one allocation per such frame.
+  #partial: Buffer | null = null
+  #partialFill = 0
+  // The length field itself may be split; it is gathered in this small buffer first.
+  readonly #header = Buffer.alloc(LENGTH_BYTES)
+  #headerFill = 0
+  #failed = false
+
+  constructor (sink: FrameSink, opts: { maxFrameBytes?: number, now?: () => number } = {}) {
+    this.#sink = sink
+    this.#maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+    this.#now = opts.now ?? Date.now
+  }
+
+  /** Bytes of an unfinished frame held back, waiting for the rest. */
+  get pendingBytes (): number {
+    return this.#partial !== null ? this.#partialFill : this.#headerFill
+  }
+
+  /**
+   * Decodes `chunk`. Frames completed by it go to the sink in one batch. Throws
+   * ProtocolError (FRAME_TOO_LARGE) after handing over the frames that preceded the bad
+   * length; the decoder then refuses further input.
+   */
+  push (chunk: Buffer): void {
+    if (this.#failed) throw new ProtocolError(ErrorCodes.FRAME_TOO_LARGE, 'decoder already failed on an oversized frame')
+    const out: Frame[] = []
+    const now = this.#now()
+    let pos = 0
+    try {
+      pos = this.#continuePartial(chunk, pos, out, now)
+      const end = chunk.length
+      while (pos < end) {
+        if (end - pos < LENGTH_BYTES) {
+          chunk.copy(this.#header, 0, pos, end)
+          this.#headerFill = end - pos
+          pos = end
+          break
+        }
+        const n = chunk.readUInt32LE(pos)
+        this.#checkLength(n)
+        const total = LENGTH_BYTES + n
+        if (end - pos >= total) {
+          this.#emit(chunk.subarray(pos, pos + total), out, now)
+          pos += total
+        } else {
+          this.#partial = Buffer.allocUnsafe(total)
+          this.#partialFill = chunk.copy(this.#partial, 0, pos, end)
+          pos = end
+        }
+      }
+    } finally {
+      if (out.length > 0) this.#sink.frames(out)
+    }
+  }
+
+  /** The input ended. Returns the bytes of an unfinished frame that are lost (0 if none). */
+  end (): number {
+    const lost = this.pendingBytes
+    this.#partial = null
+    this.#partialFill = 0
+    this.#headerFill = 0
+    return lost
+  }
+
+  #continuePartial (chunk: Buffer, pos: number, out: Frame[], now: number): number {
+    if (this.#headerFill > 0) {
+      const take = Math.min(LENGTH_BYTES - this.#headerFill, chunk.length - pos)
+      chunk.copy(this.#header, this.#headerFill, pos, pos + take)
+      this.#headerFill += take
+      pos += take
+      if (this.#headerFill < LENGTH_BYTES) return pos
+      const n = this.#header.readUInt32LE(0)
+      this.#headerFill = 0
+      this.#checkLength(n)
+      this.#partial = Buffer.allocUnsafe(LENGTH_BYTES + n)
+      this.#header.copy(this.#partial, 0)
+      this.#partialFill = LENGTH_BYTES
+    }
+    const partial = this.#partial
+    if (partial === null) return pos
+    const take = Math.min(partial.length - this.#partialFill, chunk.length - pos)
+    chunk.copy(partial, this.#partialFill, pos, pos + take)
+    this.#partialFill += take
+    pos += take
+    if (this.#partialFill === partial.length) {
+      this.#partial = null
+      this.#partialFill = 0
+      this.#emit(partial, out, now)
+    }
+    return pos
+  }
+
+  #checkLength (n: number): void {
+    if (n > this.#maxFrameBytes) {
+      this.#failed = true
+      this.#partial = null
+      this.#headerFill = 0
+      throw new ProtocolError(ErrorCodes.FRAME_TOO_LARGE, `frame of ${n} bytes exceeds MAX_FRAME_BYTES (${this.#maxFrameBytes})`)
+    }
+  }
+
+  /** `raw` is one whole frame, length prefix included. */
+  #emit (raw: Buffer, out: Frame[], now: number): void {
+    const n = raw.length - LENGTH_BYTES
+    const b = n >= 1 ? raw[LENGTH_BYTES]! : 0
+    if (n < 1 || b === 0) {
+      this.#sink.invalid(n < 1 ? 'fields_overflow' : 'control_frame', raw.length)
+      return
+    }
+    const bucketStart = LENGTH_BYTES + 1
+    const keyLenAt = bucketStart + b
+    if (keyLenAt >= raw.length) {
+      this.#sink.invalid('fields_overflow', raw.length)
+      return
+    }
+    const k = raw[keyLenAt]!
+    const keyStart = keyLenAt + 1
+    const payloadStart = keyStart + k
+    if (payloadStart > raw.length) {
+      this.#sink.invalid('fields_overflow', raw.length)
+      return
+    }
+    if (!isValidBucketBytes(raw, bucketStart, keyLenAt)) {
+      this.#sink.invalid('bad_bucket', raw.length)
+      return
+    }
+    out.push({
+      bucket: raw.toString('latin1', bucketStart, keyLenAt),
+      key: k === 0 ? null : raw.subarray(keyStart, payloadStart),
+      payload: raw.subarray(payloadStart),
+      raw,
+      receivedAt: now,
+    })
+  }
+}
