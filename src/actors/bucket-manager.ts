@@ -1,0 +1,138 @@
+// The bucket manager (SPEC §3) owns the stream actors (one per stream definition, shared by
+// the buckets that use it) and the bucket actors (one per bucket name in use), and is their
+// supervisor: a failing stream fails over to its backup, or holds and retries when it has
+// none; one broken stream never stops the others.
+import type { BucketConfig, BucketsConfig, StreamConfig } from '../config/buckets.ts'
+import type { Logger } from '../log.ts'
+import { RateLimitedLog } from '../log.ts'
+import type { MemoryBudget } from '../memory-budget.ts'
+import type { Frame } from '../protocol/frame.ts'
+import type { Stats } from '../stats.ts'
+import type { StreamFactory } from '../streams/create-stream.ts'
+import { Actor, type ActorRef, type Directive, type Supervisor } from './actor.ts'
+import { BucketActor, type Binding } from './bucket.ts'
+import { StreamActor, StreamFailure } from './stream-actor.ts'
+
+export type ManagerMsg = never
+export type ManagerSignal = never
+
+export interface BucketManagerOptions {
+  config: BucketsConfig
+  stats: Stats
+  budget: MemoryBudget
+  log: Logger
+  createStream: StreamFactory
+  /** Milliseconds the stream actors get, at shutdown, before what they hold goes to backup. */
+  shutdownTimeoutMs: number
+}
+
+const unknownLog = new RateLimitedLog()
+const DEFAULT_FILE_PROBE_MS = 1000
+
+export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements Supervisor {
+  readonly #config: BucketsConfig
+  readonly #stats: Stats
+  readonly #budget: MemoryBudget
+  readonly #log: Logger
+  readonly #createStream: StreamFactory
+  readonly #shutdownTimeoutMs: number
+  readonly #streams = new Map<string, StreamActor>()
+  readonly #buckets = new Map<string, BucketActor>()
+
+  constructor (opts: BucketManagerOptions) {
+    super('bucket-manager', null)
+    this.#config = opts.config
+    this.#stats = opts.stats
+    this.#budget = opts.budget
+    this.#log = opts.log
+    this.#createStream = opts.createStream
+    this.#shutdownTimeoutMs = opts.shutdownTimeoutMs
+    for (const [id, sc] of this.#config.streams) this.#streams.set(id, this.#streamActor(id, sc, 'primary'))
+  }
+
+  get streams (): ReadonlyMap<string, StreamActor> { return this.#streams }
+  get buckets (): ReadonlyMap<string, BucketActor> { return this.#buckets }
+
+  /**
+   * The routing step of a client session: hands a decoded batch of one bucket to that
+   * bucket's actor (created on first use), or counts it as unknown.
+   */
+  deliver (bucket: string, frames: readonly Frame[], bytes: number): void {
+    const actor = this.#buckets.get(bucket) ?? this.#spawnBucket(bucket)
+    if (actor === null) {
+      this.#stats.unknownBucketFrames += frames.length
+      this.#stats.bucket(bucket).received += frames.length
+      this.#stats.bucket(bucket).flow('').drop('unknown_bucket', frames.length)
+      unknownLog.warn(this.#log, `unknown:${bucket}`, { bucket, frames: frames.length }, 'frames for an unknown bucket dropped (no such bucket and no defaultBucket)')
+      return
+    }
+    actor.tell({ type: 'frames', frames, bytes })
+  }
+
+  childFailed (child: ActorRef, error: unknown): Directive {
+    if (child instanceof StreamActor && error instanceof StreamFailure) {
+      return child.backup !== null ? 'failover' : 'restart'
+    }
+    this.#log.error({ err: error, actor: child.name }, 'actor failed; resuming it')
+    return 'resume'
+  }
+
+  protected override receive (msg: ManagerMsg): void {
+    const never: never = msg
+    throw new Error(`unexpected message ${String(never)}`)
+  }
+
+  /** Buckets flush, then streams drain; past the shutdown timeout what is left goes to backup. */
+  protected override async onStop (): Promise<void> {
+    await Promise.all([...this.#buckets.values()].map((b) => b.stop()))
+    const primaries = [...this.#streams.values()]
+    const deadline = setTimeout(() => {
+      for (const s of primaries) {
+        if (s.state !== 'stopped') {
+          this.#log.warn({ stream: s.id, queued: s.queued }, 'shutdown timeout: handing what is left to the backup')
+          s.signal({ kind: 'abandon' })
+        }
+      }
+    }, this.#shutdownTimeoutMs)
+    try {
+      await Promise.all(primaries.map((s) => s.stop()))
+    } finally {
+      clearTimeout(deadline)
+    }
+    // Backups last: the primaries' final hand-offs land in them.
+    const backups = primaries.map((s) => s.backup).filter((b): b is StreamActor => b !== null)
+    const backupDeadline = setTimeout(() => { for (const b of backups) b.signal({ kind: 'abandon' }) }, this.#shutdownTimeoutMs)
+    try {
+      await Promise.all(backups.map((b) => b.stop()))
+    } finally {
+      clearTimeout(backupDeadline)
+    }
+  }
+
+  #spawnBucket (name: string): BucketActor | null {
+    const config: BucketConfig | null = this.#config.buckets.get(name) ?? this.#config.defaultBucket
+    if (config === null || this.state !== 'running') return null
+    const stats = this.#stats.bucket(name)
+    const bindings: Binding[] = config.streams.map((id) => {
+      const stream = this.#streams.get(id)!
+      return { stream, slice: this.#config.streams.get(id)!.slice, flow: stats.flow(id) }
+    })
+    const actor = new BucketActor({ name, config, bindings, stats, budget: this.#budget, log: this.#log.child({ bucket: name }), supervisor: this })
+    this.#buckets.set(name, actor)
+    return actor
+  }
+
+  #streamActor (id: string, config: StreamConfig, role: 'primary' | 'backup'): StreamActor {
+    const backup = config.backup === null ? null : this.#streamActor(`${id}.backup`, config.backup, 'backup')
+    const log = this.#log.child({ stream: id })
+    return new StreamActor({
+      id,
+      role,
+      stream: this.#createStream(config, log),
+      backup,
+      probeIntervalMs: config.type === 'kafka' ? config.settings.probeIntervalMs : DEFAULT_FILE_PROBE_MS,
+      log,
+      supervisor: this,
+    })
+  }
+}

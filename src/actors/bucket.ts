@@ -1,0 +1,159 @@
+// One bucket actor per bucket name in use (SPEC §3): frames wait here until `batch` of them
+// arrived or `batchTimeout` ms passed since the first, then fan out by slice to the streams.
+import type { BucketConfig } from '../config/buckets.ts'
+import type { Logger } from '../log.ts'
+import { RateLimitedLog } from '../log.ts'
+import type { MemoryBudget } from '../memory-budget.ts'
+import type { Frame } from '../protocol/frame.ts'
+import type { BucketStats, FlowStats } from '../stats.ts'
+import { Actor, type Supervisor } from './actor.ts'
+import { Charge, type Delivery } from './delivery.ts'
+import type { StreamActor } from './stream-actor.ts'
+
+export interface Binding {
+  readonly stream: StreamActor
+  readonly slice: number
+  readonly flow: FlowStats
+}
+
+export type BucketMsg =
+  | { readonly type: 'frames', readonly frames: readonly Frame[], readonly bytes: number }
+  | { readonly type: 'timeout' }
+
+export type BucketSignal =
+  | { readonly kind: 'flush' }
+  | { readonly kind: 'reconfigure', readonly config: BucketConfig, readonly bindings: readonly Binding[] }
+
+export interface BucketOptions {
+  name: string
+  config: BucketConfig
+  bindings: readonly Binding[]
+  stats: BucketStats
+  budget: MemoryBudget
+  log: Logger
+  supervisor: Supervisor
+  random?: () => number
+}
+
+const overflowLog = new RateLimitedLog()
+
+export class BucketActor extends Actor<BucketMsg, BucketSignal> {
+  readonly bucket: string
+  #config: BucketConfig
+  #bindings: readonly Binding[]
+  readonly #stats: BucketStats
+  readonly #budget: MemoryBudget
+  readonly #log: Logger
+  readonly #random: () => number
+  #pending: Frame[] = []
+  #pendingBytes = 0
+  #timer: NodeJS.Timeout | null = null
+
+  constructor (opts: BucketOptions) {
+    super(`bucket:${opts.name}`, opts.supervisor)
+    this.bucket = opts.name
+    this.#config = opts.config
+    this.#bindings = opts.bindings
+    this.#stats = opts.stats
+    this.#budget = opts.budget
+    this.#log = opts.log
+    this.#random = opts.random ?? Math.random
+  }
+
+  get pending (): { frames: number, bytes: number } { return { frames: this.#pending.length, bytes: this.#pendingBytes } }
+
+  protected override receive (msg: BucketMsg): void {
+    switch (msg.type) {
+      case 'frames':
+        this.#accept(msg.frames, msg.bytes)
+        return
+      case 'timeout':
+        this.#timer = null
+        this.#flush()
+        return
+      default: {
+        const never: never = msg
+        throw new Error(`unknown message ${JSON.stringify(never)}`)
+      }
+    }
+  }
+
+  protected override receiveSystem (msg: BucketSignal): void {
+    switch (msg.kind) {
+      case 'flush':
+        this.#flush()
+        return
+      case 'reconfigure':
+        // What is pending was accepted under the old streams: it leaves by them.
+        this.#flush()
+        this.#config = msg.config
+        this.#bindings = msg.bindings
+        return
+      default: {
+        const never: never = msg
+        throw new Error(`unknown signal ${JSON.stringify(never)}`)
+      }
+    }
+  }
+
+  protected override onStop (): void {
+    this.#flush()
+  }
+
+  #accept (frames: readonly Frame[], bytes: number): void {
+    this.#stats.received += frames.length
+    this.#stats.receivedBytes += bytes
+    if (!this.#budget.tryAcquire(bytes)) {
+      this.#overflow(frames)
+      return
+    }
+    for (const f of frames) this.#pending.push(f)
+    this.#pendingBytes += bytes
+    if (this.#pending.length >= this.#config.batch) this.#flush()
+    else if (this.#timer === null) {
+      this.#timer = setTimeout(() => { if (this.state !== 'stopped') this.tell({ type: 'timeout' }) }, this.#config.batchTimeout)
+      this.#timer.unref()
+    }
+  }
+
+  // MAXMEMORY reached (SPEC §4): never block the client; count and drop.
+  #overflow (frames: readonly Frame[]): void {
+    for (const b of this.#bindings) b.flow.drop('max_memory', frames.length)
+    overflowLog.error(this.#log, `overflow:${this.bucket}`, { bucket: this.bucket, frames: frames.length, maxMemory: this.#budget.limit }, 'MAXMEMORY reached: messages dropped')
+  }
+
+  #flush (): void {
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer)
+      this.#timer = null
+    }
+    const frames = this.#pending
+    if (frames.length === 0) return
+    const bytes = this.#pendingBytes
+    this.#pending = []
+    this.#pendingBytes = 0
+    const charge = new Charge(this.#budget, bytes, this.#bindings.length)
+    for (const b of this.#bindings) {
+      const picked = b.slice >= 1 ? frames : this.#sample(frames, b.slice)
+      b.flow.sampledOut += frames.length - picked.length
+      if (picked.length === 0) {
+        charge.done()
+        continue
+      }
+      const delivery: Delivery = { bucket: this.bucket, frames: picked, bytes: picked === frames ? bytes : sumBytes(picked), flow: b.flow, charge }
+      b.stream.write(delivery)
+    }
+  }
+
+  #sample (frames: readonly Frame[], slice: number): Frame[] {
+    const out: Frame[] = []
+    for (const f of frames) if (this.#random() < slice) out.push(f)
+    return out
+  }
+}
+
+function sumBytes (frames: readonly Frame[]): number {
+  let n = 0
+  for (const f of frames) n += f.raw.length
+  return n
+}

@@ -1,0 +1,37 @@
+// The unit a bucket hands a stream: one bucket's frames from one flush, the flow they are
+// accounted to, and the memory they hold.
+import type { MemoryBudget } from '../memory-budget.ts'
+import type { Frame } from '../protocol/frame.ts'
+import type { FlowStats } from '../stats.ts'
+
+/**
+ * Memory held by one flushed batch, shared by every stream the batch fans out to; the bytes
+ * go back to the budget when the last stream is done with them, however it ended
+ * (delivered, backed up, dropped).
+ */
+export class Charge {
+  readonly #budget: MemoryBudget
+  readonly bytes: number
+  #refs: number
+
+  constructor (budget: MemoryBudget, bytes: number, refs: number) {
+    this.#budget = budget
+    this.bytes = bytes
+    this.#refs = refs
+    if (refs === 0) budget.release(bytes)
+  }
+
+  done (): void {
+    if (this.#refs <= 0) throw new Error('charge released twice')
+    if (--this.#refs === 0) this.#budget.release(this.bytes)
+  }
+}
+
+export interface Delivery {
+  readonly bucket: string
+  readonly frames: readonly Frame[]
+  /** Wire bytes of `frames`. */
+  readonly bytes: number
+  readonly flow: FlowStats
+  readonly charge: Charge
+}

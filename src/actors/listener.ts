@@ -1,0 +1,105 @@
+// The listener (SPEC §3) owns the socket file: it refuses to start while another live
+// process serves it, replaces a stale file left by a crash, applies SOCKET_MODE, accepts
+// connections (one session each) and removes the file when it stops.
+import { chmod, lstat, unlink } from 'node:fs/promises'
+import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import { ErrorCodes, KahetsError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { Stats } from '../stats.ts'
+import { Actor, type ActorRef, type Directive, type Supervisor } from './actor.ts'
+import { Session, type Router } from './session.ts'
+
+export interface ListenerOptions {
+  socketPath: string
+  socketMode: number
+  maxFrameBytes: number
+  router: Router
+  stats: Stats
+  log: Logger
+}
+
+type ListenerMsg = { readonly type: 'connection', readonly socket: Socket }
+
+/** Is a live process accepting on this socket file? */
+function answers (path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createConnection(path)
+    probe.once('connect', () => { probe.destroy(); resolve(true) })
+    probe.once('error', () => { resolve(false) })
+  })
+}
+
+export class Listener extends Actor<ListenerMsg> implements Supervisor {
+  readonly #opts: ListenerOptions
+  readonly #log: Logger
+  readonly #sessions = new Set<Session>()
+  #server: Server | null = null
+  #nextId = 1
+
+  constructor (opts: ListenerOptions) {
+    super('listener', null)
+    this.#opts = opts
+    this.#log = opts.log
+  }
+
+  get sessions (): number { return this.#sessions.size }
+
+  async start (): Promise<void> {
+    const path = this.#opts.socketPath
+    const existing = await lstat(path).catch(() => null)
+    if (existing !== null) {
+      if (!existing.isSocket()) throw new KahetsError(ErrorCodes.SOCKET_IN_USE, `${path} exists and is not a socket; refusing to replace it`)
+      if (await answers(path)) throw new KahetsError(ErrorCodes.SOCKET_IN_USE, `another process is serving ${path}; refusing to start a second instance`)
+      this.#log.warn({ socket: path }, 'removing stale socket file left by a previous run')
+      await unlink(path)
+    }
+    const server = createServer({ allowHalfOpen: false }, (socket) => {
+      if (this.state === 'running') this.tell({ type: 'connection', socket })
+      else socket.destroy()
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(path, () => { server.off('error', reject); resolve() })
+    })
+    server.on('error', (err) => { this.#log.error({ err }, 'listener error') })
+    this.#server = server
+    await chmod(path, this.#opts.socketMode)
+    this.#log.info({ socket: path, mode: this.#opts.socketMode.toString(8) }, 'listening')
+  }
+
+  childFailed (child: ActorRef, error: unknown): Directive {
+    this.#log.error({ err: error, actor: child.name }, 'session failed; closing it')
+    return 'stop'
+  }
+
+  protected override receive (msg: ListenerMsg): void {
+    const id = this.#nextId++
+    const { stats } = this.#opts
+    stats.connections++
+    stats.connectionsTotal++
+    const session = new Session({
+      id,
+      socket: msg.socket,
+      router: this.#opts.router,
+      stats,
+      maxFrameBytes: this.#opts.maxFrameBytes,
+      log: this.#log,
+      supervisor: this,
+    })
+    this.#sessions.add(session)
+    void session.stopped.then(() => {
+      this.#sessions.delete(session)
+      stats.connections--
+    })
+  }
+
+  /** Stop accepting, read what connected clients already sent, close them, remove the file. */
+  protected override async onStop (): Promise<void> {
+    const server = this.#server
+    this.#server = null
+    const closed = server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
+    await Promise.all([...this.#sessions].map((s) => s.drain()))
+    await closed
+    await unlink(this.#opts.socketPath).catch(() => {})
+  }
+}

@@ -1,0 +1,163 @@
+// One client session per connection (SPEC §3): decodes the byte stream and hands each
+// decoded chunk's frames to their buckets, one mailbox message per bucket per chunk.
+import type { Socket } from 'node:net'
+import type { Logger } from '../log.ts'
+import { RateLimitedLog } from '../log.ts'
+import { ProtocolError } from '../errors.ts'
+import { FrameDecoder, type InvalidReason } from '../protocol/decoder.ts'
+import type { Frame } from '../protocol/frame.ts'
+import type { Stats } from '../stats.ts'
+import { Actor, type Supervisor } from './actor.ts'
+
+export interface Router {
+  deliver (bucket: string, frames: readonly Frame[], bytes: number): void
+}
+
+export type SessionMsg =
+  | { readonly type: 'chunk', readonly chunk: Buffer }
+  | { readonly type: 'closed' }
+
+export type SessionSignal = { readonly kind: 'drain' }
+
+export interface SessionOptions {
+  id: number
+  socket: Socket
+  router: Router
+  stats: Stats
+  maxFrameBytes: number
+  log: Logger
+  supervisor: Supervisor
+}
+
+const warnings = new RateLimitedLog()
+// At shutdown a session keeps reading until its client has been quiet this long: what the
+// client already sent is then in (SPEC §4, shutdown reads what clients already sent).
+const DRAIN_QUIET_MS = 50
+
+export class Session extends Actor<SessionMsg, SessionSignal> {
+  readonly id: number
+  readonly #socket: Socket
+  readonly #router: Router
+  readonly #stats: Stats
+  readonly #log: Logger
+  readonly #decoder: FrameDecoder
+  #lastData = Date.now()
+  #closed = false
+  #quietTimer: NodeJS.Timeout | null = null
+
+  constructor (opts: SessionOptions) {
+    super(`session:${opts.id}`, opts.supervisor)
+    this.id = opts.id
+    this.#socket = opts.socket
+    this.#router = opts.router
+    this.#stats = opts.stats
+    this.#log = opts.log
+    this.#decoder = new FrameDecoder({
+      frames: (batch) => { this.#route(batch) },
+      invalid: (reason, bytes) => { this.#invalid(reason, bytes) },
+    }, { maxFrameBytes: opts.maxFrameBytes })
+    this.#socket.on('data', (chunk: Buffer) => {
+      this.#lastData = Date.now()
+      if (this.state !== 'stopped') this.tell({ type: 'chunk', chunk })
+    })
+    // 'close' follows 'end' and 'error' alike; errors (ECONNRESET) only end the session.
+    this.#socket.on('error', (err) => { this.#log.debug({ err, session: this.id }, 'client socket error') })
+    this.#socket.on('close', () => { if (this.state !== 'stopped') this.tell({ type: 'closed' }) })
+  }
+
+  protected override receive (msg: SessionMsg): void {
+    switch (msg.type) {
+      case 'chunk':
+        if (this.#closed) return
+        try {
+          this.#decoder.push(msg.chunk)
+        } catch (err) {
+          if (!(err instanceof ProtocolError)) throw err
+          this.#stats.oversizedFrames++
+          warnings.warn(this.#log, 'oversized', { session: this.id, err: err.message }, 'oversized frame: closing the connection')
+          this.#closed = true
+          this.#socket.destroy()
+        }
+        return
+      case 'closed':
+        this.#end()
+        void this.stop()
+        return
+      default: {
+        const never: never = msg
+        throw new Error(`unknown message ${JSON.stringify(never)}`)
+      }
+    }
+  }
+
+  protected override receiveSystem (msg: SessionSignal): void {
+    switch (msg.kind) {
+      case 'drain':
+        this.#waitQuiet()
+        return
+      default: {
+        const never: never = msg.kind
+        throw new Error(`unknown signal ${String(never)}`)
+      }
+    }
+  }
+
+  protected override onStop (): void {
+    if (this.#quietTimer !== null) clearTimeout(this.#quietTimer)
+    this.#end()
+    this.#socket.destroy()
+  }
+
+  /** Shutdown: read until the client is quiet, then close; resolves when the session stopped. */
+  drain (): Promise<void> {
+    this.signal({ kind: 'drain' })
+    return this.stopped
+  }
+
+  #waitQuiet (): void {
+    const quietFor = Date.now() - this.#lastData
+    if (quietFor >= DRAIN_QUIET_MS || this.#socket.destroyed) {
+      void this.stop()
+      return
+    }
+    this.#quietTimer = setTimeout(() => { this.#quietTimer = null; this.signal({ kind: 'drain' }) }, DRAIN_QUIET_MS - quietFor)
+  }
+
+  #end (): void {
+    if (this.#closed && this.#decoder.pendingBytes === 0) return
+    this.#closed = true
+    const lost = this.#decoder.end()
+    if (lost > 0) {
+      this.#stats.truncatedFrames++
+      warnings.warn(this.#log, 'truncated', { session: this.id, bytes: lost }, 'connection ended mid-frame: partial frame discarded')
+    }
+  }
+
+  #route (batch: Frame[]): void {
+    // Usually a chunk carries one bucket; split only when it does not.
+    const first = batch[0]!.bucket
+    let bytes = 0
+    let mixed = false
+    for (const f of batch) {
+      bytes += f.raw.length
+      if (f.bucket !== first) mixed = true
+    }
+    if (!mixed) {
+      this.#router.deliver(first, batch, bytes)
+      return
+    }
+    const groups = new Map<string, { frames: Frame[], bytes: number }>()
+    for (const f of batch) {
+      let g = groups.get(f.bucket)
+      if (g === undefined) groups.set(f.bucket, g = { frames: [], bytes: 0 })
+      g.frames.push(f)
+      g.bytes += f.raw.length
+    }
+    for (const [bucket, g] of groups) this.#router.deliver(bucket, g.frames, g.bytes)
+  }
+
+  #invalid (reason: InvalidReason, bytes: number): void {
+    this.#stats.invalid(reason)
+    warnings.warn(this.#log, `invalid:${reason}`, { session: this.id, reason, bytes }, 'invalid frame skipped')
+  }
+}

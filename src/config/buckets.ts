@@ -1,0 +1,296 @@
+// The buckets file (SPEC §2): validated once, at the edge, against config/buckets.schema.json,
+// then checked for what a schema cannot say (references between streams and buckets,
+// templates that would escape their folder, setting values). The result is typed and frozen;
+// nothing deeper in the runtime checks configuration again.
+import { readFileSync } from 'node:fs'
+import { Ajv, type ErrorObject } from 'ajv'
+import { type ConfigProblem, ConfigError } from '../errors.ts'
+import { checkFileNameTemplate } from '../streams/rotating-file.ts'
+import { parseInteger, parseSize } from './sizes.ts'
+import { LIBRDKAFKA_PROPERTIES } from './librdkafka-properties.ts'
+
+const SCHEMA_URL = new URL('../../config/buckets.schema.json', import.meta.url)
+
+export type Compression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd'
+
+export interface FileSettings {
+  readonly path: string
+  readonly maxFiles: number
+  readonly sizeRotate: number
+  readonly fileNameTemplate: string
+  readonly fsync: boolean
+}
+
+export interface KafkaSettings {
+  readonly brokers: readonly string[]
+  readonly acks: -1 | 0 | 1
+  readonly compression: Compression
+  readonly batchNumMessages: number
+  readonly queueMaxMessages: number
+  readonly lingerMs: number
+  readonly messageMaxBytes: number
+  readonly maxInFlight: number
+  readonly requestTimeoutMs: number
+  readonly clientId: string
+  readonly ssl: null | { readonly caLocation: string | null }
+  readonly sasl: null | { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512', readonly username: string, readonly password: string }
+  readonly probeIntervalMs: number
+  readonly replayBytesPerSec: number
+}
+
+interface StreamBase {
+  readonly id: string
+  readonly slice: number
+  readonly backup: StreamConfig | null
+}
+export type StreamConfig =
+  | (StreamBase & { readonly type: 'file', readonly settings: FileSettings })
+  | (StreamBase & { readonly type: 'kafka', readonly settings: KafkaSettings })
+
+export interface BucketConfig {
+  readonly id: string
+  readonly streams: readonly string[]
+  readonly batch: number
+  readonly batchTimeout: number
+}
+
+export interface BucketsConfig {
+  readonly streams: ReadonlyMap<string, StreamConfig>
+  readonly buckets: ReadonlyMap<string, BucketConfig>
+  readonly defaultBucket: BucketConfig | null
+  /** Things that are not errors but must not pass silently (unused librdkafka settings). */
+  readonly warnings: readonly string[]
+}
+
+export const BUCKET_DEFAULTS = { batch: 1000, batchTimeout: 1000 }
+export const FILE_DEFAULTS = { maxFiles: 0, sizeRotate: 100 * 1024 * 1024, fileNameTemplate: '{bucket}{PS}{ts}-{rand}.frames' }
+export const KAFKA_DEFAULTS = {
+  acks: -1 as const,
+  compression: 'none' as const,
+  batchNumMessages: 10000,
+  queueMaxMessages: 100000,
+  lingerMs: 5,
+  messageMaxBytes: 1000000,
+  maxInFlight: 5,
+  requestTimeoutMs: 5000,
+  clientId: 'kahets',
+  probeIntervalMs: 10000,
+  replayBytesPerSec: 32 * 1024 * 1024,
+}
+
+// Settings kahets reads; any other name librdkafka knows is warned about, any other name
+// at all is an error.
+const KAFKA_USED = new Set([
+  'bootstrap.servers', 'metadata.broker.list', 'acks', 'request.required.acks', 'compression.codec',
+  'compression.type', 'batch.num.messages', 'queue.buffering.max.messages', 'queue.buffering.max.ms',
+  'linger.ms', 'message.max.bytes', 'max.in.flight.requests.per.connection', 'max.in.flight',
+  'request.timeout.ms', 'client.id', 'security.protocol', 'sasl.mechanisms', 'sasl.mechanism',
+  'sasl.username', 'sasl.password', 'ssl.ca.location', 'kahets.probe.interval.ms',
+  'kahets.replay.max.bytes.per.sec',
+])
+
+let validateSchema: ReturnType<Ajv['compile']> | null = null
+function schemaValidator (): ReturnType<Ajv['compile']> {
+  if (validateSchema === null) {
+    const ajv = new Ajv({ allErrors: true, strict: false })
+    validateSchema = ajv.compile(JSON.parse(readFileSync(SCHEMA_URL, 'utf8')))
+  }
+  return validateSchema
+}
+
+/** "$.buckets[0].batch" from ajv's "/buckets/0/batch". */
+export function jsonPath (pointer: string): string {
+  if (pointer === '') return '$'
+  return '$' + pointer.split('/').slice(1).map((seg) => {
+    const s = seg.replace(/~1/g, '/').replace(/~0/g, '~')
+    return /^\d+$/.test(s) ? `[${s}]` : /^[A-Za-z_$][\w$]*$/.test(s) ? `.${s}` : `[${JSON.stringify(s)}]`
+  }).join('')
+}
+
+function describe (e: ErrorObject): string {
+  switch (e.keyword) {
+    case 'required': return `missing required property "${String(e.params.missingProperty)}"`
+    case 'additionalProperties': return `unknown property "${String(e.params.additionalProperty)}"`
+    case 'enum': return `must be one of ${JSON.stringify(e.params.allowedValues)}`
+    default: return e.message ?? e.keyword
+  }
+}
+
+function schemaProblems (errors: ErrorObject[]): ConfigProblem[] {
+  // oneOf/if failures repeat what their branches said; keep the specific messages.
+  const useful = errors.filter((e) => e.keyword !== 'if' && e.keyword !== 'oneOf')
+  const seen = new Set<string>()
+  const problems: ConfigProblem[] = []
+  for (const e of useful.length > 0 ? useful : errors) {
+    const p = { path: jsonPath(e.instancePath), message: describe(e) }
+    const k = `${p.path}\0${p.message}`
+    if (!seen.has(k)) {
+      seen.add(k)
+      problems.push(p)
+    }
+  }
+  // A value that matches no branch of a oneOf yields one message per branch; collapse those
+  // so each path reads as one complaint.
+  const byPath = new Map<string, string[]>()
+  for (const p of problems) byPath.set(p.path, [...(byPath.get(p.path) ?? []), p.message])
+  return [...byPath].map(([path, messages]) => ({ path, message: messages.join('; ') }))
+}
+
+type Json = Record<string, unknown>
+
+function str (v: unknown): string {
+  return typeof v === 'string' ? v : String(v)
+}
+
+function fileSettings (raw: Json, at: string, problems: ConfigProblem[]): FileSettings {
+  const path = str(raw.path)
+  const maxFiles = raw.maxFiles === undefined ? FILE_DEFAULTS.maxFiles : parseInteger(raw.maxFiles as string, 0)
+  const sizeRotate = raw.sizeRotate === undefined ? FILE_DEFAULTS.sizeRotate : parseSize(raw.sizeRotate as string)
+  const fileNameTemplate = raw.fileNameTemplate === undefined ? FILE_DEFAULTS.fileNameTemplate : str(raw.fileNameTemplate)
+  if (maxFiles === null) problems.push({ path: `${at}.maxFiles`, message: `not a whole number ≥ 0: ${JSON.stringify(raw.maxFiles)}` })
+  if (sizeRotate === null || sizeRotate < 1) problems.push({ path: `${at}.sizeRotate`, message: `not a size: ${JSON.stringify(raw.sizeRotate)}` })
+  const templateProblem = checkFileNameTemplate(path, fileNameTemplate)
+  if (templateProblem !== null) problems.push({ path: `${at}.fileNameTemplate`, message: templateProblem })
+  const fsync = raw.fsync === undefined ? true : raw.fsync === true || raw.fsync === 'true'
+  return { path, maxFiles: maxFiles ?? 0, sizeRotate: sizeRotate ?? 1, fileNameTemplate, fsync }
+}
+
+function kafkaSettings (raw: Json, at: string, problems: ConfigProblem[], warnings: string[]): KafkaSettings {
+  const unused: string[] = []
+  for (const key of Object.keys(raw)) {
+    if (KAFKA_USED.has(key)) continue
+    if (LIBRDKAFKA_PROPERTIES.has(key)) unused.push(key)
+    else problems.push({ path: `${at}[${JSON.stringify(key)}]`, message: `unknown Kafka setting "${key}" (neither kahets nor librdkafka knows it)` })
+  }
+  if (unused.length > 0) warnings.push(`${at}: librdkafka settings kahets does not use, ignored: ${unused.join(', ')}`)
+
+  const pick = (...names: string[]): unknown => names.map((n) => raw[n]).find((v) => v !== undefined)
+  const int = (names: string[], min: number, fallback: number): number => {
+    const v = pick(...names)
+    if (v === undefined) return fallback
+    const n = parseInteger(v as string, min)
+    if (n === null) problems.push({ path: `${at}["${names[0]}"]`, message: `not a whole number ≥ ${min}: ${JSON.stringify(v)}` })
+    return n ?? fallback
+  }
+  const brokers = str(pick('bootstrap.servers', 'metadata.broker.list')).split(',').map((s) => s.trim()).filter((s) => s !== '')
+  for (const b of brokers) {
+    if (!/^[^\s:]+:\d{1,5}$/.test(b.replace(/^[a-z]+:\/\//i, ''))) problems.push({ path: `${at}["bootstrap.servers"]`, message: `not host:port: "${b}"` })
+  }
+  const acksRaw = str(pick('acks', 'request.required.acks') ?? 'all')
+  const acks = acksRaw === 'all' || acksRaw === '-1' ? -1 : acksRaw === '0' ? 0 : 1
+  const compression = str(pick('compression.codec', 'compression.type') ?? 'none') as Compression
+  const lingerRaw = pick('queue.buffering.max.ms', 'linger.ms')
+  const lingerMs = lingerRaw === undefined ? KAFKA_DEFAULTS.lingerMs : Number(lingerRaw)
+  if (!Number.isFinite(lingerMs) || lingerMs < 0) problems.push({ path: `${at}["queue.buffering.max.ms"]`, message: `not a number of ms ≥ 0: ${JSON.stringify(lingerRaw)}` })
+
+  const protocol = str(pick('security.protocol') ?? 'plaintext').toLowerCase()
+  const ssl = protocol === 'ssl' || protocol === 'sasl_ssl' ? { caLocation: raw['ssl.ca.location'] === undefined ? null : str(raw['ssl.ca.location']) } : null
+  let sasl: KafkaSettings['sasl'] = null
+  if (protocol.startsWith('sasl')) {
+    const mechanism = str(pick('sasl.mechanisms', 'sasl.mechanism') ?? 'PLAIN').toLowerCase() as 'plain'
+    const username = pick('sasl.username')
+    const password = pick('sasl.password')
+    if (username === undefined || password === undefined) problems.push({ path: at, message: `security.protocol ${protocol} needs sasl.username and sasl.password` })
+    sasl = { mechanism, username: str(username ?? ''), password: str(password ?? '') }
+  }
+  const replay = pick('kahets.replay.max.bytes.per.sec')
+  const replayBytesPerSec = replay === undefined ? KAFKA_DEFAULTS.replayBytesPerSec : parseSize(replay as string) ?? KAFKA_DEFAULTS.replayBytesPerSec
+
+  return {
+    brokers,
+    acks,
+    compression,
+    batchNumMessages: int(['batch.num.messages'], 1, KAFKA_DEFAULTS.batchNumMessages),
+    queueMaxMessages: int(['queue.buffering.max.messages'], 1, KAFKA_DEFAULTS.queueMaxMessages),
+    lingerMs: Number.isFinite(lingerMs) && lingerMs >= 0 ? lingerMs : KAFKA_DEFAULTS.lingerMs,
+    messageMaxBytes: int(['message.max.bytes'], 1000, KAFKA_DEFAULTS.messageMaxBytes),
+    maxInFlight: int(['max.in.flight.requests.per.connection', 'max.in.flight'], 1, KAFKA_DEFAULTS.maxInFlight),
+    requestTimeoutMs: int(['request.timeout.ms'], 100, KAFKA_DEFAULTS.requestTimeoutMs),
+    clientId: str(pick('client.id') ?? KAFKA_DEFAULTS.clientId),
+    ssl,
+    sasl,
+    probeIntervalMs: int(['kahets.probe.interval.ms'], 100, KAFKA_DEFAULTS.probeIntervalMs),
+    replayBytesPerSec,
+  }
+}
+
+function slice (v: unknown): number {
+  return v === undefined ? 1 : Number(v)
+}
+
+function stream (id: string, raw: Json, at: string, problems: ConfigProblem[], warnings: string[], isBackup: boolean): StreamConfig {
+  const settingsRaw = (raw.settings ?? {}) as Json
+  const backup = raw.backup === undefined ? null : stream(`${id}.backup`, raw.backup as Json, `${at}.backup`, problems, warnings, true)
+  const base = { id, slice: isBackup ? 1 : slice(raw.slice), backup }
+  if (raw.type === 'file') return { ...base, type: 'file', settings: fileSettings(settingsRaw, `${at}.settings`, problems) }
+  return { ...base, type: 'kafka', settings: kafkaSettings(settingsRaw, `${at}.settings`, problems, warnings) }
+}
+
+function bucket (raw: Json, id: string): BucketConfig {
+  return {
+    id,
+    streams: (raw.streams as string[]).slice(),
+    batch: raw.batch === undefined ? BUCKET_DEFAULTS.batch : Number(raw.batch),
+    batchTimeout: raw.batchTimeout === undefined ? BUCKET_DEFAULTS.batchTimeout : Number(raw.batchTimeout),
+  }
+}
+
+function deepFreeze<T> (o: T): T {
+  if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o)
+    if (o instanceof Map) for (const v of o.values()) deepFreeze(v)
+    else for (const v of Object.values(o)) deepFreeze(v)
+  }
+  return o
+}
+
+/** Validates parsed JSON. Throws ConfigError listing every problem with its JSON path. */
+export function parseBucketsConfig (doc: unknown): BucketsConfig {
+  const validate = schemaValidator()
+  if (!validate(doc)) throw new ConfigError(schemaProblems(validate.errors ?? []))
+  const root = doc as Json
+  const problems: ConfigProblem[] = []
+  const warnings: string[] = []
+
+  const streams = new Map<string, StreamConfig>()
+  for (const [id, raw] of Object.entries(root.streamsConfigs as Record<string, Json>)) {
+    streams.set(id, stream(id, raw, `$.streamsConfigs${jsonPath('/' + id).slice(1)}`, problems, warnings, false))
+  }
+  const checkRefs = (b: Json, at: string): void => {
+    (b.streams as string[]).forEach((s, i) => {
+      if (!streams.has(s)) problems.push({ path: `${at}.streams[${i}]`, message: `stream "${s}" is not defined in streamsConfigs` })
+    })
+  }
+  const buckets = new Map<string, BucketConfig>()
+  ;(root.buckets as Json[]).forEach((b, i) => {
+    const id = str(b.id)
+    if (buckets.has(id)) problems.push({ path: `$.buckets[${i}].id`, message: `bucket "${id}" is defined twice` })
+    checkRefs(b, `$.buckets[${i}]`)
+    buckets.set(id, bucket(b, id))
+  })
+  let defaultBucket: BucketConfig | null = null
+  if (root.defaultBucket !== undefined) {
+    const d = root.defaultBucket as Json
+    checkRefs(d, '$.defaultBucket')
+    defaultBucket = bucket(d, str(d.id ?? 'default'))
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return deepFreeze({ streams, buckets, defaultBucket, warnings })
+}
+
+/** Reads and validates a buckets file; unreadable or non-JSON files are config errors too. */
+export function loadBucketsFile (file: string): BucketsConfig {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError([{ path: file, message: `cannot read buckets file: ${(err as Error).message}` }])
+  }
+  let doc: unknown
+  try {
+    doc = JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError([{ path: file, message: `not valid JSON: ${(err as Error).message}` }])
+  }
+  return parseBucketsConfig(doc)
+}

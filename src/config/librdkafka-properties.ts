@@ -1,0 +1,38 @@
+// Property names librdkafka knows (its CONFIGURATION.md, producer and global scope).
+// A kahego user may carry any of them over; kahets names the ones it does not use in one
+// start-up warning instead of rejecting the file (SPEC §2). A name on neither list is a typo
+// and is rejected.
+export const LIBRDKAFKA_PROPERTIES: ReadonlySet<string> = new Set([
+  'builtin.features', 'client.id', 'metadata.broker.list', 'bootstrap.servers', 'message.max.bytes',
+  'message.copy.max.bytes', 'receive.message.max.bytes', 'max.in.flight.requests.per.connection',
+  'max.in.flight', 'topic.metadata.refresh.interval.ms', 'metadata.max.age.ms',
+  'topic.metadata.refresh.fast.interval.ms', 'topic.metadata.refresh.fast.cnt', 'topic.metadata.refresh.sparse',
+  'topic.metadata.propagation.max.ms', 'topic.blacklist', 'debug', 'socket.timeout.ms', 'socket.blocking.max.ms',
+  'socket.send.buffer.bytes', 'socket.receive.buffer.bytes', 'socket.keepalive.enable', 'socket.nagle.disable',
+  'socket.max.fails', 'broker.address.ttl', 'broker.address.family', 'socket.connection.setup.timeout.ms',
+  'connections.max.idle.ms', 'reconnect.backoff.jitter.ms', 'reconnect.backoff.ms', 'reconnect.backoff.max.ms',
+  'statistics.interval.ms', 'enabled_events', 'error_cb', 'throttle_cb', 'stats_cb', 'log_cb', 'log_level',
+  'log.queue', 'log.thread.name', 'enable.random.seed', 'log.connection.close', 'background_event_cb',
+  'socket_cb', 'connect_cb', 'closesocket_cb', 'open_cb', 'resolve_cb', 'opaque', 'default_topic_conf',
+  'internal.termination.signal', 'api.version.request', 'api.version.request.timeout.ms',
+  'api.version.fallback.ms', 'broker.version.fallback', 'allow.auto.create.topics', 'security.protocol',
+  'ssl.cipher.suites', 'ssl.curves.list', 'ssl.sigalgs.list', 'ssl.key.location', 'ssl.key.password',
+  'ssl.key.pem', 'ssl_key', 'ssl.certificate.location', 'ssl.certificate.pem', 'ssl_certificate',
+  'ssl.ca.location', 'ssl.ca.pem', 'ssl_ca', 'ssl.ca.certificate.stores', 'ssl.crl.location',
+  'ssl.keystore.location', 'ssl.keystore.password', 'ssl.providers', 'ssl.engine.location', 'ssl.engine.id',
+  'ssl_engine_callback_data', 'enable.ssl.certificate.verification', 'ssl.endpoint.identification.algorithm',
+  'ssl.certificate.verify_cb', 'sasl.mechanisms', 'sasl.mechanism', 'sasl.kerberos.service.name',
+  'sasl.kerberos.principal', 'sasl.kerberos.kinit.cmd', 'sasl.kerberos.keytab', 'sasl.kerberos.min.time.before.relogin',
+  'sasl.username', 'sasl.password', 'sasl.oauthbearer.config', 'enable.sasl.oauthbearer.unsecure.jwt',
+  'oauthbearer_token_refresh_cb', 'sasl.oauthbearer.method', 'sasl.oauthbearer.client.id',
+  'sasl.oauthbearer.client.secret', 'sasl.oauthbearer.scope', 'sasl.oauthbearer.extensions',
+  'sasl.oauthbearer.token.endpoint.url', 'plugin.library.paths', 'interceptors', 'client.rack',
+  'client.dns.lookup', 'transactional.id', 'transaction.timeout.ms', 'enable.idempotence',
+  'enable.gapless.guarantee', 'queue.buffering.max.messages', 'queue.buffering.max.kbytes',
+  'queue.buffering.max.ms', 'linger.ms', 'message.send.max.retries', 'retries', 'retry.backoff.ms',
+  'retry.backoff.max.ms', 'queue.buffering.backpressure.threshold', 'compression.codec', 'compression.type',
+  'batch.num.messages', 'batch.size', 'delivery.report.only.error', 'dr_cb', 'dr_msg_cb',
+  'sticky.partitioning.linger.ms', 'client.dns.lookup', 'request.required.acks', 'acks',
+  'request.timeout.ms', 'message.timeout.ms', 'delivery.timeout.ms', 'queuing.strategy',
+  'produce.offset.report', 'partitioner', 'partitioner_cb', 'msg_order_cmp', 'compression.level',
+])

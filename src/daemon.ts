@@ -1,0 +1,68 @@
+// Wires the actors together: listener → sessions → bucket manager → buckets → streams.
+// Stopping runs the same chain in order so that every accepted frame is flushed.
+import type { BucketsConfig } from './config/buckets.ts'
+import type { EnvConfig } from './config/env.ts'
+import type { Logger } from './log.ts'
+import { BucketManager } from './actors/bucket-manager.ts'
+import { Listener } from './actors/listener.ts'
+import { MemoryBudget } from './memory-budget.ts'
+import { Stats } from './stats.ts'
+import { createStream as defaultCreateStream, type StreamFactory } from './streams/create-stream.ts'
+
+export interface Daemon {
+  readonly stats: Stats
+  readonly budget: MemoryBudget
+  readonly manager: BucketManager
+  readonly listener: Listener
+  /** Clean shutdown (SPEC §4). Safe to call more than once. */
+  stop (): Promise<void>
+}
+
+export interface DaemonOptions {
+  env: EnvConfig
+  buckets: BucketsConfig
+  log: Logger
+  createStream?: StreamFactory
+}
+
+export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
+  const { env, buckets, log } = opts
+  for (const w of buckets.warnings) log.warn(w)
+  const stats = new Stats()
+  const budget = new MemoryBudget(env.maxMemory)
+  const manager = new BucketManager({
+    config: buckets,
+    stats,
+    budget,
+    log,
+    createStream: opts.createStream ?? defaultCreateStream,
+    shutdownTimeoutMs: env.shutdownTimeoutMs,
+  })
+  const listener = new Listener({
+    socketPath: env.socket,
+    socketMode: env.socketMode,
+    maxFrameBytes: env.maxFrameBytes,
+    router: manager,
+    stats,
+    log,
+  })
+  try {
+    await listener.start()
+  } catch (err) {
+    await manager.stop()
+    throw err
+  }
+
+  let stopping: Promise<void> | null = null
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      log.info('stopping: no new connections; reading what clients already sent')
+      await listener.stop()
+      log.info('flushing buckets and streams')
+      await manager.stop()
+      log.info({ peakBufferedBytes: budget.peak }, 'stopped')
+    })()
+    return stopping
+  }
+  return { stats, budget, manager, listener, stop }
+}

@@ -1,0 +1,63 @@
+// Loss accounting (SPEC §4, §5). For every (bucket, stream) flow, always:
+//   received = delivered + sampledOut + backedUp + dropped (all reasons) + inFlight
+// `received` counts per bucket; each stream of the bucket accounts for every received frame
+// once, so the identity holds per flow. Plain numbers on the hot path; the metrics endpoint
+// reads them.
+export type DropReason = 'unknown_bucket' | 'max_memory' | 'stream_failed' | 'message_too_large' | 'topic_rejected' | 'shutdown'
+
+export class FlowStats {
+  delivered = 0
+  sampledOut = 0
+  backedUp = 0
+  replayed = 0
+  readonly dropped = new Map<DropReason, number>()
+
+  drop (reason: DropReason, n: number): void {
+    this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + n)
+  }
+
+  get droppedTotal (): number {
+    let t = 0
+    for (const n of this.dropped.values()) t += n
+    return t
+  }
+}
+
+export class BucketStats {
+  received = 0
+  receivedBytes = 0
+  readonly flows = new Map<string, FlowStats>()
+
+  flow (stream: string): FlowStats {
+    let f = this.flows.get(stream)
+    if (f === undefined) {
+      f = new FlowStats()
+      this.flows.set(stream, f)
+    }
+    return f
+  }
+}
+
+export class Stats {
+  readonly buckets = new Map<string, BucketStats>()
+  readonly invalidFrames = new Map<string, number>()
+  truncatedFrames = 0
+  oversizedFrames = 0
+  connectionsTotal = 0
+  connections = 0
+  /** Frames of buckets nobody serves (no bucket, no defaultBucket). */
+  unknownBucketFrames = 0
+
+  bucket (name: string): BucketStats {
+    let b = this.buckets.get(name)
+    if (b === undefined) {
+      b = new BucketStats()
+      this.buckets.set(name, b)
+    }
+    return b
+  }
+
+  invalid (reason: string): void {
+    this.invalidFrames.set(reason, (this.invalidFrames.get(reason) ?? 0) + 1)
+  }
+}

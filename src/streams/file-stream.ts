@@ -1,0 +1,58 @@
+// The `file` stream (SPEC §2): each bucket appends its frames, in the wire format, to its own
+// rotating file under `settings.path`. Also the usual backup of a Kafka stream.
+import { access, mkdir, constants } from 'node:fs/promises'
+import { hostname } from 'node:os'
+import type { FileSettings } from '../config/buckets.ts'
+import type { Frame } from '../protocol/frame.ts'
+import { RotatingFile } from './rotating-file.ts'
+import type { Stream } from './stream.ts'
+
+export class FileStream implements Stream {
+  readonly type = 'file' as const
+  readonly #settings: FileSettings
+  readonly #files = new Map<string, RotatingFile>()
+  readonly #hostname = hostname()
+
+  constructor (settings: FileSettings) {
+    this.#settings = settings
+  }
+
+  async write (bucket: string, frames: readonly Frame[]): Promise<void> {
+    let file = this.#files.get(bucket)
+    if (file === undefined) {
+      file = new RotatingFile({
+        root: this.#settings.path,
+        template: this.#settings.fileNameTemplate,
+        bucket,
+        hostname: this.#hostname,
+        sizeRotate: this.#settings.sizeRotate,
+        maxFiles: this.#settings.maxFiles,
+        fsync: this.#settings.fsync,
+      })
+      this.#files.set(bucket, file)
+    }
+    const raws = new Array<Buffer>(frames.length)
+    for (let i = 0; i < frames.length; i++) raws[i] = frames[i]!.raw
+    await file.write(raws)
+  }
+
+  async probe (): Promise<boolean> {
+    try {
+      await mkdir(this.#settings.path, { recursive: true })
+      await access(this.#settings.path, constants.W_OK)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  async reset (): Promise<void> {
+    await this.close()
+  }
+
+  async close (): Promise<void> {
+    const files = [...this.#files.values()]
+    this.#files.clear()
+    await Promise.allSettled(files.map((f) => f.close()))
+  }
+}
