@@ -28,6 +28,11 @@ export function isValidBucketBytes (buf: Uint8Array, start: number, end: number)
 }
 
 export function isValidBucketName (name: string): boolean {
-  const buf = Buffer.from(name, 'latin1')
-  return buf.length === name.length && isValidBucketBytes(buf, 0, buf.length) && Buffer.from(name, 'utf8').length === name.length
+  const len = name.length
+  if (len < 1 || len > MAX_NAME_BYTES || name === '.' || name === '..') return false
+  for (let i = 0; i < len; i++) {
+    const c = name.charCodeAt(i)
+    if (c > 255 || BUCKET_BYTE[c] !== 1) return false
+  }
+  return true
 }
