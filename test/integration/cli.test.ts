@@ -1,0 +1,117 @@
+// The kahets process as an operator meets it: the socket file, a second instance, a stale
+// file after a crash, check-config, --help and --version.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, execFile } from 'node:child_process'
+import { existsSync, lstatSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { BIN, makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const run = promisify(execFile)
+const buckets = { streamsConfigs: { f: { type: 'file', settings: { path: '{dir}/out' } } }, buckets: [{ id: 'a', streams: ['f'] }] }
+
+async function cli (args: string[], env: Record<string, string> = {}, cwd?: string): Promise<{ code: number, stdout: string, stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(BIN, args, { env: { ...process.env, ...env }, cwd })
+    return { code: 0, stdout, stderr }
+  } catch (err) {
+    const e = err as { code: number, stdout: string, stderr: string }
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
+  }
+}
+
+test('socket file: SOCKET_MODE applied, removed on exit', async () => {
+  const k = await startKahets({ buckets, env: { SOCKET_MODE: '0600' } })
+  const st = lstatSync(k.socket)
+  assert.ok(st.isSocket())
+  assert.equal(st.mode & 0o777, 0o600)
+  assert.equal(await k.stop(), 0)
+  assert.equal(existsSync(k.socket), false, 'socket file removed')
+})
+
+test('a second instance on the same socket refuses to start', async () => {
+  const first = await startKahets({ buckets })
+  const second = await startKahets({ buckets, env: { SOCKET: first.socket }, waitReady: false })
+  assert.equal(await second.exited, 1)
+  assert.match(second.output(), /another process is serving .*kahets\.sock; refusing to start a second instance/)
+  assert.ok(existsSync(first.socket), "the first instance's socket is untouched")
+  assert.equal(await first.stop(), 0)
+})
+
+test('a stale socket file left by a crash is replaced', async () => {
+  const dir = await makeTempDir()
+  const socket = join(dir, 'stale.sock')
+  // A process that listens and is killed: the file stays, nobody serves it.
+  const crashed = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(socket)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise((resolve) => crashed.stdout!.once('data', resolve))
+  crashed.kill('SIGKILL')
+  await new Promise((resolve) => crashed.once('exit', resolve))
+  assert.ok(lstatSync(socket).isSocket(), 'stale socket file present')
+  const k = await startKahets({ buckets, env: { SOCKET: socket } })
+  assert.ok(k.logs().some((l) => l.msg === 'removing stale socket file left by a previous run'))
+  assert.equal(await k.stop(), 0)
+})
+
+test('a path that is not a socket is never replaced', async () => {
+  const dir = await makeTempDir()
+  const path = join(dir, 'precious.txt')
+  await writeFile(path, 'data')
+  const k = await startKahets({ buckets, env: { SOCKET: path }, waitReady: false })
+  assert.equal(await k.exited, 1)
+  assert.match(k.output(), /exists and is not a socket/)
+  assert.ok(lstatSync(path).isFile())
+})
+
+test('check-config prints every error with its JSON path and exits 1', async () => {
+  const dir = await makeTempDir()
+  await writeFile(join(dir, 'buckets.json'), JSON.stringify({
+    streamsConfigs: { f: { type: 'file', slice: 2, settings: { path: '/tmp/x', sizeRotate: 'big' } } },
+    buckets: [{ id: 'a', streams: ['missing'] }],
+  }))
+  await writeFile(join(dir, '.env.dev.local'), 'BUCKETS_FILE=./buckets.json\nMAXMEMORY=much\n')
+  const envBad = await cli(['check-config'], {}, dir)
+  assert.equal(envBad.code, 1)
+  assert.match(envBad.stderr, /MAXMEMORY: invalid value "much"/)
+
+  await writeFile(join(dir, '.env.dev.local'), 'BUCKETS_FILE=./buckets.json\n')
+  const r = await cli(['check-config'], {}, dir)
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /\$\.streamsConfigs\.f\.slice: /)
+  assert.match(r.stderr, /\$\.streamsConfigs\.f\.settings\.sizeRotate: /)
+  // References are checked once the shape is right.
+  await writeFile(join(dir, 'buckets.json'), JSON.stringify({ streamsConfigs: { f: { type: 'file', settings: { path: '/tmp/x' } } }, buckets: [{ id: 'a', streams: ['missing'] }] }))
+  const refs = await cli(['check-config', '--env-file', join(dir, '.env.dev.local')], {}, dir)
+  assert.equal(refs.code, 1)
+  assert.match(refs.stderr, /\$\.buckets\[0\]\.streams\[0\]: stream "missing" is not defined in streamsConfigs/)
+
+  await writeFile(join(dir, 'buckets.json'), JSON.stringify({ streamsConfigs: { f: { type: 'file', settings: { path: '/tmp/x' } } }, buckets: [{ id: 'a', streams: ['f'] }] }))
+  const ok = await cli(['check-config'], {}, dir)
+  assert.equal(ok.code, 0, ok.stderr)
+  assert.match(ok.stdout, /configuration OK/)
+})
+
+test('the shipped default configuration is valid', async () => {
+  const root = join(import.meta.dirname, '../..')
+  const r = await cli(['check-config', '--env-file', 'config/.env.dev.local'], {}, root)
+  assert.equal(r.code, 0, r.stderr)
+})
+
+test('--help, --version, unknown commands', async () => {
+  const help = await cli(['--help'])
+  assert.equal(help.code, 0)
+  assert.match(help.stdout, /Usage: kahets/)
+  const version = await cli(['--version'])
+  assert.match(version.stdout, /^kahets \d+\.\d+\.\d+/)
+  const bad = await cli(['frobnicate'])
+  assert.equal(bad.code, 2)
+  assert.match(bad.stderr, /unknown command/)
+})
+
+test('a running kahets exits 0 on SIGINT too', async () => {
+  const k = await startKahets({ buckets })
+  assert.equal(await k.stop('SIGINT'), 0)
+  await waitFor(() => !existsSync(k.socket), { what: 'socket removed' })
+})

@@ -1,0 +1,137 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadBucketsFile, parseBucketsConfig } from '../../src/config/buckets.ts'
+import { loadEnv } from '../../src/config/env.ts'
+import { parseSize } from '../../src/config/sizes.ts'
+import { ConfigError } from '../../src/errors.ts'
+
+const fixture = new URL('../fixtures/kahego-buckets.json', import.meta.url).pathname
+
+function problems (fn: () => unknown): Array<{ path: string, message: string }> {
+  try {
+    fn()
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`)
+    return err.problems.map((p) => ({ ...p }))
+  }
+  assert.fail('expected a ConfigError')
+}
+
+const fileStream = { type: 'file', settings: { path: '/tmp/kahets-x' } }
+const base = () => ({ streamsConfigs: { f: structuredClone(fileStream) }, buckets: [{ id: 'a', streams: ['f'], batch: 10, batchTimeout: 100 }] })
+
+test("kahego's example buckets file loads unchanged", () => {
+  const c = loadBucketsFile(fixture)
+  assert.deepEqual([...c.streams.keys()], ['kafka_01', 'file_copy'])
+  const kafka = c.streams.get('kafka_01')!
+  assert.equal(kafka.type, 'kafka')
+  if (kafka.type !== 'kafka') return
+  assert.deepEqual(kafka.settings.brokers, ['kafka1:29092'])
+  assert.equal(kafka.settings.acks, -1)
+  assert.equal(kafka.settings.compression, 'snappy')
+  assert.equal(kafka.settings.batchNumMessages, 50000)
+  assert.equal(kafka.settings.queueMaxMessages, 500000)
+  assert.equal(kafka.settings.lingerMs, 1000)
+  assert.equal(kafka.backup?.type, 'file')
+  assert.equal(kafka.backup?.type === 'file' && kafka.backup.settings.sizeRotate, 10 * 1024 * 1024)
+  assert.deepEqual(c.buckets.get('requests'), { id: 'requests', streams: ['kafka_01', 'file_copy'], batch: 10000, batchTimeout: 30000 })
+  assert.equal(c.defaultBucket?.batch, 1000)
+  assert.deepEqual(c.warnings, [])
+  assert.ok(Object.isFrozen(c.buckets.get('requests')))
+})
+
+test('each invalid buckets case names its JSON path', () => {
+  const cases: Array<[string, (d: ReturnType<typeof base> & Record<string, unknown>) => void, string, RegExp]> = [
+    ['undefined stream', (d) => { d.buckets[0]!.streams = ['nope'] }, '$.buckets[0].streams[0]', /not defined/],
+    ['slice above 1', (d) => { (d.streamsConfigs.f as Record<string, unknown>).slice = 1.5 }, '$.streamsConfigs.f.slice', /<= 1|match/],
+    ['slice below 0', (d) => { (d.streamsConfigs.f as Record<string, unknown>).slice = -0.1 }, '$.streamsConfigs.f.slice', /.+/],
+    ['unknown stream type', (d) => { (d.streamsConfigs.f as Record<string, unknown>).type = 'redis' }, '$.streamsConfigs.f.type', /one of/],
+    ['unknown file setting', (d) => { (d.streamsConfigs.f.settings as Record<string, unknown>).colour = 'red' }, '$.streamsConfigs.f.settings', /unknown property "colour"/],
+    ['bad size', (d) => { (d.streamsConfigs.f.settings as Record<string, unknown>).sizeRotate = '10 parsecs' }, '$.streamsConfigs.f.settings.sizeRotate', /.+/],
+    ['missing path', (d) => { d.streamsConfigs.f.settings = {} as never }, '$.streamsConfigs.f.settings', /missing required property "path"/],
+    ['template escapes', (d) => { (d.streamsConfigs.f.settings as Record<string, unknown>).fileNameTemplate = '../{bucket}' }, '$.streamsConfigs.f.settings.fileNameTemplate', /.+/],
+    ['batch zero', (d) => { d.buckets[0]!.batch = 0 }, '$.buckets[0].batch', /.+/],
+    ['bucket id with slash', (d) => { d.buckets[0]!.id = 'a/b' }, '$.buckets[0].id', /pattern/],
+    ['duplicate bucket', (d) => { d.buckets.push({ ...d.buckets[0]! }) }, '$.buckets[1].id', /twice/],
+    ['unknown top-level key', (d) => { d.extra = 1 }, '$', /unknown property "extra"/],
+    ['missing buckets', (d) => { delete (d as Record<string, unknown>).buckets }, '$', /missing required property "buckets"/],
+  ]
+  for (const [name, mutate, path, message] of cases) {
+    const doc = base() as ReturnType<typeof base> & Record<string, unknown>
+    mutate(doc)
+    const found = problems(() => parseBucketsConfig(doc))
+    assert.ok(found.some((p) => p.path === path && message.test(p.message)), `${name}: expected ${path} ~ ${message}, got ${JSON.stringify(found)}`)
+  }
+})
+
+test('every problem is reported at once', () => {
+  const doc = base()
+  doc.buckets[0]!.streams = ['nope']
+  doc.buckets.push({ id: 'b', streams: ['gone'], batch: 1, batchTimeout: 1 })
+  const found = problems(() => parseBucketsConfig(doc))
+  assert.deepEqual(found.map((p) => p.path), ['$.buckets[0].streams[0]', '$.buckets[1].streams[0]'])
+})
+
+test('Kafka settings: librdkafka names kahets does not use warn; unknown names and bad values are errors', () => {
+  const kafka = (settings: Record<string, unknown>) => ({ streamsConfigs: { k: { type: 'kafka', settings: { 'bootstrap.servers': '127.0.0.1:9092', ...settings } } }, buckets: [{ id: 'a', streams: ['k'] }] })
+  const ok = parseBucketsConfig(kafka({ 'socket.keepalive.enable': 'true', 'retry.backoff.ms': '100' }))
+  assert.deepEqual(ok.warnings, ['$.streamsConfigs.k.settings: librdkafka settings kahets does not use, ignored: socket.keepalive.enable, retry.backoff.ms'])
+  assert.ok(problems(() => parseBucketsConfig(kafka({ 'bootstrap.servrs': 'x:1' }))).some((p) => /unknown Kafka setting "bootstrap.servrs"/.test(p.message)))
+  assert.ok(problems(() => parseBucketsConfig(kafka({ acks: '2' }))).some((p) => p.path === '$.streamsConfigs.k.settings.acks'))
+  assert.ok(problems(() => parseBucketsConfig(kafka({ 'compression.codec': 'brotli' }))).some((p) => p.path === '$.streamsConfigs.k.settings["compression.codec"]'))
+  assert.ok(problems(() => parseBucketsConfig(kafka({ 'batch.num.messages': 'many' }))).some((p) => p.path === '$.streamsConfigs.k.settings["batch.num.messages"]'))
+  assert.ok(problems(() => parseBucketsConfig(kafka({ 'bootstrap.servers': 'no-port' }))).some((p) => /host:port/.test(p.message)))
+  const numbers = parseBucketsConfig(kafka({ acks: 1, 'batch.num.messages': 500, 'queue.buffering.max.ms': 20 })).streams.get('k')!
+  assert.ok(numbers.type === 'kafka' && numbers.settings.acks === 1 && numbers.settings.batchNumMessages === 500 && numbers.settings.lingerMs === 20)
+})
+
+test('unreadable and non-JSON buckets files are config errors naming the file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kahets-cfg-'))
+  await writeFile(join(dir, 'bad.json'), '{ "streamsConfigs": ')
+  assert.match(problems(() => loadBucketsFile(join(dir, 'bad.json')))[0]!.message, /not valid JSON/)
+  assert.match(problems(() => loadBucketsFile(join(dir, 'missing.json')))[0]!.message, /cannot read/)
+})
+
+test('sizes: B KB MB GB, 1024-based, bare numbers', () => {
+  assert.equal(parseSize('250MB'), 250 * 1024 * 1024)
+  assert.equal(parseSize('10 kb'), 10240)
+  assert.equal(parseSize('1GB'), 1024 ** 3)
+  assert.equal(parseSize('512'), 512)
+  assert.equal(parseSize(2048), 2048)
+  assert.equal(parseSize('1.5KB'), 1536)
+  assert.equal(parseSize('ten'), null)
+  assert.equal(parseSize('-1MB'), null)
+})
+
+test('env: defaults, the env file, process env winning, and every bad value named', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kahets-env-'))
+  const d = loadEnv({ cwd: dir, env: {} })
+  assert.equal(d.envFile, null)
+  assert.equal(d.socket, '/tmp/kahets.sock')
+  assert.equal(d.socketMode, 0o660)
+  assert.equal(d.maxMemory, 250 * 1024 * 1024)
+  assert.equal(d.maxFrameBytes, 1024 * 1024)
+  assert.equal(d.logLevel, 'info')
+  assert.equal(d.metrics, null)
+  assert.equal(d.bucketsFile, join(dir, 'buckets.json'))
+
+  await writeFile(join(dir, '.env.prod.local'), 'SOCKET=/run/kahets/k.sock\nLOG_LEVEL=WARNING\nMAXMEMORY=2MB\nMETRICS=127.0.0.1:9100\n')
+  const prod = loadEnv({ cwd: dir, env: { environment: 'prod', LOG_LEVEL: 'debug' } })
+  assert.equal(prod.envFile, join(dir, '.env.prod.local'))
+  assert.equal(prod.socket, '/run/kahets/k.sock')
+  assert.equal(prod.logLevel, 'debug', 'process env wins over the file')
+  assert.equal(prod.maxMemory, 2 * 1024 * 1024)
+  assert.deepEqual(prod.metrics, { host: '127.0.0.1', port: 9100 })
+  assert.deepEqual(loadEnv({ cwd: dir, env: { METRICS: 'unix:/tmp/m.sock' } }).metrics, { path: '/tmp/m.sock' })
+  for (const [name, level] of [['TRACE', 'trace'], ['Debug', 'debug'], ['ERROR', 'error'], ['FATAL', 'fatal'], ['PANIC', 'fatal']] as const) {
+    assert.equal(loadEnv({ cwd: dir, env: { LOG_LEVEL: name } }).logLevel, level)
+  }
+
+  const bad = problems(() => loadEnv({ cwd: dir, env: { SOCKET_MODE: 'rw', MAXMEMORY: 'lots', LOG_LEVEL: 'LOUD', MAX_FRAME_BYTES: '1TB', METRICS: 'nowhere', MAXCPUS: '0' } }))
+  assert.deepEqual(bad.map((p) => p.path).sort(), ['LOG_LEVEL', 'MAXCPUS', 'MAXMEMORY', 'MAX_FRAME_BYTES', 'METRICS', 'SOCKET_MODE'])
+  assert.ok(bad.every((p) => p.message.includes('invalid value')))
+  assert.match(problems(() => loadEnv({ cwd: dir, env: {}, envFile: 'nope.env' }))[0]!.message, /not found/)
+})
