@@ -6,12 +6,15 @@ import { loadEnv } from './config/env.ts'
 import { ConfigError, KahetsError } from './errors.ts'
 import { createLogger } from './log.ts'
 import { startDaemon } from './daemon.ts'
+import { replayFiles } from './replay-command.ts'
 
-const USAGE = `Usage: kahets [run|check-config] [options]
+const USAGE = `Usage: kahets [run|check-config|replay FILE...] [options]
 
 Commands:
   run               start the sidecar (default)
   check-config      validate the env and the buckets file; print every error; exit 1 on any
+  replay FILE...    send frame files (backup or file-stream files) through the running
+                    kahets at SOCKET; torn tails are reported and skipped
 
 Options:
   --env-file PATH   read this env file instead of .env.{environment}.local
@@ -29,6 +32,35 @@ function version (): string {
 function printConfigError (err: ConfigError): void {
   process.stderr.write(`kahets: invalid configuration (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}):\n`)
   for (const p of err.problems) process.stderr.write(`  ${p.path}: ${p.message}\n`)
+}
+
+async function replay (files: string[], envFile: string | undefined): Promise<number> {
+  if (files.length === 0) {
+    process.stderr.write(`kahets: replay needs at least one FILE\n\n${USAGE}\n`)
+    return 2
+  }
+  let env
+  try {
+    env = loadEnv({ envFile })
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      printConfigError(err)
+      return 1
+    }
+    throw err
+  }
+  let torn = 0
+  try {
+    await replayFiles(env.socket, files, (r) => {
+      torn += r.tornBytes > 0 ? 1 : 0
+      process.stdout.write(`${r.file}: ${r.frames} frames sent${r.tornBytes > 0 ? `, torn tail of ${r.tornBytes} bytes skipped` : ''}${r.invalid > 0 ? `, ${r.invalid} invalid frames skipped` : ''}\n`)
+    })
+  } catch (err) {
+    process.stderr.write(`kahets: replay failed: ${(err as Error).message} (is kahets running at ${env.socket}?)\n`)
+    return 1
+  }
+  process.stdout.write(`replayed ${files.length} file${files.length === 1 ? '' : 's'}${torn > 0 ? ` (${torn} with a torn tail)` : ''}\n`)
+  return 0
 }
 
 async function main (argv: string[]): Promise<number> {
@@ -57,6 +89,7 @@ async function main (argv: string[]): Promise<number> {
     return 0
   }
   const command = positionals[0] ?? 'run'
+  if (command === 'replay') return await replay(positionals.slice(1), values['env-file'])
   if (!['run', 'check-config'].includes(command) || positionals.length > 1) {
     process.stderr.write(`kahets: unknown command ${JSON.stringify(positionals.join(' '))}\n\n${USAGE}\n`)
     return 2
@@ -112,6 +145,10 @@ async function main (argv: string[]): Promise<number> {
     }
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
+    process.on('SIGHUP', () => {
+      log.info({ file: env.bucketsFile }, 'SIGHUP: reloading the buckets file')
+      daemon.reload().catch((err: unknown) => { log.error({ err }, 'reload failed') })
+    })
   })
 }
 

@@ -4,7 +4,7 @@ import { access, mkdir, constants } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import type { FileSettings } from '../config/buckets.ts'
 import type { Frame } from '../protocol/frame.ts'
-import { RotatingFile } from './rotating-file.ts'
+import { RotatingFile, listTemplateFiles } from './rotating-file.ts'
 import type { Stream } from './stream.ts'
 
 export class FileStream implements Stream {
@@ -17,7 +17,7 @@ export class FileStream implements Stream {
     this.#settings = settings
   }
 
-  async write (bucket: string, frames: readonly Frame[]): Promise<void> {
+  async write (bucket: string, frames: readonly Frame[]): Promise<undefined> {
     let file = this.#files.get(bucket)
     if (file === undefined) {
       file = new RotatingFile({
@@ -34,6 +34,13 @@ export class FileStream implements Stream {
     const raws = new Array<Buffer>(frames.length)
     for (let i = 0; i < frames.length; i++) raws[i] = frames[i]!.raw
     await file.write(raws)
+    return undefined
+  }
+
+  async listClosedFiles (): Promise<string[]> {
+    const open = new Set([...this.#files.values()].map((f) => f.currentPath))
+    const files = await listTemplateFiles(this.#settings.path, this.#settings.fileNameTemplate, this.#hostname)
+    return files.filter((f) => !open.has(f))
   }
 
   async probe (): Promise<boolean> {
