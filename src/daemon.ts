@@ -1,11 +1,13 @@
 // Wires the actors together: listener → sessions → bucket manager → buckets → streams.
 // Stopping runs the same chain in order so that every accepted frame is flushed.
-import type { BucketsConfig } from './config/buckets.ts'
+import { loadBucketsFile, type BucketsConfig } from './config/buckets.ts'
 import type { EnvConfig } from './config/env.ts'
 import type { Logger } from './log.ts'
+import { ConfigError, ErrorCodes, KahetsError } from './errors.ts'
 import { BucketManager } from './actors/bucket-manager.ts'
 import { Listener } from './actors/listener.ts'
 import { MemoryBudget } from './memory-budget.ts'
+import { startMetricsServer } from './metrics.ts'
 import { Stats } from './stats.ts'
 import { createStream as defaultCreateStream, type StreamFactory } from './streams/create-stream.ts'
 
@@ -16,6 +18,8 @@ export interface Daemon {
   readonly listener: Listener
   /** Clean shutdown (SPEC §4). Safe to call more than once. */
   stop (): Promise<void>
+  /** SIGHUP: re-reads the buckets file; an invalid file is logged and the running one kept. */
+  reload (): Promise<boolean>
 }
 
 export interface DaemonOptions {
@@ -54,15 +58,44 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
   }
 
   let stopping: Promise<void> | null = null
+  let metrics: { close (): Promise<void> } | null = null
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       log.info('stopping: no new connections; reading what clients already sent')
       await listener.stop()
       log.info('flushing buckets and streams')
       await manager.stop()
+      await metrics?.close()
       log.info({ peakBufferedBytes: budget.peak }, 'stopped')
     })()
     return stopping
   }
-  return { stats, budget, manager, listener, stop }
+  let reloading: Promise<boolean> = Promise.resolve(true)
+  const reload = (): Promise<boolean> => {
+    // One reload at a time; a second SIGHUP waits for the first.
+    reloading = reloading.then(async () => {
+      if (stopping !== null) return false
+      let next: BucketsConfig
+      try {
+        next = loadBucketsFile(env.bucketsFile)
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err
+        log.error({ file: env.bucketsFile, problems: err.problems }, 'reload rejected: invalid buckets file; keeping the running configuration')
+        return false
+      }
+      await manager.reload(next)
+      return true
+    })
+    return reloading
+  }
+  const daemon: Daemon = { stats, budget, manager, listener, stop, reload }
+  if (env.metrics !== null) {
+    try {
+      metrics = await startMetricsServer(daemon, env.metrics, log)
+    } catch (err) {
+      await stop()
+      throw new KahetsError(ErrorCodes.CONFIG_INVALID, `METRICS: cannot listen: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  return daemon
 }

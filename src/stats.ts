@@ -1,11 +1,12 @@
 // Loss accounting (SPEC §4, §5). For every (bucket, stream) flow, always:
 //   received = delivered + sampledOut + backedUp + dropped (all reasons) + inFlight
-// `received` counts per bucket; each stream of the bucket accounts for every received frame
-// once, so the identity holds per flow. Plain numbers on the hot path; the metrics endpoint
-// reads them.
+// A flow's `received` counts the frames its bucket accepted while bound to that stream (a
+// SIGHUP can change the binding), so the identity holds per flow. Plain numbers on the hot
+// path; the metrics endpoint reads them.
 export type DropReason = 'unknown_bucket' | 'max_memory' | 'stream_failed' | 'message_too_large' | 'topic_rejected' | 'shutdown'
 
 export class FlowStats {
+  received = 0
   delivered = 0
   sampledOut = 0
   backedUp = 0

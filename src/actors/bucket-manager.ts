@@ -30,13 +30,13 @@ const unknownLog = new RateLimitedLog()
 const DEFAULT_FILE_PROBE_MS = 1000
 
 export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements Supervisor {
-  readonly #config: BucketsConfig
+  #config: BucketsConfig
   readonly #stats: Stats
   readonly #budget: MemoryBudget
   readonly #log: Logger
   readonly #createStream: StreamFactory
   readonly #shutdownTimeoutMs: number
-  readonly #streams = new Map<string, StreamActor>()
+  #streams = new Map<string, StreamActor>()
   readonly #buckets = new Map<string, BucketActor>()
 
   constructor (opts: BucketManagerOptions) {
@@ -61,8 +61,11 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
     const actor = this.#buckets.get(bucket) ?? this.#spawnBucket(bucket)
     if (actor === null) {
       this.#stats.unknownBucketFrames += frames.length
-      this.#stats.bucket(bucket).received += frames.length
-      this.#stats.bucket(bucket).flow('').drop('unknown_bucket', frames.length)
+      const stats = this.#stats.bucket(bucket)
+      stats.received += frames.length
+      const flow = stats.flow('')
+      flow.received += frames.length
+      flow.drop('unknown_bucket', frames.length)
       unknownLog.warn(this.#log, `unknown:${bucket}`, { bucket, frames: frames.length }, 'frames for an unknown bucket dropped (no such bucket and no defaultBucket)')
       return
     }
@@ -109,15 +112,56 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
     }
   }
 
+  /**
+   * SIGHUP (SPEC §4): swaps in a new, already validated buckets file without losing what is
+   * buffered. Each bucket flushes what it holds to the streams it had, then takes its new
+   * streams; streams that changed or went away drain and stop; unchanged streams (and their
+   * connections, modes and backups) carry on.
+   */
+  async reload (config: BucketsConfig): Promise<void> {
+    const old = this.#streams
+    const next = new Map<string, StreamActor>()
+    for (const [id, sc] of config.streams) {
+      const same = this.#config.streams.get(id)
+      const keep = old.get(id)
+      next.set(id, keep !== undefined && same !== undefined && JSON.stringify(same) === JSON.stringify(sc) ? keep : this.#streamActor(id, sc, 'primary'))
+    }
+    this.#config = config
+    this.#streams = next
+    const gone: BucketActor[] = []
+    await Promise.all([...this.#buckets].map(async ([name, actor]) => {
+      const bc = this.#bucketConfig(name)
+      if (bc === null) {
+        this.#buckets.delete(name)
+        gone.push(actor)
+        return
+      }
+      await new Promise<void>((resolve) => { actor.signal({ kind: 'reconfigure', config: bc, bindings: this.#bindings(name, bc), done: resolve }) })
+    }))
+    await Promise.all(gone.map((a) => a.stop()))
+    const retired = [...old.values()].filter((a) => ![...next.values()].includes(a))
+    await Promise.all(retired.map(async (a) => {
+      await a.stop()
+      await a.backup?.stop()
+    }))
+    for (const w of config.warnings) this.#log.warn(w)
+    this.#log.info({ streams: [...next.keys()], buckets: [...config.buckets.keys()], retired: retired.map((a) => a.id) }, 'buckets file reloaded')
+  }
+
+  #bucketConfig (name: string): BucketConfig | null {
+    return this.#config.buckets.get(name) ?? this.#config.defaultBucket
+  }
+
+  #bindings (name: string, config: BucketConfig): Binding[] {
+    const stats = this.#stats.bucket(name)
+    return config.streams.map((id) => ({ stream: this.#streams.get(id)!, slice: this.#config.streams.get(id)!.slice, flow: stats.flow(id) }))
+  }
+
   #spawnBucket (name: string): BucketActor | null {
-    const config: BucketConfig | null = this.#config.buckets.get(name) ?? this.#config.defaultBucket
+    const config = this.#bucketConfig(name)
     if (config === null || this.state !== 'running') return null
     const stats = this.#stats.bucket(name)
-    const bindings: Binding[] = config.streams.map((id) => {
-      const stream = this.#streams.get(id)!
-      return { stream, slice: this.#config.streams.get(id)!.slice, flow: stats.flow(id) }
-    })
-    const actor = new BucketActor({ name, config, bindings, stats, budget: this.#budget, log: this.#log.child({ bucket: name }), supervisor: this })
+    const actor = new BucketActor({ name, config, bindings: this.#bindings(name, config), stats, budget: this.#budget, log: this.#log.child({ bucket: name }), supervisor: this })
     this.#buckets.set(name, actor)
     return actor
   }
@@ -125,14 +169,20 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
   #streamActor (id: string, config: StreamConfig, role: 'primary' | 'backup'): StreamActor {
     const backup = config.backup === null ? null : this.#streamActor(`${id}.backup`, config.backup, 'backup')
     const log = this.#log.child({ stream: id })
-    return new StreamActor({
+    const actor = new StreamActor({
       id,
       role,
       stream: this.#createStream(config, log),
       backup,
       probeIntervalMs: config.type === 'kafka' ? config.settings.probeIntervalMs : DEFAULT_FILE_PROBE_MS,
+      replayBytesPerSec: config.type === 'kafka' ? config.settings.replayBytesPerSec : undefined,
+      stats: this.#stats,
       log,
       supervisor: this,
     })
+    if (role === 'primary') {
+      actor.checkLeftovers().catch((err: unknown) => { this.#log.error({ err, stream: id }, 'cannot list backup files left by an earlier run') })
+    }
+    return actor
   }
 }

@@ -22,7 +22,7 @@ export type BucketMsg =
 
 export type BucketSignal =
   | { readonly kind: 'flush' }
-  | { readonly kind: 'reconfigure', readonly config: BucketConfig, readonly bindings: readonly Binding[] }
+  | { readonly kind: 'reconfigure', readonly config: BucketConfig, readonly bindings: readonly Binding[], readonly done: () => void }
 
 export interface BucketOptions {
   name: string
@@ -61,6 +61,8 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
   }
 
   get pending (): { frames: number, bytes: number } { return { frames: this.#pending.length, bytes: this.#pendingBytes } }
+  /** Is the bucket currently feeding this stream? (Its pending frames count for that flow.) */
+  feeds (streamId: string): boolean { return this.#bindings.some((b) => b.stream.id === streamId) }
 
   protected override receive (msg: BucketMsg): void {
     switch (msg.type) {
@@ -88,6 +90,7 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
         this.#flush()
         this.#config = msg.config
         this.#bindings = msg.bindings
+        msg.done()
         return
       default: {
         const never: never = msg
@@ -103,8 +106,9 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
   #accept (frames: readonly Frame[], bytes: number): void {
     this.#stats.received += frames.length
     this.#stats.receivedBytes += bytes
+    for (const b of this.#bindings) b.flow.received += frames.length
     if (!this.#budget.tryAcquire(bytes)) {
-      this.#overflow(frames)
+      this.#overflow(frames, bytes)
       return
     }
     for (const f of frames) this.#pending.push(f)
@@ -116,10 +120,25 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     }
   }
 
-  // MAXMEMORY reached (SPEC §4): never block the client; count and drop.
-  #overflow (frames: readonly Frame[]): void {
-    for (const b of this.#bindings) b.flow.drop('max_memory', frames.length)
-    overflowLog.error(this.#log, `overflow:${this.bucket}`, { bucket: this.bucket, frames: frames.length, maxMemory: this.#budget.limit }, 'MAXMEMORY reached: messages dropped')
+  // MAXMEMORY reached (SPEC §4): never block the client. Each stream's share goes straight
+  // to that stream's backup (a file write, so it does not stay in memory), or is dropped
+  // and counted when the stream has none.
+  #overflow (frames: readonly Frame[], bytes: number): void {
+    let dropped = 0
+    for (const b of this.#bindings) {
+      const picked = b.slice >= 1 ? frames : this.#sample(frames, b.slice)
+      b.flow.sampledOut += frames.length - picked.length
+      if (picked.length === 0) continue
+      const backup = b.stream.backup
+      if (backup !== null) {
+        backup.write({ bucket: this.bucket, frames: picked, bytes: picked === frames ? bytes : sumBytes(picked), flow: b.flow, charge: new Charge(this.#budget, 0, 1) })
+      } else {
+        b.flow.drop('max_memory', picked.length)
+        dropped += picked.length
+      }
+    }
+    overflowLog.error(this.#log, `overflow:${this.bucket}`, { bucket: this.bucket, frames: frames.length, dropped, maxMemory: this.#budget.limit },
+      dropped > 0 ? 'MAXMEMORY reached: messages dropped (no backup stream)' : 'MAXMEMORY reached: messages spilled to the backup stream')
   }
 
   #flush (): void {

@@ -11,17 +11,32 @@
 import type { Logger } from '../log.ts'
 import { ErrorCodes, KahetsError } from '../errors.ts'
 import type { Frame } from '../protocol/frame.ts'
-import type { DropReason } from '../stats.ts'
-import type { Stream } from '../streams/stream.ts'
+import type { DropReason, Stats } from '../stats.ts'
+import { readFrameFile } from '../streams/frame-file.ts'
+import { stat, unlink } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Rejections, Stream } from '../streams/stream.ts'
 import { Actor, type Supervisor } from './actor.ts'
 import type { Delivery } from './delivery.ts'
 
-export type StreamMode = 'normal' | 'backup' | 'retrying'
+export type StreamMode = 'normal' | 'backup' | 'retrying' | 'replaying'
+
+export interface ReplayProgress {
+  filesLeft: number
+  bytesLeft: number
+  tornFrames: number
+}
 
 export type StreamMsg =
   | { readonly type: 'write', readonly delivery: Delivery }
-  | { readonly type: 'settled', readonly bucket: string, readonly deliveries: Delivery[], readonly error: unknown }
+  | { readonly type: 'settled', readonly bucket: string, readonly deliveries: Delivery[], readonly error: unknown, readonly rejections?: Rejections }
   | { readonly type: 'probe' }
+  /** The backup's files must be closed (flushed) before they are replayed. */
+  | { readonly type: 'rotate', readonly done: (error?: unknown) => void }
+  | { readonly type: 'rotated', readonly waiting: Array<(error?: unknown) => void>, readonly error: unknown }
+  | { readonly type: 'replayed', readonly error: unknown }
+  /** Backup files left by an earlier run: replay them once the stream answers. */
+  | { readonly type: 'leftovers', readonly files: number }
 
 export type StreamSignal =
   /** Shutdown deadline passed: stop waiting on the stream, hand everything on now. */
@@ -49,9 +64,15 @@ export interface StreamActorOptions {
   stream: Stream
   backup: StreamActor | null
   probeIntervalMs: number
+  /** Replay speed bound, so a replay does not starve live traffic (issue 4). */
+  replayBytesPerSec?: number
+  stats: Stats
   log: Logger
   supervisor: Supervisor
 }
+
+// Frames per write while replaying: enough to batch well, small enough to bound memory.
+const REPLAY_CHUNK_FRAMES = 5000
 
 export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   readonly id: string
@@ -69,6 +90,15 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   #abandoned = false
   #queuedFrames = 0
   #queuedBytes = 0
+  #replaying = false
+  // Last phase of a replay: new deliveries wait in their lanes until the backup is empty.
+  #holdLanes = false
+  #rotations: Array<(error?: unknown) => void> = []
+  #rotating = false
+  #resetting = false
+  readonly #stats: Stats
+  readonly #replayBytesPerSec: number
+  readonly #queuedByBucket = new Map<string, number>()
 
   constructor (opts: StreamActorOptions) {
     super(`stream:${opts.id}`, opts.supervisor)
@@ -78,12 +108,39 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     this.#stream = opts.stream
     this.#log = opts.log
     this.#probeIntervalMs = opts.probeIntervalMs
+    this.#stats = opts.stats
+    this.#replayBytesPerSec = opts.replayBytesPerSec ?? 32 * 1024 * 1024
+  }
+
+  /** Does this stream's backup keep files that can be replayed into it? */
+  get canReplay (): boolean {
+    return this.backup !== null && this.backup.#stream.listClosedFiles !== undefined
+  }
+
+  /**
+   * Called once at start: backup files left by an earlier run (a crash, an outage that
+   * outlived the process) are replayed as soon as the stream answers.
+   */
+  async checkLeftovers (): Promise<void> {
+    if (!this.canReplay) return
+    const files = await this.backup!.#stream.listClosedFiles!()
+    if (files.length > 0 && this.state === 'running') this.tell({ type: 'leftovers', files: files.length })
+  }
+
+  /** Closes the files this (backup) stream has open, after every write queued before this call. */
+  rotate (): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.tell({ type: 'rotate', done: (error) => { if (error === undefined) resolve(); else reject(error) } })
+    })
   }
 
   get mode (): StreamMode { return this.#mode }
+  readonly replayProgress: ReplayProgress = { filesLeft: 0, bytesLeft: 0, tornFrames: 0 }
   get streamType (): Stream['type'] { return this.#stream.type }
   /** Frames and bytes this actor holds that are not yet delivered (queued, held, in flight). */
   get queued (): { frames: number, bytes: number } { return { frames: this.#queuedFrames, bytes: this.#queuedBytes } }
+  /** Frames of one bucket this actor holds, not yet delivered, backed up or dropped. */
+  queuedFor (bucket: string): number { return this.#queuedByBucket.get(bucket) ?? 0 }
 
   write (delivery: Delivery): void {
     this.#track(delivery, 1)
@@ -96,10 +153,30 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
         this.#route(msg.delivery)
         return
       case 'settled':
-        this.#settled(msg.bucket, msg.deliveries, msg.error)
+        this.#settled(msg.bucket, msg.deliveries, msg.error, msg.rejections)
         return
       case 'probe':
         this.#probe()
+        return
+      case 'rotate':
+        this.#rotations.push(msg.done)
+        this.#maybeRotate()
+        return
+      case 'rotated':
+        this.#resetting = false
+        this.#rotating = this.#rotations.length > 0
+        for (const done of msg.waiting) done(msg.error ?? undefined)
+        for (const [bucket, lane] of this.#lanes) this.#pump(bucket, lane)
+        this.#maybeRotate()
+        return
+      case 'replayed':
+        this.#replayed(msg.error)
+        return
+      case 'leftovers':
+        if (this.#mode !== 'normal') return
+        this.#log.info({ stream: this.id, files: msg.files }, 'backup files from an earlier run found; replaying them once the stream answers')
+        this.#mode = 'backup'
+        this.#probeTimer = setTimeout(() => { this.#probeTimer = null; if (this.state !== 'stopped') this.tell({ type: 'probe' }) }, 0)
         return
       default: {
         const never: never = msg
@@ -121,7 +198,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   }
 
   protected override isIdle (): boolean {
-    return this.#inFlight === 0 && (this.#held.length === 0 || this.#abandoned)
+    return this.#inFlight === 0 && !this.#replaying && !this.#resetting && (this.#held.length === 0 || this.#abandoned)
   }
 
   protected override onFailover (error: unknown): void {
@@ -153,7 +230,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
 
   #route (d: Delivery): void {
     const lane = this.#lane(d.bucket)
-    if (this.#mode !== 'normal' && !lane.busy) {
+    if (this.#mode !== 'normal' && !lane.busy && !this.#holdLanes) {
       this.#divert(d)
       return
     }
@@ -171,7 +248,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   }
 
   #pump (bucket: string, lane: Lane): void {
-    if (lane.busy || lane.queue.length === 0 || this.#mode !== 'normal') return
+    if (lane.busy || lane.queue.length === 0 || this.#mode !== 'normal' || this.#rotating) return
     const deliveries = lane.queue
     lane.queue = []
     lane.busy = true
@@ -184,21 +261,31 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
       frames = all
     }
     this.#stream.write(bucket, frames).then(
-      () => { this.tell({ type: 'settled', bucket, deliveries, error: null }) },
+      (rejections) => { this.tell({ type: 'settled', bucket, deliveries, error: null, rejections }) },
       (error: unknown) => { this.tell({ type: 'settled', bucket, deliveries, error: error ?? new Error('write failed') }) },
     )
   }
 
-  #settled (bucket: string, deliveries: Delivery[], error: unknown): void {
+  #settled (bucket: string, deliveries: Delivery[], error: unknown, rejections: Rejections | undefined): void {
     this.#inFlight--
     const lane = this.#lane(bucket)
     lane.busy = false
+    this.#maybeRotate()
     if (error === null) {
+      // A lane holds one bucket of one stream, so its deliveries share one flow.
+      const flow = deliveries[0]!.flow
+      let refused = 0
+      for (const [reason, n] of rejections ?? []) {
+        flow.drop(reason, n)
+        refused += n
+      }
+      let total = 0
       for (const d of deliveries) {
-        if (this.role === 'backup') d.flow.backedUp += d.frames.length
-        else d.flow.delivered += d.frames.length
+        total += d.frames.length
         this.#finish(d)
       }
+      if (this.role === 'backup') flow.backedUp += total - refused
+      else flow.delivered += total - refused
       if (this.#mode === 'normal') this.#pump(bucket, lane)
       else this.#releaseLane(lane)
       return
@@ -228,7 +315,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
       this.#handOff(d)
       return
     }
-    if (this.#mode === 'backup' && this.backup !== null) {
+    if ((this.#mode === 'backup' || this.#mode === 'replaying') && this.backup !== null) {
       this.#untrack(d)
       this.backup.write(d)
     } else {
@@ -271,6 +358,11 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
         this.#scheduleProbe()
         return
       }
+      if (this.#mode === 'backup' && this.canReplay) {
+        this.#log.info({ stream: this.id }, 'stream answers again; replaying the backup files')
+        this.#startReplay()
+        return
+      }
       this.#log.info({ stream: this.id, from: this.#mode }, 'stream answers again; resuming normal delivery')
       this.#recover()
     })
@@ -282,6 +374,93 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     this.#held = []
     for (const d of held) this.#lane(d.bucket).queue.push(d)
     for (const [bucket, lane] of this.#lanes) this.#pump(bucket, lane)
+  }
+
+  #maybeRotate (): void {
+    if (this.#rotations.length === 0) return
+    // Writes already started finish first; new ones wait until the files are closed.
+    this.#rotating = true
+    if (this.#inFlight > 0 || this.#resetting) return
+    this.#resetting = true
+    const waiting = this.#rotations
+    this.#rotations = []
+    this.#stream.reset().then(() => null, (err: unknown) => err ?? new Error('rotate failed')).then((error) => {
+      this.tell({ type: 'rotated', waiting, error })
+    })
+  }
+
+  // Backup files go to Kafka oldest first; each is deleted only once all of it was
+  // acknowledged, so a crash re-sends at most the file under way (SPEC §4). Phase 1 runs
+  // while new messages still go to the backup; phase 2 holds new messages in their lanes,
+  // flushes the backup and replays what is left, so per-bucket order is kept.
+  #startReplay (): void {
+    this.#mode = 'replaying'
+    this.#replaying = true
+    const backup = this.backup!
+    const run = async (): Promise<void> => {
+      await backup.rotate()
+      await this.#replayFiles()
+      this.#holdLanes = true
+      await backup.rotate()
+      await this.#replayFiles()
+    }
+    run().then(() => { this.tell({ type: 'replayed', error: null }) }, (error: unknown) => { this.tell({ type: 'replayed', error: error ?? new Error('replay failed') }) })
+  }
+
+  async #replayFiles (): Promise<void> {
+    const list = this.backup!.#stream.listClosedFiles!
+    while (true) {
+      const files = await list()
+      if (files.length === 0) return
+      const sizes = await Promise.all(files.map((f) => stat(f).then((st) => st.size, () => 0)))
+      this.replayProgress.filesLeft = files.length
+      this.replayProgress.bytesLeft = sizes.reduce((a, b) => a + b, 0)
+      for (const [i, file] of files.entries()) {
+        const started = Date.now()
+        let bytes = 0
+        const result = await readFrameFile(file, async (frames) => {
+          if (this.#abandoned) throw new KahetsError(ErrorCodes.STREAM_UNAVAILABLE, 'replay abandoned at shutdown', { retriable: true })
+          for (const [bucket, group] of groupByBucket(frames)) {
+            for (let at = 0; at < group.length; at += REPLAY_CHUNK_FRAMES) {
+              const chunk = group.slice(at, at + REPLAY_CHUNK_FRAMES)
+              const rejections = await this.#stream.write(bucket, chunk)
+              let refused = 0
+              for (const [reason, n] of rejections ?? []) {
+                refused += n
+                this.#log.error({ stream: this.id, bucket, frames: n, reason }, 'replayed messages refused by the stream')
+              }
+              this.#stats.bucket(bucket).flow(this.id).replayed += chunk.length - refused
+              for (const f of chunk) bytes += f.raw.length
+            }
+          }
+          // Bound the replay rate so live traffic is not starved.
+          const due = started + (bytes / this.#replayBytesPerSec) * 1000
+          if (due > Date.now()) await sleep(due - Date.now())
+        })
+        if (result.tornBytes > 0) {
+          this.replayProgress.tornFrames++
+          this.#log.warn({ stream: this.id, file, tornBytes: result.tornBytes }, 'backup file ends in a torn frame (written when kahets was killed); whole frames replayed, the tail skipped')
+        }
+        await unlink(file)
+        this.replayProgress.filesLeft = files.length - i - 1
+        this.replayProgress.bytesLeft -= sizes[i]!
+        this.#log.info({ stream: this.id, file, frames: result.frames }, 'backup file replayed and removed')
+      }
+    }
+  }
+
+  #replayed (error: unknown): void {
+    this.#replaying = false
+    this.#holdLanes = false
+    if (error === null) {
+      this.#log.info({ stream: this.id }, 'replay finished; resuming normal delivery')
+      this.#recover()
+      return
+    }
+    this.#log.error({ err: error, stream: this.id }, 'replay interrupted; staying on the backup')
+    this.#mode = 'backup'
+    this.#releaseIdleLanes()
+    this.#scheduleProbe()
   }
 
   #abandon (): void {
@@ -317,9 +496,20 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   #track (d: Delivery, sign: 1 | -1): void {
     this.#queuedFrames += sign * d.frames.length
     this.#queuedBytes += sign * d.bytes
+    this.#queuedByBucket.set(d.bucket, (this.#queuedByBucket.get(d.bucket) ?? 0) + sign * d.frames.length)
   }
 
   #untrack (d: Delivery): void {
     this.#track(d, -1)
   }
+}
+
+function groupByBucket (frames: readonly Frame[]): Map<string, Frame[]> {
+  const groups = new Map<string, Frame[]>()
+  for (const f of frames) {
+    let g = groups.get(f.bucket)
+    if (g === undefined) groups.set(f.bucket, g = [])
+    g.push(f)
+  }
+  return groups
 }

@@ -1,0 +1,173 @@
+// The METRICS endpoint (SPEC §5): /metrics in Prometheus text format and /healthz.
+// Values are read from the live actors and counters when scraped; nothing on the hot path
+// touches prom-client.
+import { createServer, type Server } from 'node:http'
+import { unlink } from 'node:fs/promises'
+import { Counter, Gauge, Registry } from 'prom-client'
+import type { MetricsAddress } from './config/env.ts'
+import type { Daemon } from './daemon.ts'
+import type { Logger } from './log.ts'
+
+export interface FlowSnapshot {
+  bucket: string
+  stream: string
+  received: number
+  delivered: number
+  sampledOut: number
+  backedUp: number
+  replayed: number
+  dropped: Record<string, number>
+  inFlight: number
+}
+
+/**
+ * Per (bucket, stream): the accounting identity's terms. `inFlight` is counted from what the
+ * bucket and stream actors actually hold, not derived from the other counters, so the
+ * identity received = delivered + sampledOut + backedUp + dropped + inFlight is a real check.
+ */
+export function flowSnapshot (daemon: Daemon): FlowSnapshot[] {
+  const out: FlowSnapshot[] = []
+  for (const [bucket, bs] of daemon.stats.buckets) {
+    const bucketActor = daemon.manager.buckets.get(bucket)
+    for (const [stream, fs] of bs.flows) {
+      const pending = bucketActor !== undefined && bucketActor.feeds(stream) ? bucketActor.pending.frames : 0
+      const actor = daemon.manager.streams.get(stream)
+      const queued = actor === undefined ? 0 : actor.queuedFor(bucket) + (actor.backup?.queuedFor(bucket) ?? 0)
+      out.push({
+        bucket,
+        stream,
+        received: fs.received,
+        delivered: fs.delivered,
+        sampledOut: fs.sampledOut,
+        backedUp: fs.backedUp,
+        replayed: fs.replayed,
+        dropped: Object.fromEntries(fs.dropped),
+        inFlight: pending + queued,
+      })
+    }
+  }
+  return out
+}
+
+export function buildRegistry (daemon: Daemon): Registry {
+  const registry = new Registry()
+  const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter) => void): void => {
+    registry.registerMetric(new Counter({ name, help, labelNames, registers: [], collect () { this.reset(); fill(this) } }))
+  }
+  const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge) => void): void => {
+    registry.registerMetric(new Gauge({ name, help, labelNames, registers: [], collect () { this.reset(); fill(this) } }))
+  }
+  const flows = (): FlowSnapshot[] => flowSnapshot(daemon)
+
+  counter('kahets_received_total', 'Frames received per bucket.', ['bucket'], (c) => {
+    for (const [bucket, b] of daemon.stats.buckets) c.inc({ bucket }, b.received)
+  })
+  counter('kahets_received_bytes_total', 'Wire bytes received per bucket.', ['bucket'], (c) => {
+    for (const [bucket, b] of daemon.stats.buckets) c.inc({ bucket }, b.receivedBytes)
+  })
+  counter('kahets_flow_received_total', 'Frames a bucket accepted for a stream (while bound to it): the left side of the accounting identity.', ['bucket', 'stream'], (c) => {
+    for (const f of flows()) if (f.stream !== '') c.inc({ bucket: f.bucket, stream: f.stream }, f.received)
+  })
+  counter('kahets_delivered_total', 'Frames the stream delivered (file written and fsynced, Kafka acknowledged).', ['bucket', 'stream'], (c) => {
+    for (const f of flows()) if (f.stream !== '') c.inc({ bucket: f.bucket, stream: f.stream }, f.delivered)
+  })
+  counter('kahets_sampled_out_total', 'Frames the stream did not take because of its slice.', ['bucket', 'stream'], (c) => {
+    for (const f of flows()) if (f.stream !== '') c.inc({ bucket: f.bucket, stream: f.stream }, f.sampledOut)
+  })
+  counter('kahets_backed_up_total', "Frames written to the stream's backup instead.", ['bucket', 'stream'], (c) => {
+    for (const f of flows()) if (f.stream !== '') c.inc({ bucket: f.bucket, stream: f.stream }, f.backedUp)
+  })
+  counter('kahets_replayed_total', 'Frames replayed from backup files into the stream.', ['bucket', 'stream'], (c) => {
+    for (const f of flows()) if (f.stream !== '') c.inc({ bucket: f.bucket, stream: f.stream }, f.replayed)
+  })
+  counter('kahets_dropped_total', 'Frames dropped, by reason.', ['bucket', 'stream', 'reason'], (c) => {
+    for (const f of flows()) for (const [reason, n] of Object.entries(f.dropped)) c.inc({ bucket: f.bucket, stream: f.stream, reason }, n)
+  })
+  gauge('kahets_in_flight', 'Frames accepted and not yet delivered, backed up or dropped.', ['bucket', 'stream'], (g) => {
+    for (const f of flows()) if (f.stream !== '') g.set({ bucket: f.bucket, stream: f.stream }, f.inFlight)
+  })
+  counter('kahets_invalid_frames_total', 'Frames skipped as invalid, by reason.', ['reason'], (c) => {
+    for (const [reason, n] of daemon.stats.invalidFrames) c.inc({ reason }, n)
+    c.inc({ reason: 'oversized' }, daemon.stats.oversizedFrames)
+    c.inc({ reason: 'truncated' }, daemon.stats.truncatedFrames)
+  })
+  gauge('kahets_bucket_pending_frames', 'Frames waiting in a bucket for its next flush.', ['bucket'], (g) => {
+    for (const [bucket, b] of daemon.manager.buckets) g.set({ bucket }, b.pending.frames)
+  })
+  gauge('kahets_stream_queued_frames', 'Frames a stream actor holds (queued, in flight, held for retry).', ['stream'], (g) => {
+    for (const s of allStreams(daemon)) g.set({ stream: s.id }, s.queued.frames)
+  })
+  gauge('kahets_stream_queued_bytes', 'Bytes a stream actor holds.', ['stream'], (g) => {
+    for (const s of allStreams(daemon)) g.set({ stream: s.id }, s.queued.bytes)
+  })
+  gauge('kahets_stream_mode', 'Stream mode: 1 for the mode the stream is in.', ['stream', 'mode'], (g) => {
+    for (const s of allStreams(daemon)) for (const mode of ['normal', 'backup', 'retrying', 'replaying']) g.set({ stream: s.id, mode }, s.mode === mode ? 1 : 0)
+  })
+  gauge('kahets_replay_files_left', 'Backup files still to replay.', ['stream'], (g) => {
+    for (const s of allStreams(daemon)) g.set({ stream: s.id }, s.replayProgress.filesLeft)
+  })
+  gauge('kahets_replay_bytes_left', 'Bytes of backup files still to replay.', ['stream'], (g) => {
+    for (const s of allStreams(daemon)) g.set({ stream: s.id }, s.replayProgress.bytesLeft)
+  })
+  counter('kahets_replay_torn_frames_total', 'Torn frames (a crash mid-write) found at the end of backup files and skipped.', ['stream'], (c) => {
+    for (const s of allStreams(daemon)) c.inc({ stream: s.id }, s.replayProgress.tornFrames)
+  })
+  gauge('kahets_connected_clients', 'Open client connections.', [], (g) => { g.set(daemon.stats.connections) })
+  counter('kahets_connections_total', 'Client connections accepted.', [], (c) => { c.inc(daemon.stats.connectionsTotal) })
+  gauge('kahets_buffered_bytes', 'Frame bytes held in memory, charged against MAXMEMORY.', [], (g) => { g.set(daemon.budget.used) })
+  gauge('kahets_buffered_bytes_limit', 'MAXMEMORY.', [], (g) => { g.set(daemon.budget.limit) })
+  gauge('kahets_process_resident_memory_bytes', 'Resident set size.', [], (g) => { g.set(process.memoryUsage.rss()) })
+  gauge('kahets_process_heap_used_bytes', 'V8 heap in use.', [], (g) => { g.set(process.memoryUsage().heapUsed) })
+  return registry
+}
+
+function allStreams (daemon: Daemon): Array<import('./actors/stream-actor.ts').StreamActor> {
+  const out = []
+  for (const s of daemon.manager.streams.values()) {
+    out.push(s)
+    if (s.backup !== null) out.push(s.backup)
+  }
+  return out
+}
+
+export function health (daemon: Daemon): { ok: boolean, degraded: Array<{ stream: string, mode: string }> } {
+  const degraded = allStreams(daemon).filter((s) => s.mode !== 'normal').map((s) => ({ stream: s.id, mode: s.mode }))
+  return { ok: degraded.length === 0, degraded }
+}
+
+export async function startMetricsServer (daemon: Daemon, address: MetricsAddress, log: Logger): Promise<{ close (): Promise<void> }> {
+  const registry = buildRegistry(daemon)
+  const server: Server = createServer((req, res) => {
+    const url = req.url ?? '/'
+    if (url === '/metrics' || url.startsWith('/metrics?')) {
+      registry.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': registry.contentType })
+        res.end(text)
+      }, (err: unknown) => {
+        log.error({ err }, 'metrics collection failed')
+        res.writeHead(500).end()
+      })
+      return
+    }
+    if (url === '/healthz') {
+      const h = health(daemon)
+      res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ status: h.ok ? 'ok' : 'degraded', degraded: h.degraded }) + '\n')
+      return
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('kahets: /metrics or /healthz\n')
+  })
+  if ('path' in address) await unlink(address.path).catch(() => {})
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    if ('path' in address) server.listen(address.path, resolve)
+    else server.listen(address.port, address.host, resolve)
+  })
+  log.info({ metrics: 'path' in address ? `unix:${address.path}` : `${address.host}:${address.port}` }, 'metrics endpoint listening')
+  return {
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections()
+      server.close(() => resolve())
+    }),
+  }
+}

@@ -1,0 +1,43 @@
+// Reads kahets's /metrics and checks the accounting identity (SPEC §4) per flow:
+//   received = delivered + sampled_out + backed_up + dropped + in_flight
+import assert from 'node:assert/strict'
+
+export type Samples = Map<string, number>
+
+export async function scrape (base: string): Promise<Samples> {
+  const res = await fetch(`${base}/metrics`)
+  assert.equal(res.status, 200)
+  const out: Samples = new Map()
+  for (const line of (await res.text()).split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const at = line.lastIndexOf(' ')
+    out.set(line.slice(0, at), Number(line.slice(at + 1)))
+  }
+  return out
+}
+
+export function sample (s: Samples, name: string, labels: Record<string, string> = {}): number {
+  let total = 0
+  for (const [key, v] of s) {
+    const m = /^([a-z_]+)(?:\{(.*)\})?$/.exec(key)
+    if (m === null || m[1] !== name) continue
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]))
+    if (Object.entries(labels).every(([k, val]) => have[k] === val)) total += v
+  }
+  return total
+}
+
+/** Asserts the identity for one (bucket, stream) flow and returns its terms. */
+export function assertIdentity (s: Samples, bucket: string, stream: string): Record<string, number> {
+  const terms = {
+    received: sample(s, 'kahets_flow_received_total', { bucket, stream }),
+    delivered: sample(s, 'kahets_delivered_total', { bucket, stream }),
+    sampledOut: sample(s, 'kahets_sampled_out_total', { bucket, stream }),
+    backedUp: sample(s, 'kahets_backed_up_total', { bucket, stream }),
+    dropped: sample(s, 'kahets_dropped_total', { bucket, stream }),
+    inFlight: sample(s, 'kahets_in_flight', { bucket, stream }),
+  }
+  assert.equal(terms.received, terms.delivered + terms.sampledOut + terms.backedUp + terms.dropped + terms.inFlight,
+    `accounting identity for ${bucket}/${stream}: ${JSON.stringify(terms)}`)
+  return terms
+}

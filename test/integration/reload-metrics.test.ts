@@ -1,0 +1,98 @@
+// SIGHUP reloads and the metrics endpoint, on the real process with file streams.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { KahetsClient } from '../../clients/node/index.ts'
+import { startKahets } from '../helpers/kahets.ts'
+import { readFrameFiles } from '../helpers/frames.ts'
+import { freePort } from '../helpers/ports.ts'
+import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const config = (stream: string) => ({
+  streamsConfigs: {
+    one: { type: 'file', settings: { path: '{dir}/one' } },
+    two: { type: 'file', settings: { path: '{dir}/two' } },
+  },
+  buckets: [{ id: 'a', streams: [stream], batch: 100000, batchTimeout: 60000 }],
+})
+
+async function send (socket: string, from: number, to: number): Promise<void> {
+  const c = await KahetsClient.connect(socket)
+  for (let i = from; i < to; i++) c.send('a', `m${i}`)
+  await c.close()
+}
+
+test('SIGHUP: valid file switches streams without losing buffered messages; invalid file is rejected and the old one kept', async () => {
+  const port = await freePort()
+  const k = await startKahets({ buckets: config('one'), env: { METRICS: `127.0.0.1:${port}` } })
+  const base = `http://127.0.0.1:${port}`
+  await send(k.socket, 0, 1000)
+  // Buffered in the bucket (batch and timeout are far away) when the reload comes.
+  await waitFor(async () => sample(await scrape(base), 'kahets_bucket_pending_frames', { bucket: 'a' }) === 1000, { what: '1000 pending frames' })
+
+  await writeFile(join(k.dir, 'buckets.json'), JSON.stringify(config('two')).replaceAll('{dir}', k.dir))
+  k.proc.kill('SIGHUP')
+  await waitFor(() => k.logs().some((l) => l.msg === 'buckets file reloaded'), { what: 'reload' })
+  await send(k.socket, 1000, 2000)
+
+  await writeFile(join(k.dir, 'buckets.json'), '{"streamsConfigs": {}, "buckets": [{"id": "a", "streams": ["nope"]}]}')
+  k.proc.kill('SIGHUP')
+  await waitFor(() => k.logs().some((l) => l.msg === 'reload rejected: invalid buckets file; keeping the running configuration'), { what: 'rejection' })
+  await send(k.socket, 2000, 3000)
+
+  const m = await waitFor(async () => {
+    const s = await scrape(base)
+    return sample(s, 'kahets_received_total', { bucket: 'a' }) === 3000 ? s : null
+  }, { what: 'all received' })
+  assertIdentity(m, 'a', 'one')
+  assertIdentity(m, 'a', 'two')
+  assert.equal(await k.stop(), 0, k.output())
+
+  const one = (await readFrameFiles(join(k.dir, 'one'))).flatMap((f) => f.frames.map((x) => x.payload.toString()))
+  const two = (await readFrameFiles(join(k.dir, 'two'))).flatMap((f) => f.frames.map((x) => x.payload.toString()))
+  assert.deepEqual(one, Array.from({ length: 1000 }, (_, i) => `m${i}`), 'what was buffered before the reload left by the old stream')
+  assert.deepEqual(two, Array.from({ length: 2000 }, (_, i) => `m${i + 1000}`), 'later messages took the new stream, also after the rejected reload')
+})
+
+test('/metrics counts received, delivered, sampled, invalid and unknown; /healthz is 200 while all streams are normal', async () => {
+  const port = await freePort()
+  const k = await startKahets({
+    buckets: {
+      streamsConfigs: {
+        all: { type: 'file', settings: { path: '{dir}/all' } },
+        tenth: { type: 'file', slice: 0.1, settings: { path: '{dir}/tenth' } },
+      },
+      buckets: [{ id: 'a', streams: ['all', 'tenth'], batch: 500, batchTimeout: 20 }],
+    },
+    env: { METRICS: `127.0.0.1:${port}` },
+  })
+  const base = `http://127.0.0.1:${port}`
+  const c = await KahetsClient.connect(k.socket)
+  for (let i = 0; i < 10000; i++) c.send('a', `m${i}`)
+  c.send('nobody', 'x')
+  c.writeRaw(Buffer.from([0x04, 0, 0, 0, 0x02, 0x2e, 0x2e, 0x00]))
+  await c.close()
+  const m = await waitFor(async () => {
+    const s = await scrape(base)
+    return sample(s, 'kahets_in_flight') === 0 && sample(s, 'kahets_received_total', { bucket: 'a' }) === 10000 ? s : null
+  }, { what: 'everything settled' })
+  const all = assertIdentity(m, 'a', 'all')
+  const tenth = assertIdentity(m, 'a', 'tenth')
+  assert.equal(all.delivered, 10000)
+  // slice 0.1 of 10,000: binomial, sd = 30; 6 sd either side.
+  assert.ok(tenth.delivered > 820 && tenth.delivered < 1180, `tenth delivered ${tenth.delivered}`)
+  assert.equal(tenth.delivered + tenth.sampledOut, 10000)
+  assert.equal(sample(m, 'kahets_dropped_total', { bucket: 'nobody', reason: 'unknown_bucket' }), 1)
+  assert.equal(sample(m, 'kahets_invalid_frames_total', { reason: 'bad_bucket' }), 1)
+  assert.equal(sample(m, 'kahets_connections_total'), 1)
+  assert.equal(sample(m, 'kahets_stream_mode', { stream: 'all', mode: 'normal' }), 1)
+  assert.ok(sample(m, 'kahets_process_resident_memory_bytes') > 0)
+  const h = await fetch(`${base}/healthz`)
+  assert.equal(h.status, 200)
+  assert.deepEqual(await h.json(), { status: 'ok', degraded: [] })
+  assert.equal(await k.stop(), 0)
+  const tenthFiles = (await readFrameFiles(join(k.dir, 'tenth'))).flatMap((f) => f.frames)
+  assert.equal(tenthFiles.length, tenth.delivered, 'the files hold what /metrics says was delivered')
+})
