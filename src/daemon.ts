@@ -7,7 +7,7 @@ import { ConfigError, ErrorCodes, KahetsError } from './errors.ts'
 import { BucketManager } from './actors/bucket-manager.ts'
 import { Listener } from './actors/listener.ts'
 import { MemoryBudget } from './memory-budget.ts'
-import { startMetricsServer } from './metrics.ts'
+import { flowSnapshot, startMetricsServer } from './metrics.ts'
 import { Stats } from './stats.ts'
 import { createStream as defaultCreateStream, type StreamFactory } from './streams/create-stream.ts'
 
@@ -66,7 +66,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       log.info('flushing buckets and streams')
       await manager.stop()
       await metrics?.close()
-      log.info({ peakBufferedBytes: budget.peak }, 'stopped')
+      // The final accounting, so an operator (or a test) can check it after the process is gone.
+      log.info({ peakBufferedBytes: budget.peak, flows: flowSnapshot(daemon), invalidFrames: Object.fromEntries(stats.invalidFrames), truncatedFrames: stats.truncatedFrames, oversizedFrames: stats.oversizedFrames }, 'stopped')
     })()
     return stopping
   }
