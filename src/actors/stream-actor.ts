@@ -174,7 +174,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
         return
       case 'leftovers':
         if (this.#mode !== 'normal') return
-        this.#log.info({ stream: this.id, files: msg.files }, 'backup files from an earlier run found; replaying them once the stream answers')
+        this.#log.info({ files: msg.files }, 'backup files from an earlier run found; replaying them once the stream answers')
         this.#mode = 'backup'
         this.#probeTimer = setTimeout(() => { this.#probeTimer = null; if (this.state !== 'stopped') this.tell({ type: 'probe' }) }, 0)
         return
@@ -203,7 +203,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
 
   protected override onFailover (error: unknown): void {
     const failure = error as StreamFailure
-    this.#log.error({ err: failure.cause ?? failure, stream: this.id, backup: this.backup?.id }, 'stream failed; failing over to the backup stream')
+    this.#log.error({ err: failure.cause ?? failure, backup: this.backup?.id }, 'stream failed; failing over to the backup stream')
     this.#enter('backup')
     for (const d of failure.deliveries) this.#divert(d)
     this.#releaseIdleLanes()
@@ -211,7 +211,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
 
   protected override onRestart (error: unknown): void {
     const failure = error as StreamFailure
-    this.#log.error({ err: failure.cause ?? failure, stream: this.id }, 'stream failed and has no backup; holding its messages and retrying')
+    this.#log.error({ err: failure.cause ?? failure }, 'stream failed and has no backup; holding its messages and retrying')
     this.#enter('retrying')
     for (const d of failure.deliveries) this.#divert(d)
     this.#releaseIdleLanes()
@@ -359,11 +359,11 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
         return
       }
       if (this.#mode === 'backup' && this.canReplay) {
-        this.#log.info({ stream: this.id }, 'stream answers again; replaying the backup files')
+        this.#log.info({}, 'stream answers again; replaying the backup files')
         this.#startReplay()
         return
       }
-      this.#log.info({ stream: this.id, from: this.#mode }, 'stream answers again; resuming normal delivery')
+      this.#log.info({ from: this.#mode }, 'stream answers again; resuming normal delivery')
       this.#recover()
     })
   }
@@ -408,7 +408,8 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   }
 
   async #replayFiles (): Promise<void> {
-    const list = this.backup!.#stream.listClosedFiles!
+    const backupStream = this.backup!.#stream
+    const list = (): Promise<string[]> => backupStream.listClosedFiles!()
     while (true) {
       const files = await list()
       if (files.length === 0) return
@@ -427,7 +428,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
               let refused = 0
               for (const [reason, n] of rejections ?? []) {
                 refused += n
-                this.#log.error({ stream: this.id, bucket, frames: n, reason }, 'replayed messages refused by the stream')
+                this.#log.error({ bucket, frames: n, reason }, 'replayed messages refused by the stream')
               }
               this.#stats.bucket(bucket).flow(this.id).replayed += chunk.length - refused
               for (const f of chunk) bytes += f.raw.length
@@ -439,12 +440,12 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
         })
         if (result.tornBytes > 0) {
           this.replayProgress.tornFrames++
-          this.#log.warn({ stream: this.id, file, tornBytes: result.tornBytes }, 'backup file ends in a torn frame (written when kahets was killed); whole frames replayed, the tail skipped')
+          this.#log.warn({ file, tornBytes: result.tornBytes }, 'backup file ends in a torn frame (written when kahets was killed); whole frames replayed, the tail skipped')
         }
         await unlink(file)
         this.replayProgress.filesLeft = files.length - i - 1
         this.replayProgress.bytesLeft -= sizes[i]!
-        this.#log.info({ stream: this.id, file, frames: result.frames }, 'backup file replayed and removed')
+        this.#log.info({ file, frames: result.frames }, 'backup file replayed and removed')
       }
     }
   }
@@ -453,11 +454,11 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     this.#replaying = false
     this.#holdLanes = false
     if (error === null) {
-      this.#log.info({ stream: this.id }, 'replay finished; resuming normal delivery')
+      this.#log.info({}, 'replay finished; resuming normal delivery')
       this.#recover()
       return
     }
-    this.#log.error({ err: error, stream: this.id }, 'replay interrupted; staying on the backup')
+    this.#log.error({ err: error }, 'replay interrupted; staying on the backup')
     this.#mode = 'backup'
     this.#releaseIdleLanes()
     this.#scheduleProbe()
@@ -484,7 +485,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
 
   #drop (d: Delivery, reason: DropReason): void {
     d.flow.drop(reason, d.frames.length)
-    this.#log.error({ stream: this.id, bucket: d.bucket, frames: d.frames.length, reason }, 'messages dropped')
+    this.#log.error({ bucket: d.bucket, frames: d.frames.length, reason }, 'messages dropped')
     this.#finish(d)
   }
 

@@ -262,6 +262,8 @@ export async function consumeAll(
   let finished = false
   try {
     const started = (async () => {
+      // The topic may not exist yet (kahets creates it by producing): wait for it.
+      await waitForTopic(bootstrap, topic, Date.now() + opts.timeoutMs)
       await consumer.connect()
       await consumer.subscribe({ topics: [topic], fromBeginning: true })
       await consumer.run({
@@ -292,6 +294,20 @@ export async function consumeAll(
     finished = true
     clearTimeout(timer)
     await consumer.disconnect().catch(() => {})
+  }
+}
+
+async function waitForTopic(bootstrap: string, topic: string, deadline: number): Promise<void> {
+  const admin = quietKafka(bootstrap, 'kahets-test-admin').admin()
+  await admin.connect()
+  try {
+    while (true) {
+      const topics = await admin.listTopics().catch(() => [] as string[])
+      if (topics.includes(topic) || Date.now() > deadline) return
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  } finally {
+    await admin.disconnect().catch(() => {})
   }
 }
 
