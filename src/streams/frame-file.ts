@@ -39,8 +39,8 @@ export async function readFrameFile (
       consumed += bytes
     },
   }, { maxFrameBytes: REPLAY_MAX_FRAME_BYTES })
-  let size = 0
   const fh = await open(path, 'r')
+  let size: number
   try {
     size = (await fh.stat()).size
     let position = 0

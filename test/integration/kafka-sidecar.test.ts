@@ -114,3 +114,25 @@ echo $n;`)
   assert.equal(tenth.delivered, sliced.length)
   assert.equal(tenth.delivered + tenth.sampledOut, 33_336)
 })
+
+test('a message above message.max.bytes is refused and counted; the others keep flowing', async () => {
+  const port = await freePort()
+  const k = await startKahets({
+    buckets: {
+      streamsConfigs: { kafka: { type: 'kafka', settings: { 'bootstrap.servers': broker.bootstrap, 'message.max.bytes': '1000', 'queue.buffering.max.ms': '5' } } },
+      buckets: [{ id: 'sizes', streams: ['kafka'], batch: 100, batchTimeout: 20 }],
+    },
+    env: { METRICS: `127.0.0.1:${port}` },
+  })
+  const client = await KahetsClient.connect(k.socket)
+  for (let i = 0; i < 300; i++) client.send('sizes', i === 150 ? Buffer.alloc(5000, 1) : `small-${i}`)
+  await client.close()
+  const got = await consumeAll(broker.bootstrap, 'sizes', { expected: 299, timeoutMs: 30_000 })
+  assert.deepEqual(got.map((m) => m.value!.toString()), Array.from({ length: 300 }, (_, i) => `small-${i}`).filter((_, i) => i !== 150))
+  const m = await waitFor(async () => { const s = await scrape(`http://127.0.0.1:${port}`); return sample(s, 'kahets_in_flight') === 0 ? s : null }, { what: 'settled' })
+  assert.equal(sample(m, 'kahets_dropped_total', { bucket: 'sizes', stream: 'kafka', reason: 'message_too_large' }), 1)
+  assert.equal(assertIdentity(m, 'sizes', 'kafka').delivered, 299)
+  assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200, 'a refused message does not fail the stream over')
+  assert.ok(k.logs().some((l) => l.bucket === 'sizes' && Number(l.level) >= 40), 'logged with the bucket name')
+  assert.equal(await k.stop(), 0)
+})
