@@ -541,49 +541,14 @@ export class RotatingFile {
   async #scan (): Promise<Found[]> {
     const { bucket, hostname } = this.#opts
     const segs = this.#segments
-    if (segs.length === 0) return []
-    // Directory segments with {ts} or {rand} are matched against what is there; the others
-    // are fixed names once {bucket} and {hostname} are known.
-    let dirs: Array<{ dir: string, ts: number | null }> = [{ dir: this.#root, ts: null }]
-    for (const seg of segs.slice(0, -1)) {
-      if (!isVariable(seg)) {
-        const name = seg.map((t) => tokenText(t, bucket, hostname)).join('')
-        dirs = dirs.map((d) => ({ dir: path.join(d.dir, name), ts: d.ts }))
-        continue
-      }
-      const re = new RegExp(`^${fixedBucketSource([seg], bucket, hostname)}$`)
-      const next: typeof dirs = []
-      for (const d of dirs) {
-        for (const entry of await readDirectory(d.dir)) {
-          const m = entry.isDirectory() ? re.exec(entry.name) : null
-          if (m === null) continue
-          const ts = sameTs(d.ts, m.groups?.t)
-          if (ts !== false) next.push({ dir: path.join(d.dir, entry.name), ts })
-        }
-      }
-      dirs = next
-    }
-    const fileRe = new RegExp(`^${fixedBucketSource([segs[segs.length - 1]!], bucket, hostname)}${SUFFIX_SOURCE}$`)
     const other = otherBucketRegExp(segs, bucket, hostname)
-    const found: Found[] = []
-    for (const d of dirs) {
-      for (const entry of await readDirectory(d.dir)) {
-        const m = entry.isFile() ? fileRe.exec(entry.name) : null
-        if (m === null) continue
-        const ts = sameTs(d.ts, m.groups?.t)
-        const file = path.join(d.dir, entry.name)
-        if (ts === false || !insideRoot(this.#root, file) || other.test(path.relative(this.#root, file))) continue
-        let mtimeMs: number
-        try {
-          mtimeMs = (await fsp.stat(file)).mtimeMs
-        } catch (err) {
-          if (errorCode(err) === 'ENOENT') continue
-          throw err
-        }
-        found.push({ file, ts: ts ?? 0, suffix: m.groups?.n === undefined ? 0 : Number(m.groups.n), mtimeMs })
-      }
-    }
-    return found.sort((a, b) => a.ts - b.ts || a.mtimeMs - b.mtimeMs || a.suffix - b.suffix || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0))
+    return await findTemplateFiles(this.#root, segs, {
+      source: (seg) => fixedBucketSource([seg], bucket, hostname),
+      // Directory segments with {ts} or {rand} are matched against what is there; the others
+      // are fixed names once {bucket} and {hostname} are known.
+      fixedName: (seg) => isVariable(seg) ? undefined : seg.map((t) => tokenText(t, bucket, hostname)).join(''),
+      accept: (file) => !other.test(path.relative(this.#root, file)),
+    })
   }
 }
 
@@ -653,24 +618,36 @@ function directoriesToSync (dir: string, firstCreated: string | undefined): stri
   return dirs
 }
 
+/** How findTemplateFiles matches a template's path segments against what is on disk. */
+interface TemplateWalk {
+  /** The regular-expression source of one segment; `{ts}` captures into group `t`. */
+  source: (seg: Segment) => string
+  /**
+   * A directory segment's fixed name, joined on without reading the directory (so it may be
+   * a symlink); undefined, or no fixedName at all: the directory's entries are matched
+   * against `source` instead.
+   */
+  fixedName?: (seg: Segment) => string | undefined
+  /** A further test on a file whose name matched (its absolute path); false leaves it out. */
+  accept?: (file: string) => boolean
+}
+
 /**
- * Every file under root that this template rendered, for any bucket, oldest first — what a
- * backup stream left for replay, whichever buckets wrote it and in whichever run.
+ * The files strictly under resolvedRoot whose path matches the segments, the last one with
+ * a collision suffix, oldest first: by {ts}, then modification time, then collision suffix,
+ * then name. A {ts} in a directory and in the file name must agree. A file gone before it
+ * could be stat'ed is left out; any other stat error is thrown.
  */
-export async function listTemplateFiles (root: string, template: string, hostname: string): Promise<string[]> {
-  const segs = parseTemplate(template).segments
+async function findTemplateFiles (resolvedRoot: string, segs: readonly Segment[], walk: TemplateWalk): Promise<Found[]> {
   if (segs.length === 0) return []
-  const resolvedRoot = path.resolve(root)
-  // One regular expression per path segment, {bucket} matching any bucket name.
-  const source = (seg: Segment): string => seg.map((t) => {
-    if (t.kind === 'bucket') return `${BUCKET_CHAR}{1,${MAX_BUCKET}}`
-    if (t.kind === 'ts') return `(?<t>${TS_SOURCE})`
-    if (t.kind === 'rand') return RAND_SOURCE
-    return escapeRegExp(tokenText(t, '', hostname))
-  }).join('')
   let dirs: Array<{ dir: string, ts: number | null }> = [{ dir: resolvedRoot, ts: null }]
   for (const seg of segs.slice(0, -1)) {
-    const re = new RegExp(`^${source(seg)}$`)
+    const name = walk.fixedName?.(seg)
+    if (name !== undefined) {
+      dirs = dirs.map((d) => ({ dir: path.join(d.dir, name), ts: d.ts }))
+      continue
+    }
+    const re = new RegExp(`^${walk.source(seg)}$`)
     const next: typeof dirs = []
     for (const d of dirs) {
       for (const entry of await readDirectory(d.dir)) {
@@ -682,7 +659,7 @@ export async function listTemplateFiles (root: string, template: string, hostnam
     }
     dirs = next
   }
-  const fileRe = new RegExp(`^${source(segs[segs.length - 1]!)}${SUFFIX_SOURCE}$`)
+  const fileRe = new RegExp(`^${walk.source(segs[segs.length - 1]!)}${SUFFIX_SOURCE}$`)
   const found: Found[] = []
   for (const d of dirs) {
     for (const entry of await readDirectory(d.dir)) {
@@ -690,11 +667,33 @@ export async function listTemplateFiles (root: string, template: string, hostnam
       if (m === null) continue
       const ts = sameTs(d.ts, m.groups?.t)
       const file = path.join(d.dir, entry.name)
-      if (ts === false || !insideRoot(resolvedRoot, file)) continue
-      const st = await fsp.stat(file).catch(() => null)
-      if (st === null) continue
-      found.push({ file, ts: ts ?? 0, suffix: m.groups?.n === undefined ? 0 : Number(m.groups.n), mtimeMs: st.mtimeMs })
+      if (ts === false || !insideRoot(resolvedRoot, file) || walk.accept?.(file) === false) continue
+      let mtimeMs: number
+      try {
+        mtimeMs = (await fsp.stat(file)).mtimeMs
+      } catch (err) {
+        if (errorCode(err) === 'ENOENT') continue
+        throw err
+      }
+      found.push({ file, ts: ts ?? 0, suffix: m.groups?.n === undefined ? 0 : Number(m.groups.n), mtimeMs })
     }
   }
-  return found.sort((a, b) => a.ts - b.ts || a.mtimeMs - b.mtimeMs || a.suffix - b.suffix || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0)).map((f) => f.file)
+  return found.sort((a, b) => a.ts - b.ts || a.mtimeMs - b.mtimeMs || a.suffix - b.suffix || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0))
+}
+
+/**
+ * Every file under root that this template rendered, for any bucket, oldest first — what a
+ * backup stream left for replay, whichever buckets wrote it and in whichever run.
+ */
+export async function listTemplateFiles (root: string, template: string, hostname: string): Promise<string[]> {
+  // One regular expression per path segment, {bucket} matching any bucket name; every
+  // directory segment is matched against what is there.
+  const source = (seg: Segment): string => seg.map((t) => {
+    if (t.kind === 'bucket') return `${BUCKET_CHAR}{1,${MAX_BUCKET}}`
+    if (t.kind === 'ts') return `(?<t>${TS_SOURCE})`
+    if (t.kind === 'rand') return RAND_SOURCE
+    return escapeRegExp(tokenText(t, '', hostname))
+  }).join('')
+  const found = await findTemplateFiles(path.resolve(root), parseTemplate(template).segments, { source })
+  return found.map((f) => f.file)
 }

@@ -3,92 +3,10 @@
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import net from 'node:net'
-import os from 'node:os'
 import path from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { encodeFrames, type OutgoingMessage } from '../../src/protocol/encoder.ts'
-
-interface SinkConn {
-  socket: net.Socket
-  chunks: Buffer[]
-  bytes: number
-  closed: boolean
-}
-
-interface SinkOptions {
-  /** Do not read from new connections until resume(): lets the socket buffers fill up. */
-  paused?: boolean
-  /** Destroy the first connection as soon as it has received this many bytes. */
-  destroyFirstAfterBytes?: number
-}
-
-/** A stand-in for kahets: accepts connections on a UNIX socket and keeps every byte. */
-class Sink {
-  readonly conns: SinkConn[] = []
-  readonly server: net.Server
-
-  private constructor (readonly path: string, opts: SinkOptions) {
-    this.server = net.createServer({ pauseOnConnect: true }, (socket) => {
-      const conn: SinkConn = { socket, chunks: [], bytes: 0, closed: false }
-      this.conns.push(conn)
-      if (opts.paused === true) socket.pause() // before 'data' is attached, which would resume it
-      socket.on('data', (chunk: Buffer) => {
-        conn.chunks.push(chunk)
-        conn.bytes += chunk.length
-        if (opts.destroyFirstAfterBytes !== undefined && conn === this.conns[0] && conn.bytes >= opts.destroyFirstAfterBytes) socket.destroy()
-      })
-      socket.on('error', () => {})
-      socket.on('close', () => { conn.closed = true })
-      if (opts.paused !== true) socket.resume()
-    })
-  }
-
-  static async start (socketPath: string, opts: SinkOptions = {}): Promise<Sink> {
-    const sink = new Sink(socketPath, opts)
-    await new Promise<void>((resolve, reject) => {
-      sink.server.once('error', reject)
-      sink.server.listen(socketPath, () => {
-        sink.server.off('error', reject)
-        resolve()
-      })
-    })
-    return sink
-  }
-
-  get total (): number {
-    return this.conns.reduce((n, c) => n + c.bytes, 0)
-  }
-
-  received (): Buffer {
-    return Buffer.concat(this.conns.flatMap((c) => c.chunks))
-  }
-
-  resume (): void {
-    for (const c of this.conns) c.socket.resume()
-  }
-
-  async close (): Promise<void> {
-    for (const c of this.conns) c.socket.destroy()
-    await new Promise<void>((resolve) => this.server.close(() => resolve()))
-  }
-}
-
-/** Polls `cond` until it holds; fails with `what` after `ms`. */
-async function waitFor (cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
-
-function assertSameBytes (actual: Buffer, expected: Buffer): void {
-  if (actual.equals(expected)) return
-  let i = 0
-  while (i < actual.length && i < expected.length && actual[i] === expected[i]) i++
-  assert.fail(`received ${actual.length} bytes, expected ${expected.length}; first difference at byte ${i}`)
-}
+import { assertSameBytes, type Sink, SinkDir, waitUntil as waitFor } from '../helpers/sink.ts'
 
 /** The edge cases of SPEC §1 a client must carry unchanged. */
 function edgeCases (): OutgoingMessage[] {
@@ -111,16 +29,9 @@ function edgeCases (): OutgoingMessage[] {
   ]
 }
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kahets-node-client-'))
-const sinks: Sink[] = []
+const sinks = new SinkDir('kahets-node-client-')
+const tmp = sinks.dir
 const clients: KahetsClient[] = []
-let seq = 0
-
-async function newSink (opts: SinkOptions = {}): Promise<Sink> {
-  const sink = await Sink.start(path.join(tmp, `s${seq++}.sock`), opts)
-  sinks.push(sink)
-  return sink
-}
 
 async function connect (sink: Sink, opts?: Parameters<typeof KahetsClient.connect>[1]): Promise<KahetsClient> {
   const client = await KahetsClient.connect(sink.path, opts)
@@ -130,13 +41,12 @@ async function connect (sink: Sink, opts?: Parameters<typeof KahetsClient.connec
 
 after(async () => {
   for (const c of clients) await c.close().catch(() => {})
-  for (const s of sinks) await s.close()
-  fs.rmSync(tmp, { recursive: true, force: true })
+  await sinks.cleanup()
 })
 
 describe('KahetsClient', () => {
   test('edge-case frames arrive byte-identical to encodeFrames()', async () => {
-    const sink = await newSink()
+    const sink = await sinks.start()
     const client = await connect(sink)
     const msgs = edgeCases()
     for (const m of msgs) client.send(m.bucket, m.payload, m.key)
@@ -149,7 +59,7 @@ describe('KahetsClient', () => {
   })
 
   test('many frames over many ticks, respecting backpressure, arrive in order', async () => {
-    const sink = await newSink()
+    const sink = await sinks.start()
     const client = await connect(sink)
     const msgs: OutgoingMessage[] = []
     for (let i = 0; i < 20_000; i++) {
@@ -167,7 +77,7 @@ describe('KahetsClient', () => {
   })
 
   test('send() reports backpressure while kahets does not read, and drain() waits for it', async () => {
-    const sink = await newSink({ paused: true })
+    const sink = await sinks.start({ paused: true })
     const client = await connect(sink, { highWaterMark: 64 * 1024 })
     const chunk = Buffer.alloc(16 * 1024, 0xab)
     const total = 512 // 8 MiB: far more than the kernel's socket buffers can hold
@@ -206,7 +116,7 @@ describe('KahetsClient', () => {
   })
 
   test('invalid input throws RangeError before anything is sent', async () => {
-    const sink = await newSink()
+    const sink = await sinks.start()
     const client = await connect(sink, { maxFrameBytes: 100 })
     const bad: Array<[string, Buffer | string, (Buffer | string | null)?]> = [
       ['', 'x'], ['.', 'x'], ['..', 'x'], ['a/b', 'x'], ['a b', 'x'], ['é', 'x'], ['a\u0000b', 'x'],
@@ -234,7 +144,7 @@ describe('KahetsClient', () => {
   })
 
   test('writeRaw() bytes go out as they are, in order with frames', async () => {
-    const sink = await newSink()
+    const sink = await sinks.start()
     const client = await connect(sink)
     const garbage = Buffer.from([0xff, 0xff, 0xff, 0x7f, 0, 1, 2, 10, 0])
     client.send('a', 'before')
@@ -247,7 +157,7 @@ describe('KahetsClient', () => {
   })
 
   test('close() is idempotent and send() after it throws', async () => {
-    const sink = await newSink()
+    const sink = await sinks.start()
     const client = await connect(sink)
     client.send('a', 'x')
     const p1 = client.close()
@@ -270,7 +180,7 @@ describe('KahetsClient', () => {
 
   test('kahets closing the connection rejects flush()/close() and never raises an unhandled error', async () => {
     const first = encodeFrames([{ bucket: 'a', payload: 'first' }])
-    const sink = await newSink({ destroyFirstAfterBytes: first.length })
+    const sink = await sinks.start({ destroyFirstAfterBytes: first.length })
     const client = await connect(sink)
     client.send('a', 'first')
     await client.flush()
@@ -290,7 +200,7 @@ describe('KahetsClient', () => {
   test('a write failure rejects a pending flush()', async () => {
     // The sink drops the connection after the first bytes while a large batch is still being
     // written: the write fails (EPIPE/ECONNRESET) or the read side ends; flush() must reject.
-    const sink = await newSink({ destroyFirstAfterBytes: 1 })
+    const sink = await sinks.start({ destroyFirstAfterBytes: 1 })
     const client = await connect(sink, { highWaterMark: 1024 })
     const big = Buffer.alloc(512 * 1024, 1)
     for (let i = 0; i < 8; i++) client.send('a', big)

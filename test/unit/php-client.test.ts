@@ -4,94 +4,16 @@ import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
-import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { encodeFrames, type OutgoingMessage } from '../../src/protocol/encoder.ts'
+import { assertSameBytes, SinkDir, waitUntil } from '../helpers/sink.ts'
 
 const CLIENT_PHP = fileURLToPath(new URL('../../clients/php/Kahets.php', import.meta.url))
 const EXAMPLE_PHP = fileURLToPath(new URL('../../clients/php/example.php', import.meta.url))
 
-interface SinkConn {
-  socket: net.Socket
-  chunks: Buffer[]
-  bytes: number
-  closed: boolean
-}
-
-interface SinkOptions {
-  /** Never read from connections: kahets alive but stuck. */
-  paused?: boolean
-  /** Destroy the first connection as soon as it has received this many bytes. */
-  destroyFirstAfterBytes?: number
-}
-
-/** A stand-in for kahets: accepts connections on a UNIX socket and keeps every byte. */
-class Sink {
-  readonly conns: SinkConn[] = []
-  readonly server: net.Server
-
-  private constructor (readonly path: string, opts: SinkOptions) {
-    this.server = net.createServer({ pauseOnConnect: opts.paused === true }, (socket) => {
-      const conn: SinkConn = { socket, chunks: [], bytes: 0, closed: false }
-      this.conns.push(conn)
-      if (opts.paused === true) {
-        socket.on('error', () => {})
-        socket.on('close', () => { conn.closed = true })
-        return
-      }
-      socket.on('data', (chunk: Buffer) => {
-        conn.chunks.push(chunk)
-        conn.bytes += chunk.length
-        if (opts.destroyFirstAfterBytes !== undefined && conn === this.conns[0] && conn.bytes >= opts.destroyFirstAfterBytes) socket.destroy()
-      })
-      socket.on('error', () => {})
-      socket.on('close', () => { conn.closed = true })
-    })
-  }
-
-  static async start (socketPath: string, opts: SinkOptions = {}): Promise<Sink> {
-    const sink = new Sink(socketPath, opts)
-    await new Promise<void>((resolve, reject) => {
-      sink.server.once('error', reject)
-      sink.server.listen(socketPath, () => {
-        sink.server.off('error', reject)
-        resolve()
-      })
-    })
-    return sink
-  }
-
-  get total (): number {
-    return this.conns.reduce((n, c) => n + c.bytes, 0)
-  }
-
-  received (): Buffer {
-    return Buffer.concat(this.conns.flatMap((c) => c.chunks))
-  }
-
-  async close (): Promise<void> {
-    for (const c of this.conns) c.socket.destroy()
-    await new Promise<void>((resolve) => this.server.close(() => resolve()))
-  }
-}
-
-/** Polls `cond` until it holds; fails with `what` after `ms`. */
-async function waitFor (cond: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
-
-function assertSameBytes (actual: Buffer, expected: Buffer, what = 'received bytes'): void {
-  if (actual.equals(expected)) return
-  let i = 0
-  while (i < actual.length && i < expected.length && actual[i] === expected[i]) i++
-  assert.fail(`${what}: ${actual.length} bytes, expected ${expected.length}; first difference at byte ${i}`)
-}
+/** The PHP CLI starts slower than Node: 15 s deadlines rather than the helper's 10 s. */
+const waitFor = (cond: () => boolean, what: string): Promise<void> => waitUntil(cond, what, 15_000)
 
 /** Anything PHP itself printed (as opposed to the client's error_log() lines) is a bug. */
 function assertNoPhpDiagnostics (stderr: string, stdout: string): void {
@@ -140,15 +62,8 @@ async function runPhp (script: string, args: string[], ms = 30_000): Promise<{ c
   }
 }
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kahets-php-client-'))
-const sinks: Sink[] = []
-let seq = 0
-
-async function newSink (opts: SinkOptions = {}, socketPath = path.join(tmp, `s${seq++}.sock`)): Promise<Sink> {
-  const sink = await Sink.start(socketPath, opts)
-  sinks.push(sink)
-  return sink
-}
+const sinks = new SinkDir('kahets-php-client-')
+const tmp = sinks.dir
 
 function writeScript (name: string, body: string): string {
   const file = path.join(tmp, name)
@@ -158,13 +73,12 @@ function writeScript (name: string, body: string): string {
 
 after(async () => {
   for (const c of children) c.kill('SIGKILL')
-  for (const s of sinks) await s.close()
-  fs.rmSync(tmp, { recursive: true, force: true })
+  await sinks.cleanup()
 })
 
 describe('PHP client', () => {
   test('10,000 keyed messages arrive byte-identical', async () => {
-    const sink = await newSink()
+    const sink = await sinks.start()
     const script = writeScript('bulk.php', `
 $client = new Kahets\\Client($argv[1]);
 $ok = 0;
@@ -192,7 +106,7 @@ echo json_encode(['ok' => $ok]), "\\n";
   })
 
   test('edge cases via send() and sendMany(); persistent clients share one connection', async () => {
-    const sink = await newSink()
+    const sink = await sinks.start()
     const longKey = Buffer.alloc(255)
     for (let i = 0; i < 255; i++) longKey[i] = (i * 7) % 256
     const big = Buffer.alloc(100 * 1024)
@@ -247,7 +161,7 @@ echo json_encode($results), "\\n";
   })
 
   test('invalid input returns false, logs, and sends nothing', async () => {
-    const sink = await newSink()
+    const sink = await sinks.start()
     const script = writeScript('invalid.php', `
 $k = new Kahets\\Client($argv[1], true, 1.0, 100);
 $r = [];
@@ -318,7 +232,7 @@ echo "still running\\n";
   })
 
   test('kahets not reading: a write times out, send() returns false without a retry', async () => {
-    const sink = await newSink({ paused: true })
+    const sink = await sinks.start({ paused: true })
     const script = writeScript('stuck.php', `
 $k = new Kahets\\Client($argv[1], true, 0.2);
 $payload = str_repeat('x', 512 * 1024);
@@ -353,7 +267,7 @@ echo json_encode(['sent' => $i]), "\\n";
     //    deterministic: frame 1 on connection 1, frame 2 (whole, once) on connection 2.
     const frame1 = encodeFrames([{ bucket: 'php.reconnect', payload: 'one', key: 'k1' }])
     const frame2 = encodeFrames([{ bucket: 'php.reconnect', payload: 'two', key: 'k2' }])
-    const sink = await newSink({ destroyFirstAfterBytes: frame1.length })
+    const sink = await sinks.start({ destroyFirstAfterBytes: frame1.length })
     const script = writeScript('reconnect.php', `
 $k = new Kahets\\Client($argv[1]);
 echo json_encode(['first' => $k->send('php.reconnect', 'one', 'k1')]), "\\n";
@@ -376,7 +290,7 @@ echo json_encode(['second' => $k->send('php.reconnect', 'two', 'k2')]), "\\n";
 
   test('broken pipe and kahets gone: send() returns false after one reconnect attempt, exit 0', async () => {
     const frame1 = encodeFrames([{ bucket: 'php.gone', payload: 'one' }])
-    const sink = await newSink({ destroyFirstAfterBytes: frame1.length })
+    const sink = await sinks.start({ destroyFirstAfterBytes: frame1.length })
     const script = writeScript('gone.php', `
 $k = new Kahets\\Client($argv[1]);
 echo json_encode(['first' => $k->send('php.gone', 'one')]), "\\n";
@@ -399,8 +313,8 @@ echo json_encode(['second' => $k->send('php.gone', 'two')]), "\\n";
   test('a new Client after kahets restarted gets a fresh persistent connection (no error)', async () => {
     // Under FPM each request makes a new Client; stream_socket_client() then finds the
     // persistent socket, sees that its peer is gone (EOF), and quietly opens a new one.
-    const socketPath = path.join(tmp, `restart${seq++}.sock`)
-    const first = await newSink({}, socketPath)
+    const socketPath = sinks.socketPath('restart')
+    const first = await sinks.start({}, socketPath)
     const script = writeScript('restart.php', `
 $k = new Kahets\\Client($argv[1]);
 echo json_encode(['before' => $k->send('php.restart', 'before')]), "\\n";
@@ -413,7 +327,7 @@ echo json_encode(['after' => $k2->send('php.restart', 'after')]), "\\n";
     await waitFor(() => run.stdout().includes('"before"') && first.total >= before.length, 'the first frame')
     await first.close() // "kahets restarts": the old connection and socket file go away…
     await waitFor(() => first.conns[0]?.closed === true, 'the old connection to close')
-    const second = await newSink({}, socketPath) // …and a new kahets listens at the same path
+    const second = await sinks.start({}, socketPath) // …and a new kahets listens at the same path
     run.child.stdin!.end('go\n')
     const code = await run.exit
     assert.equal(code, 0, run.stderr())
@@ -426,7 +340,7 @@ echo json_encode(['after' => $k2->send('php.restart', 'after')]), "\\n";
   })
 
   test('example.php sends keyed messages and reports them; exits 1 when kahets is down', async () => {
-    const sink = await newSink()
+    const sink = await sinks.start()
     const ok = await runPhp(EXAMPLE_PHP, [sink.path, '25'])
     assert.equal(ok.code, 0, ok.stderr)
     assert.match(ok.stdout, /^25 of 25 messages accepted/)
