@@ -688,12 +688,22 @@ async function findTemplateFiles (resolvedRoot: string, segs: readonly Segment[]
 export async function listTemplateFiles (root: string, template: string, hostname: string): Promise<string[]> {
   // One regular expression per path segment, {bucket} matching any bucket name; every
   // directory segment is matched against what is there.
-  const source = (seg: Segment): string => seg.map((t) => {
-    if (t.kind === 'bucket') return `${BUCKET_CHAR}{1,${MAX_BUCKET}}`
-    if (t.kind === 'ts') return `(?<t>${TS_SOURCE})`
-    if (t.kind === 'rand') return RAND_SOURCE
-    return escapeRegExp(tokenText(t, '', hostname))
-  }).join('')
-  const found = await findTemplateFiles(path.resolve(root), parseTemplate(template).segments, { source })
+  const source = (seg: Segment): string => {
+    // A second {ts} in the same segment repeats the first (one rendering, one value).
+    let tsSeen = false
+    return seg.map((t) => {
+      if (t.kind === 'bucket') return `${BUCKET_CHAR}{1,${MAX_BUCKET}}`
+      if (t.kind === 'ts') {
+        if (tsSeen) return '\\k<t>'
+        tsSeen = true
+        return `(?<t>${TS_SOURCE})`
+      }
+      if (t.kind === 'rand') return RAND_SOURCE
+      return escapeRegExp(tokenText(t, '', hostname))
+    }).join('')
+  }
+  // Empty segments ("a//b") render as one separator, as in RotatingFile.
+  const segments = parseTemplate(template).segments.filter((seg) => seg.length > 0)
+  const found = await findTemplateFiles(path.resolve(root), segments, { source })
   return found.map((f) => f.file)
 }

@@ -6,6 +6,7 @@ import path from 'node:path'
 import {
   RotatingFile,
   checkFileNameTemplate,
+  listTemplateFiles,
   renderFileName,
   type RotatingFileOptions,
   type WritableFile,
@@ -546,5 +547,31 @@ describe('RotatingFile', () => {
     const sizes = await Promise.all(files.map(async (f) => (await fsp.stat(f)).size))
     assert.equal(sizes.reduce((a, b) => a + b, 0), 100_000 * frame.length)
     assert.ok(sizes.every((s) => s <= 1 << 20 && s % frame.length === 0))
+  })
+})
+
+describe('listTemplateFiles (what a backup left for replay)', () => {
+  test('every bucket\'s files, oldest first, and nothing the template did not render', async () => {
+    const root = await newRoot()
+    const c = clock()
+    for (const [bucket, at] of [['b', T0 + 2000], ['a', T0], ['a', T0 + 1000], ['c.d', T0 + 3000]] as const) {
+      c.set(at)
+      const f = new RotatingFile(options(root, { template: '{bucket}{PS}{ts}-{rand}.frames', bucket, now: c.now }))
+      await f.write(buffers([10]))
+      await f.close()
+    }
+    await fsp.writeFile(path.join(root, 'a', 'notes.txt'), 'not a frame file')
+    await fsp.writeFile(path.join(root, 'stray-1700000000-AbCdEfGh.frames'), 'wrong folder')
+    const listed = await listTemplateFiles(root, '{bucket}{PS}{ts}-{rand}.frames', 'h1')
+    assert.deepEqual(listed.map((f) => path.relative(root, f).split(path.sep)[0]), ['a', 'a', 'b', 'c.d'])
+    assert.ok(listed.every((f) => isInside(root, f)))
+  })
+
+  test('a template naming {ts} twice in one segment, and empty segments, are handled', async () => {
+    const root = await newRoot()
+    const f = new RotatingFile(options(root, { template: 'x//{bucket}-{ts}-{ts}.log' }))
+    await f.write(buffers([5]))
+    await f.close()
+    assert.equal((await listTemplateFiles(root, 'x//{bucket}-{ts}-{ts}.log', 'h1')).length, 1)
   })
 })
