@@ -30,17 +30,29 @@ const kafkaConfig = (bootstrap: string, topic: string, extra: Record<string, str
 
 const payload = (c: number, i: number): string => `${c}/${i}`
 
-/** Distinct (client, index) pairs in Kafka, and how many arrived more than once. */
-async function readBack (topic: string, atLeast: number): Promise<{ ids: Set<string>, duplicates: number }> {
+/**
+ * Distinct (client, index) pairs in Kafka, how many arrived more than once, and whether
+ * each client's messages first appear in the order it sent them (per-bucket order across
+ * the outage and the replay; a duplicate is a later re-send and does not count).
+ */
+async function readBack (topic: string, atLeast: number): Promise<{ ids: Set<string>, duplicates: number, outOfOrder: number }> {
   const got = await consumeAll(broker.bootstrap, topic, { expected: atLeast, timeoutMs: 90_000 })
   const ids = new Set<string>()
+  const last = new Map<string, number>()
   let duplicates = 0
+  let outOfOrder = 0
   for (const m of got) {
     const id = m.value!.toString()
-    if (ids.has(id)) duplicates++
+    if (ids.has(id)) {
+      duplicates++
+      continue
+    }
     ids.add(id)
+    const [c, i] = id.split('/') as [string, string]
+    if ((last.get(c) ?? -1) > Number(i)) outOfOrder++
+    last.set(c, Number(i))
   }
-  return { ids, duplicates }
+  return { ids, duplicates, outOfOrder }
 }
 
 async function sendLoad (k: KahetsProcess, topic: string, clients: number, perClient: number, onProgress?: (sent: number) => void): Promise<void> {
@@ -92,8 +104,9 @@ test('broker SIGKILLed in the middle of 200,000 messages and restarted 10 s late
   assert.equal(sample(m, 'kahets_replayed_total', { bucket: topic, stream: 'kafka' }), terms.backedUp, 'everything backed up was replayed')
   assert.equal((await fetch(`${base}/healthz`)).status, 200)
 
-  const { ids, duplicates } = await readBack(topic, 200_000)
+  const { ids, duplicates, outOfOrder } = await readBack(topic, 200_000)
   assert.equal(ids.size, 200_000, 'no message missing')
+  assert.equal(outOfOrder, 0, 'each client\'s messages first reach Kafka in the order sent')
   // At-least-once: a batch Kafka wrote but whose acknowledgement was lost with the broker is
   // also in the backup. Bounded by what was in flight: at most max.in.flight batches of
   // batch.num.messages each (5 × 10,000 with the defaults).
@@ -118,9 +131,27 @@ test('broker down when kahets starts: everything goes to the backup, then to Kaf
   assert.equal((await readFrameFiles(join(k.dir, 'backup'))).flatMap((f) => f.frames).length, 20_000)
 
   await late.start()
+  // A second wave while the replay runs: it must land behind everything in the backup.
+  const wave2 = (async () => {
+    const client = await KahetsClient.connect(k.socket)
+    for (let i = 0; i < 5000; i++) if (!client.send(topic, payload(99, i), 'late')) await client.drain()
+    await client.close()
+  })()
+  await wave2
   await waitFor(async () => sample(await scrape(base), 'kahets_replayed_total') === 20_000, { timeoutMs: 60_000, what: 'replay' })
-  const got = await consumeAll(late.bootstrap, topic, { expected: 20_000, timeoutMs: 60_000 })
-  assert.equal(new Set(got.map((m) => m.value!.toString())).size, 20_000)
+  const got = await consumeAll(late.bootstrap, topic, { expected: 25_000, timeoutMs: 60_000 })
+  const firstSeen: string[] = []
+  const seen = new Set<string>()
+  for (const m of got) {
+    const id = m.value!.toString()
+    if (!seen.has(id)) firstSeen.push(id)
+    seen.add(id)
+  }
+  assert.equal(seen.size, 25_000)
+  const lastBackedUp = Math.max(...firstSeen.map((id, at) => id.startsWith('99/') ? -1 : at))
+  const firstLive = firstSeen.findIndex((id) => id.startsWith('99/'))
+  assert.ok(lastBackedUp < firstLive, `messages sent during the replay come after the backup (last replayed at ${lastBackedUp}, first live at ${firstLive})`)
+  assert.deepEqual(firstSeen.filter((id) => id.startsWith('99/')), Array.from({ length: 5000 }, (_, i) => payload(99, i)))
   assert.equal(await k.stop(), 0)
 })
 
