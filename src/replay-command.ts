@@ -3,6 +3,7 @@
 // client's frames. Whole frames only: a torn tail is reported and skipped.
 import { createConnection, type Socket } from 'node:net'
 import { readFrameFile } from './streams/frame-file.ts'
+import { wireRuns } from './protocol/frame.ts'
 
 export interface ReplayReport {
   file: string
@@ -35,7 +36,7 @@ export async function replayFiles (socketPath: string, files: readonly string[],
   try {
     for (const file of files) {
       const result = await readFrameFile(file, async (frames) => {
-        await write(socket, frames.map((f) => f.raw))
+        await write(socket, wireRuns(frames))
       })
       report({ file, ...result })
     }

@@ -4,7 +4,7 @@ import type { BucketConfig } from '../config/buckets.ts'
 import type { Logger } from '../log.ts'
 import { RateLimitedLog } from '../log.ts'
 import type { MemoryBudget } from '../memory-budget.ts'
-import type { Frame } from '../protocol/frame.ts'
+import { FRAME_OVERHEAD_BYTES, type Frame } from '../protocol/frame.ts'
 import type { BucketStats, FlowStats } from '../stats.ts'
 import { Actor, type Supervisor } from './actor.ts'
 import { Charge, type Delivery } from './delivery.ts'
@@ -47,6 +47,8 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
   readonly #random: () => number
   #pending: Frame[] = []
   #pendingBytes = 0
+  // Bytes charged to MAXMEMORY for the pending frames: wire bytes plus per-frame overhead.
+  #pendingCharge = 0
   #timer: NodeJS.Timeout | null = null
 
   constructor (opts: BucketOptions) {
@@ -107,12 +109,14 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     this.#stats.received += frames.length
     this.#stats.receivedBytes += bytes
     for (const b of this.#bindings) b.flow.received += frames.length
-    if (!this.#budget.tryAcquire(bytes)) {
+    const charge = bytes + frames.length * FRAME_OVERHEAD_BYTES
+    if (!this.#budget.tryAcquire(charge)) {
       this.#overflow(frames, bytes)
       return
     }
     for (const f of frames) this.#pending.push(f)
     this.#pendingBytes += bytes
+    this.#pendingCharge += charge
     if (this.#pending.length >= this.#config.batch) this.#flush()
     else if (this.#timer === null) {
       this.#timer = setTimeout(() => { if (this.state !== 'stopped') this.tell({ type: 'timeout' }) }, this.#config.batchTimeout)
@@ -149,9 +153,10 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     const frames = this.#pending
     if (frames.length === 0) return
     const bytes = this.#pendingBytes
+    const charge = new Charge(this.#budget, this.#pendingCharge, this.#bindings.length)
     this.#pending = []
     this.#pendingBytes = 0
-    const charge = new Charge(this.#budget, bytes, this.#bindings.length)
+    this.#pendingCharge = 0
     for (const b of this.#bindings) {
       const picked = b.slice >= 1 ? frames : this.#sample(frames, b.slice)
       b.flow.sampledOut += frames.length - picked.length
@@ -173,6 +178,6 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
 
 function sumBytes (frames: readonly Frame[]): number {
   let n = 0
-  for (const f of frames) n += f.raw.length
+  for (const f of frames) n += f.size
   return n
 }

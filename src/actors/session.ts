@@ -139,7 +139,7 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     let bytes = 0
     let mixed = false
     for (const f of batch) {
-      bytes += f.raw.length
+      bytes += f.size
       if (f.bucket !== first) mixed = true
     }
     if (!mixed) {
@@ -151,7 +151,7 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
       let g = groups.get(f.bucket)
       if (g === undefined) groups.set(f.bucket, g = { frames: [], bytes: 0 })
       g.frames.push(f)
-      g.bytes += f.raw.length
+      g.bytes += f.size
     }
     for (const [bucket, g] of groups) this.#router.deliver(bucket, g.frames, g.bytes)
   }

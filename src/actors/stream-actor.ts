@@ -431,7 +431,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
                 this.#log.error({ bucket, frames: n, reason }, 'replayed messages refused by the stream')
               }
               this.#stats.bucket(bucket).flow(this.id).replayed += chunk.length - refused
-              for (const f of chunk) bytes += f.raw.length
+              for (const f of chunk) bytes += f.size
             }
           }
           // Bound the replay rate so live traffic is not starved.

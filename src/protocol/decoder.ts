@@ -11,7 +11,7 @@
 // skipped whole (its length is trusted, so the stream stays in sync); a length above
 // maxFrameBytes means the stream cannot be trusted and the decoder stops.
 import { ErrorCodes, ProtocolError } from '../errors.ts'
-import { type Frame, LENGTH_BYTES, DEFAULT_MAX_FRAME_BYTES, isValidBucketBytes } from './frame.ts'
+import { type Frame, WireFrame, LENGTH_BYTES, DEFAULT_MAX_FRAME_BYTES, isValidBucketBytes } from './frame.ts'
 
 export type InvalidReason = 'bad_bucket' | 'fields_overflow' | 'control_frame'
 
@@ -33,6 +33,11 @@ export class FrameDecoder {
   readonly #header = Buffer.alloc(LENGTH_BYTES)
   #headerFill = 0
   #failed = false
+  // Clients send long runs of one bucket: the last name's bytes and string are kept so a
+  // repeat costs a byte comparison, not a validation and a new string.
+  readonly #lastBucketBytes = Buffer.alloc(255)
+  #lastBucketLen = 0
+  #lastBucket = ''
 
   constructor (sink: FrameSink, opts: { maxFrameBytes?: number, now?: () => number } = {}) {
     this.#sink = sink
@@ -69,7 +74,7 @@ export class FrameDecoder {
         this.#checkLength(n)
         const total = LENGTH_BYTES + n
         if (end - pos >= total) {
-          this.#emit(chunk.subarray(pos, pos + total), out, now)
+          this.#emit(chunk, pos, pos + total, out, now)
           pos += total
         } else {
           this.#partial = Buffer.allocUnsafe(total)
@@ -114,7 +119,7 @@ export class FrameDecoder {
     if (this.#partialFill === partial.length) {
       this.#partial = null
       this.#partialFill = 0
-      this.#emit(partial, out, now)
+      this.#emit(partial, 0, partial.length, out, now)
     }
     return pos
   }
@@ -128,37 +133,46 @@ export class FrameDecoder {
     }
   }
 
-  /** `raw` is one whole frame, length prefix included. */
-  #emit (raw: Buffer, out: Frame[], now: number): void {
-    const n = raw.length - LENGTH_BYTES
-    const b = n >= 1 ? raw[LENGTH_BYTES]! : 0
+  /** chunk[start, end) is one whole frame, length prefix included. */
+  #emit (chunk: Buffer, start: number, end: number, out: Frame[], now: number): void {
+    const size = end - start
+    const n = size - LENGTH_BYTES
+    const b = n >= 1 ? chunk[start + LENGTH_BYTES]! : 0
     if (n < 1 || b === 0) {
-      this.#sink.invalid(n < 1 ? 'fields_overflow' : 'control_frame', raw.length)
+      this.#sink.invalid(n < 1 ? 'fields_overflow' : 'control_frame', size)
       return
     }
-    const bucketStart = LENGTH_BYTES + 1
+    const bucketStart = start + LENGTH_BYTES + 1
     const keyLenAt = bucketStart + b
-    if (keyLenAt >= raw.length) {
-      this.#sink.invalid('fields_overflow', raw.length)
+    if (keyLenAt >= end) {
+      this.#sink.invalid('fields_overflow', size)
       return
     }
-    const k = raw[keyLenAt]!
     const keyStart = keyLenAt + 1
-    const payloadStart = keyStart + k
-    if (payloadStart > raw.length) {
-      this.#sink.invalid('fields_overflow', raw.length)
+    const payloadStart = keyStart + chunk[keyLenAt]!
+    if (payloadStart > end) {
+      this.#sink.invalid('fields_overflow', size)
       return
     }
-    if (!isValidBucketBytes(raw, bucketStart, keyLenAt)) {
-      this.#sink.invalid('bad_bucket', raw.length)
-      return
+    let bucket: string
+    if (this.#isLastBucket(chunk, bucketStart, b)) bucket = this.#lastBucket
+    else {
+      if (!isValidBucketBytes(chunk, bucketStart, keyLenAt)) {
+        this.#sink.invalid('bad_bucket', size)
+        return
+      }
+      bucket = chunk.toString('latin1', bucketStart, keyLenAt)
+      chunk.copy(this.#lastBucketBytes, 0, bucketStart, keyLenAt)
+      this.#lastBucketLen = b
+      this.#lastBucket = bucket
     }
-    out.push({
-      bucket: raw.toString('latin1', bucketStart, keyLenAt),
-      key: k === 0 ? null : raw.subarray(keyStart, payloadStart),
-      payload: raw.subarray(payloadStart),
-      raw,
-      receivedAt: now,
-    })
+    out.push(new WireFrame(bucket, chunk, start, end, keyStart, payloadStart, now))
+  }
+
+  #isLastBucket (raw: Buffer, start: number, len: number): boolean {
+    if (len !== this.#lastBucketLen) return false
+    const last = this.#lastBucketBytes
+    for (let i = 0; i < len; i++) if (raw[start + i] !== last[i]) return false
+    return true
   }
 }

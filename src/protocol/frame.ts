@@ -6,9 +6,91 @@ export interface Frame {
   readonly key: Buffer | null
   readonly payload: Buffer
   readonly raw: Buffer
+  /** raw.length, without making the view. */
+  readonly size: number
   /** Milliseconds since the epoch when kahets received the frame (the Kafka timestamp). */
   readonly receivedAt: number
 }
+
+/**
+ * The decoder's Frame: a position in the chunk it was read from. Views (raw, key, payload)
+ * are made only when a stream asks for them: a file stream writes runs of neighbouring
+ * frames as one slice of their chunk and never makes per-frame views; a Kafka stream makes
+ * key and payload. Queued frames then cost one small object each.
+ */
+export class WireFrame implements Frame {
+  readonly bucket: string
+  /** The buffer the frame sits in, from `start` to `end` (length prefix included). */
+  readonly chunk: Buffer
+  readonly start: number
+  readonly end: number
+  readonly receivedAt: number
+  readonly #keyStart: number
+  readonly #payloadStart: number
+
+  constructor (bucket: string, chunk: Buffer, start: number, end: number, keyStart: number, payloadStart: number, receivedAt: number) {
+    this.bucket = bucket
+    this.chunk = chunk
+    this.start = start
+    this.end = end
+    this.#keyStart = keyStart
+    this.#payloadStart = payloadStart
+    this.receivedAt = receivedAt
+  }
+
+  get size (): number {
+    return this.end - this.start
+  }
+
+  get raw (): Buffer {
+    return this.chunk.subarray(this.start, this.end)
+  }
+
+  get key (): Buffer | null {
+    return this.#payloadStart === this.#keyStart ? null : this.chunk.subarray(this.#keyStart, this.#payloadStart)
+  }
+
+  get payload (): Buffer {
+    return this.chunk.subarray(this.#payloadStart, this.end)
+  }
+}
+
+/**
+ * The wire bytes of frames as few buffers as possible: neighbouring frames of one chunk
+ * become one slice (up to `maxRun` bytes), so a flush is a writev of a few large buffers.
+ * Every buffer still starts and ends on a frame boundary.
+ */
+export function wireRuns (frames: readonly Frame[], maxRun = 64 * 1024): Buffer[] {
+  const out: Buffer[] = []
+  let chunk: Buffer | null = null
+  let start = 0
+  let end = 0
+  for (const f of frames) {
+    if (f instanceof WireFrame) {
+      if (f.chunk === chunk && f.start === end && f.end - start <= maxRun) {
+        end = f.end
+        continue
+      }
+      if (chunk !== null) out.push(chunk.subarray(start, end))
+      chunk = f.chunk
+      start = f.start
+      end = f.end
+    } else {
+      if (chunk !== null) out.push(chunk.subarray(start, end))
+      chunk = null
+      out.push(f.raw)
+    }
+  }
+  if (chunk !== null) out.push(chunk.subarray(start, end))
+  return out
+}
+
+/**
+ * What a frame costs in memory beyond its wire bytes: the frame object, the Buffer view of
+ * its bytes and its slot in the queues. MAXMEMORY charges it too, so that the bound holds
+ * for many small messages as well as for few large ones (about 128 bytes a frame).
+ */
+export const FRAME_OVERHEAD_BYTES = 128
 
 export const LENGTH_BYTES = 4
 export const MAX_NAME_BYTES = 255

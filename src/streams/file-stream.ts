@@ -3,7 +3,7 @@
 import { access, mkdir, constants } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import type { FileSettings } from '../config/buckets.ts'
-import type { Frame } from '../protocol/frame.ts'
+import { wireRuns, type Frame } from '../protocol/frame.ts'
 import { RotatingFile, listTemplateFiles } from './rotating-file.ts'
 import type { Stream } from './stream.ts'
 
@@ -31,9 +31,7 @@ export class FileStream implements Stream {
       })
       this.#files.set(bucket, file)
     }
-    const raws = new Array<Buffer>(frames.length)
-    for (let i = 0; i < frames.length; i++) raws[i] = frames[i]!.raw
-    await file.write(raws)
+    await file.write(wireRuns(frames))
     return undefined
   }
 

@@ -31,7 +31,7 @@ export async function readFrameFile (
     frames: (frames) => {
       for (const f of frames) {
         batch.push(f)
-        consumed += f.raw.length
+        consumed += f.size
       }
     },
     invalid: (_reason, bytes) => {
