@@ -18,6 +18,8 @@
 // batch too large) never fails the stream: those frames resolve as Rejections (counted as
 // dropped, issue 3) and the other topics keep flowing. Anything else means Kafka itself is not
 // answering; the write rejects with STREAM_UNAVAILABLE and the stream actor fails over.
+// First: it must replace a kafkajs module before kafkajs is loaded.
+import './kafkajs-patches.ts'
 import { readFileSync } from 'node:fs'
 import {
   CompressionTypes,
