@@ -50,7 +50,7 @@ run: install kafka-start
 
 bench: install
 	scripts/kafka.sh fetch
-	node --import tsx bench/run.ts
+	node --import tsx bench/run.ts $(BENCH_ARGS)
 
 clean:
 	rm -rf dist var/data

@@ -1,0 +1,61 @@
+<?php
+// PHP client throughput from one `php` process, the way PHP-FPM uses it: every message is
+// one "request" that makes its own \Kahets\Client and sends once.
+//
+//   persistent      new Client(socket) per message; STREAM_CLIENT_PERSISTENT hands every
+//                   one of them the same connection (one per FPM worker in production)
+//   non-persistent  new Client(socket, false) per message, sent, then close(): one connect
+//                   and one close per request
+//
+// Usage: php bench/php-sender.php SOCKET BUCKET COUNT SIZE persistent|non-persistent
+// Prints one JSON line: sent, accepted, seconds, cpu_seconds, max_rss_kb.
+
+declare(strict_types=1);
+
+require __DIR__ . '/../clients/php/Kahets.php';
+
+[$self, $socket, $bucket, $count, $size, $mode] = $argv + [null, null, null, null, null, null];
+if ($mode !== 'persistent' && $mode !== 'non-persistent') {
+    fwrite(STDERR, "usage: php $self SOCKET BUCKET COUNT SIZE persistent|non-persistent\n");
+    exit(2);
+}
+$count = (int) $count;
+$size = (int) $size;
+$persistent = $mode === 'persistent';
+
+// Random upper-case letters, as the other load generators send; 1024 distinct payloads
+// are plenty here: a file stream does not compress.
+$payloads = [];
+for ($i = 0; $i < 1024; $i++) {
+    $p = '';
+    for ($j = 0; $j < $size; $j++) {
+        $p .= chr(65 + mt_rand(0, 25));
+    }
+    $payloads[] = $p;
+}
+
+$accepted = 0;
+$r0 = getrusage();
+$t0 = hrtime(true);
+for ($i = 0; $i < $count; $i++) {
+    $client = new \Kahets\Client($socket, $persistent);
+    if ($client->send($bucket, $payloads[$i & 1023])) {
+        $accepted++;
+    }
+    if (!$persistent) {
+        $client->close();
+    }
+}
+$seconds = (hrtime(true) - $t0) / 1e9;
+$r1 = getrusage();
+$cpu = ($r1['ru_utime.tv_sec'] - $r0['ru_utime.tv_sec']) + ($r1['ru_utime.tv_usec'] - $r0['ru_utime.tv_usec']) / 1e6
+     + ($r1['ru_stime.tv_sec'] - $r0['ru_stime.tv_sec']) + ($r1['ru_stime.tv_usec'] - $r0['ru_stime.tv_usec']) / 1e6;
+
+echo json_encode([
+    'sent' => $count,
+    'accepted' => $accepted,
+    'seconds' => $seconds,
+    'cpu_seconds' => $cpu,
+    'max_rss_kb' => $r1['ru_maxrss'],
+]), "\n";
+exit($accepted === $count ? 0 : 1);
