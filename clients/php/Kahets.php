@@ -77,9 +77,9 @@ final class Client
     /** True after a connect failure was logged, until a send succeeds (log de-duplication). */
     private bool $connectFailureLogged = false;
     private int $suppressedConnectFailures = 0;
-    /** True while a frame is partly written; see registerShutdownGuard(). */
-    private bool $midWrite = false;
-    private bool $shutdownGuardRegistered = false;
+    /** @var array<int, Client> persistent Clients with a frame partly written (see registerShutdownGuard()) */
+    private static array $midWriteClients = [];
+    private static bool $shutdownGuardRegistered = false;
     /** @var \Closure(int, string): bool */
     private \Closure $errorHandler;
 
@@ -253,7 +253,7 @@ final class Client
             return $offset;
         }
         $this->registerShutdownGuard();
-        $this->midWrite = true;
+        $this->setMidWrite(true);
         $this->phpError = null;
         set_error_handler($this->errorHandler);
         try {
@@ -266,7 +266,7 @@ final class Client
                 }
                 $offset += $n;
             }
-            $this->midWrite = false;
+            $this->setMidWrite(false);
             return $offset;
         } catch (\Throwable $e) { // e.g. the shared persistent stream was closed by another Client
             $error = get_class($e) . ': ' . $e->getMessage();
@@ -307,7 +307,7 @@ final class Client
             return false;
         }
         $this->stream = $stream;
-        $this->midWrite = false;
+        $this->setMidWrite(false);
         return true;
     }
 
@@ -316,7 +316,7 @@ final class Client
     {
         $stream = $this->stream;
         $this->stream = null;
-        $this->midWrite = false;
+        $this->setMidWrite(false);
         if (is_resource($stream)) {
             set_error_handler($this->errorHandler);
             try {
@@ -332,20 +332,35 @@ final class Client
     /**
      * A fatal error (max_execution_time, memory limit) can end the request between two
      * partial fwrite()s. A persistent connection would then carry half a frame into the
-     * next request and desynchronise kahets' decoder; this shutdown function closes such a
-     * connection instead. Registered once per Client, on its first write.
+     * next request and desynchronise kahets' decoder; the shutdown function closes such a
+     * connection instead. One function per process, registered on the first write of a
+     * persistent Client; it only knows the Clients that are mid-write at that moment, so a
+     * script creating many Clients does not keep them all alive.
      */
     private function registerShutdownGuard(): void
     {
-        if ($this->shutdownGuardRegistered || !$this->persistent) {
+        if (self::$shutdownGuardRegistered || !$this->persistent) {
             return;
         }
-        $this->shutdownGuardRegistered = true;
-        register_shutdown_function(function (): void {
-            if ($this->midWrite) {
-                $this->discard();
+        self::$shutdownGuardRegistered = true;
+        register_shutdown_function(static function (): void {
+            foreach (self::$midWriteClients as $client) {
+                $client->discard();
             }
+            self::$midWriteClients = [];
         });
+    }
+
+    private function setMidWrite(bool $midWrite): void
+    {
+        if (!$this->persistent) {
+            return;
+        }
+        if ($midWrite) {
+            self::$midWriteClients[spl_object_id($this)] = $this;
+        } else {
+            unset(self::$midWriteClients[spl_object_id($this)]);
+        }
     }
 
     private static function shorten(string $s): string

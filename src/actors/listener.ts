@@ -18,6 +18,8 @@ export interface ListenerOptions {
   log: Logger
 }
 
+const LISTEN_BACKLOG = 4096
+
 type ListenerMsg = { readonly type: 'connection', readonly socket: Socket }
 
 /** Is a live process accepting on this socket file? */
@@ -59,7 +61,9 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
     })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(path, () => { server.off('error', reject); resolve() })
+      // PHP workers without persistent connections connect once a request: Node's default
+      // backlog (511) overflowed at ~40k connects/s in the bench and clients got EAGAIN.
+      server.listen({ path, backlog: LISTEN_BACKLOG }, () => { server.off('error', reject); resolve() })
     })
     server.on('error', (err) => { this.#log.error({ err }, 'listener error') })
     this.#server = server

@@ -77,6 +77,29 @@ after(async () => {
 })
 
 describe('PHP client', () => {
+  test('a script that makes a Client per message does not keep them all alive', async () => {
+    const sink = await sinks.start()
+    const script = writeScript('many-clients.php', `
+$ok = 0;
+$before = 0;
+for ($i = 0; $i < 20000; $i++) {
+    if ($i === 1000) { gc_collect_cycles(); $before = memory_get_usage(); }
+    $client = new Kahets\\Client($argv[1]);
+    if ($client->send('php.many', "m$i")) {
+        $ok++;
+    }
+}
+gc_collect_cycles();
+echo json_encode(['ok' => $ok, 'grewBy' => memory_get_usage() - $before]), "\\n";
+`)
+    const { code, stdout, stderr } = await runPhp(script, [sink.path])
+    assert.equal(code, 0, stderr)
+    const result = JSON.parse(stdout) as { ok: number, grewBy: number }
+    assert.equal(result.ok, 20000)
+    // 19,000 Clients kept alive would be several MB; a few KB of noise is allowed.
+    assert.ok(result.grewBy < 256 * 1024, `memory grew by ${result.grewBy} bytes over 19,000 Clients`)
+  })
+
   test('10,000 keyed messages arrive byte-identical', async () => {
     const sink = await sinks.start()
     const script = writeScript('bulk.php', `
