@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
 import { makeTempDir, startKahets, type KahetsProcess } from '../helpers/kahets.ts'
-import { consumeAll, startBroker, type Broker } from '../helpers/broker.ts'
+import { consumeAll, kcatCount, startBroker, type Broker } from '../helpers/broker.ts'
 import { listFiles, readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
@@ -189,6 +189,35 @@ test('kahets stopped with SIGTERM under load: every accepted message is in Kafka
   const all = await consumeAll(down.bootstrap, topic, { expected: received, timeoutMs: 60_000 })
   assert.equal(new Set(all.map((m) => m.value!.toString())).size, received)
   assert.equal(await again.stop(), 0)
+})
+
+test('kahets killed (SIGKILL) during a replay re-sends at most the file it was replaying', async () => {
+  const topic = 'replay_crash'
+  const dir = await makeTempDir()
+  await mkdir(join(dir, 'backup', topic), { recursive: true })
+  const FILES = 5
+  const PER_FILE = 20_000
+  for (let f = 0; f < FILES; f++) {
+    const frames = Array.from({ length: PER_FILE }, (_, i) => ({ bucket: topic, key: null, payload: `f${f}/${i}` }))
+    await writeFile(join(dir, 'backup', topic, `${1700000000 + f}-AbCdEfG${f}.frames`), encodeFrames(frames))
+  }
+  // A slow replay (~1 file a second), so the kill lands in the middle of one.
+  const slow = kafkaConfig(broker.bootstrap, topic, { 'kahets.replay.max.bytes.per.sec': '400KB' })
+  const first = await startKahets({ buckets: slow, dir })
+  await waitFor(async () => (await listFiles(join(dir, 'backup'))).length <= FILES - 2, { timeoutMs: 60_000, what: 'two files replayed' })
+  await first.kill()
+  const left = (await listFiles(join(dir, 'backup'))).length
+  assert.ok(left > 0, 'killed while files were still left')
+
+  const second = await startKahets({ buckets: kafkaConfig(broker.bootstrap, topic), dir })
+  await waitFor(async () => (await listFiles(join(dir, 'backup'))).length === 0, { timeoutMs: 60_000, what: 'the rest replayed' })
+  // Everything the topic holds, duplicates included (kcat reads to the end of the log).
+  const total = await kcatCount(broker.bootstrap, topic)
+  const got = await consumeAll(broker.bootstrap, topic, { expected: total, timeoutMs: 60_000 })
+  const ids = new Set(got.map((m) => m.value!.toString()))
+  assert.equal(ids.size, FILES * PER_FILE, 'every frame of every file reached Kafka')
+  assert.ok(got.length - ids.size <= PER_FILE, `duplicates ${got.length - ids.size}: at most the one file under way`)
+  assert.equal(await second.stop(), 0)
 })
 
 test('a backup file with a torn last frame replays all its whole frames', async () => {
