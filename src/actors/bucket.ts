@@ -136,6 +136,7 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
       const backup = b.stream.backup
       if (backup !== null) {
         backup.write({ bucket: this.bucket, frames: picked, bytes: picked === frames ? bytes : sumBytes(picked), flow: b.flow, charge: new Charge(this.#budget, 0, 1) })
+        b.stream.spilled()
       } else {
         b.flow.drop('max_memory', picked.length)
         dropped += picked.length

@@ -35,6 +35,8 @@ export type StreamMsg =
   | { readonly type: 'rotate', readonly done: (error?: unknown) => void }
   | { readonly type: 'rotated', readonly waiting: Array<(error?: unknown) => void>, readonly error: unknown }
   | { readonly type: 'replayed', readonly error: unknown }
+  /** A bucket spilled to this stream's backup (MAXMEMORY): those files need a replay too. */
+  | { readonly type: 'spilled' }
   /** Backup files left by an earlier run: replay them once the stream answers. */
   | { readonly type: 'leftovers', readonly files: number }
 
@@ -96,6 +98,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   #rotations: Array<(error?: unknown) => void> = []
   #rotating = false
   #resetting = false
+  #replayPending = false
   readonly #stats: Stats
   readonly #replayBytesPerSec: number
   readonly #queuedByBucket = new Map<string, number>()
@@ -125,6 +128,11 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     if (!this.canReplay) return
     const files = await this.backup!.#stream.listClosedFiles!()
     if (files.length > 0 && this.state === 'running') this.tell({ type: 'leftovers', files: files.length })
+  }
+
+  /** MAXMEMORY sent some of this stream's messages straight to its backup. */
+  spilled (): void {
+    if (this.state !== 'stopped') this.tell({ type: 'spilled' })
   }
 
   /** Closes the files this (backup) stream has open, after every write queued before this call. */
@@ -161,6 +169,14 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
       case 'rotate':
         this.#rotations.push(msg.done)
         this.#maybeRotate()
+        return
+      case 'spilled':
+        // Spilled while the stream itself is fine: replay once the pressure has had time to
+        // pass (the next probe tick), as after an outage.
+        if (this.#mode === 'normal' && this.canReplay && !this.#replayPending) {
+          this.#replayPending = true
+          this.#scheduleProbe()
+        }
         return
       case 'rotated':
         this.#resetting = false
@@ -344,6 +360,11 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   }
 
   #probe (): void {
+    if (this.#mode === 'normal' && this.#replayPending && !this.#abandoned) {
+      this.#replayPending = false
+      this.#startReplay()
+      return
+    }
     if (this.#mode === 'normal' || this.#probing || this.#abandoned) return
     this.#probing = true
     const stream = this.#stream

@@ -3,12 +3,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { createConnection, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { encodeFrame } from '../../src/protocol/encoder.ts'
 import { startKahets } from '../helpers/kahets.ts'
-import { consumeAll, startBroker } from '../helpers/broker.ts'
+import { consumeAll, kcatCount, startBroker } from '../helpers/broker.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -127,4 +128,55 @@ test('MAXMEMORY 2MB, Kafka down, no backup: memory stays bounded, drops are coun
   assert.equal(f.inFlight, 0)
   assert.equal(f.received, f.delivered + f.backedUp + f.sampledOut + Object.values(f.dropped).reduce((a, b) => a + b, 0), JSON.stringify(f))
   assert.ok((f.dropped.shutdown ?? 0) > 0, 'what was held for the retry is dropped at shutdown and counted')
+})
+
+test('MAXMEMORY reached while Kafka hangs: messages spill to the backup, none dropped, all reach Kafka', async () => {
+  const broker = await startBroker()
+  const port = await freePort()
+  const topic = 'spill'
+  const k = await startKahets({
+    buckets: {
+      streamsConfigs: {
+        kafka: {
+          type: 'kafka',
+          settings: { 'bootstrap.servers': broker.bootstrap, 'request.timeout.ms': '8000', 'kahets.probe.interval.ms': '500' },
+          backup: { type: 'file', settings: { path: '{dir}/backup' } },
+        },
+      },
+      buckets: [{ id: topic, streams: ['kafka'], batch: 100, batchTimeout: 10 }],
+    },
+    env: { METRICS: `127.0.0.1:${port}`, MAXMEMORY: '1MB' },
+  })
+  const base = `http://127.0.0.1:${port}`
+  const warm = await KahetsClient.connect(k.socket)
+  warm.send(topic, 'warm-up')
+  await warm.close()
+  await waitFor(async () => sample(await scrape(base), 'kahets_delivered_total', { bucket: topic }) === 1, { what: 'the stream to be connected' })
+
+  // The broker's process stops answering (not dead: requests hang until request.timeout.ms).
+  const pid = Number(readFileSync(join(dirname(broker.dataDir), `kafka-${broker.port}.pid`), 'utf8').trim())
+  process.kill(pid, 'SIGSTOP')
+  try {
+    const client = await KahetsClient.connect(k.socket)
+    const payload = Buffer.alloc(1024, 0x62)
+    for (let i = 0; i < 5000; i++) if (!client.send(topic, Buffer.concat([Buffer.from(`s${i}|`), payload]))) await client.drain()
+    await client.close()
+    await waitFor(() => k.logs().some((l) => l.msg === 'MAXMEMORY reached: messages spilled to the backup stream'), { what: 'a spill' })
+  } finally {
+    process.kill(pid, 'SIGCONT')
+  }
+  const m = await waitFor(async () => {
+    const s = await scrape(base)
+    const backedUp = sample(s, 'kahets_backed_up_total', { bucket: topic })
+    return sample(s, 'kahets_in_flight') === 0 && sample(s, 'kahets_stream_mode', { stream: 'kafka', mode: 'normal' }) === 1 &&
+      backedUp > 0 && sample(s, 'kahets_replayed_total', { bucket: topic }) === backedUp ? s : null
+  }, { timeoutMs: 90_000, what: 'Kafka back and everything spilled replayed' })
+  const terms = assertIdentity(m, topic, 'kafka')
+  assert.equal(terms.dropped, 0)
+  assert.ok(terms.backedUp > 0)
+  // A request that hung may still have been written by the broker: count duplicates in.
+  const got = await consumeAll(broker.bootstrap, topic, { expected: await kcatCount(broker.bootstrap, topic), timeoutMs: 60_000 })
+  const ids = new Set(got.map((x) => x.value!.subarray(0, x.value!.indexOf(0x7c)).toString()))
+  for (let i = 0; i < 5000; i++) assert.ok(ids.has(`s${i}`), `s${i} reached Kafka`)
+  assert.equal(await k.stop(), 0)
 })
