@@ -96,7 +96,8 @@ export function classifyKafkaError (err: unknown): Failure {
 
 // librdkafka's default partitioner (consistent_random), which kahego used: the same key lands
 // in the same partition before and after swapping kahego for kahets, so per-key order holds
-// across the swap. kafkajs's default hashes with murmur2 (Java's), which would not.
+// across the swap. kafkajs's and platformatic's defaults hash with murmur2 (Java's), which
+// would not.
 const CRC_TABLE = new Int32Array(256)
 for (let n = 0; n < 256; n++) {
   let c = n
@@ -143,8 +144,8 @@ export interface TopicQueue {
   solo: boolean
   /**
    * Kafka refused this topic or its size once: from then on it never shares a request, since
-   * kafkajs reports a produce response all-or-nothing and the topics the broker did accept in
-   * a shared request would be sent twice when the others are retried.
+   * both clients (as used here) report a produce response all-or-nothing and the topics the
+   * broker did accept in a shared request would be sent twice when the others are retried.
    */
   isolated: boolean
 }
@@ -414,7 +415,7 @@ export abstract class BatchingKafkaStream implements Stream {
       return
     }
     if (chunks.length > 1) {
-      // kafkajs's error does not say which topic it was about: each goes again on its own.
+      // The error is not read for which topic it was about: each goes again on its own.
       // A refusal at the metadata stage (invalid or forbidden topic) sent nothing, but one in
       // the produce response may follow partitions the broker appended: those are sent twice
       // (at-least-once), once per topic at most, since the refused topic is isolated after.
