@@ -36,7 +36,11 @@ export interface KafkaSettings {
   readonly sasl: null | { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512', readonly username: string, readonly password: string }
   readonly probeIntervalMs: number
   readonly replayBytesPerSec: number
+  /** kahets.client: the Kafka client library behind the stream. */
+  readonly client: KafkaClient
 }
+
+export type KafkaClient = 'kafkajs' | 'platformatic'
 
 interface StreamBase {
   readonly id: string
@@ -76,6 +80,7 @@ export const KAFKA_DEFAULTS = {
   clientId: 'kahets',
   probeIntervalMs: 10000,
   replayBytesPerSec: 32 * 1024 * 1024,
+  client: 'kafkajs' as const,
 }
 
 // Settings kahets reads; any other name librdkafka knows is warned about, any other name
@@ -86,7 +91,7 @@ const KAFKA_USED = new Set([
   'linger.ms', 'message.max.bytes', 'max.in.flight.requests.per.connection', 'max.in.flight',
   'request.timeout.ms', 'client.id', 'security.protocol', 'sasl.mechanisms', 'sasl.mechanism',
   'sasl.username', 'sasl.password', 'ssl.ca.location', 'kahets.probe.interval.ms',
-  'kahets.replay.max.bytes.per.sec',
+  'kahets.replay.max.bytes.per.sec', 'kahets.client',
 ])
 
 let validateSchema: ReturnType<Ajv['compile']> | null = null
@@ -196,6 +201,10 @@ function kafkaSettings (raw: Json, at: string, problems: ConfigProblem[], warnin
   const replay = pick('kahets.replay.max.bytes.per.sec')
   const replayBytesPerSec = replay === undefined ? KAFKA_DEFAULTS.replayBytesPerSec : parseSize(replay as string) ?? KAFKA_DEFAULTS.replayBytesPerSec
 
+  const clientRaw = str(pick('kahets.client') ?? KAFKA_DEFAULTS.client)
+  if (clientRaw !== 'kafkajs' && clientRaw !== 'platformatic') problems.push({ path: `${at}["kahets.client"]`, message: `not kafkajs or platformatic: ${JSON.stringify(clientRaw)}` })
+  const client: KafkaClient = clientRaw === 'platformatic' ? 'platformatic' : 'kafkajs'
+
   return {
     brokers,
     acks,
@@ -211,6 +220,7 @@ function kafkaSettings (raw: Json, at: string, problems: ConfigProblem[], warnin
     sasl,
     probeIntervalMs: int(['kahets.probe.interval.ms'], 100, KAFKA_DEFAULTS.probeIntervalMs),
     replayBytesPerSec,
+    client,
   }
 }
 

@@ -3,6 +3,7 @@ import type { StreamConfig } from '../config/buckets.ts'
 import type { Logger } from '../log.ts'
 import { FileStream } from './file-stream.ts'
 import { KafkaStream } from './kafka-stream.ts'
+import { PlatformaticKafkaStream } from './platformatic-kafka-stream.ts'
 import type { Stream } from './stream.ts'
 
 export type StreamFactory = (config: StreamConfig, log: Logger) => Stream
@@ -12,7 +13,9 @@ export const createStream: StreamFactory = (config, log) => {
     case 'file':
       return new FileStream(config.settings)
     case 'kafka':
-      return new KafkaStream(config.id, config.settings, log)
+      return config.settings.client === 'platformatic'
+        ? new PlatformaticKafkaStream(config.id, config.settings, log)
+        : new KafkaStream(config.id, config.settings, log)
     default: {
       const never: never = config
       throw new Error(`unknown stream type ${JSON.stringify(never)}`)

@@ -40,14 +40,28 @@ function toBuffer (bytes: Uint8Array): Buffer {
 }
 
 let zstdReady: Promise<void> | null = null
+/**
+ * Loads zstd's WebAssembly once per process, for both Kafka clients: a second zstd.init()
+ * replaces the module under the first, and compress() then returns zeros once memory grows.
+ */
+export function initZstd (): Promise<void> {
+  return (zstdReady ??= zstd.init())
+}
+/** zstd at level 3 (librdkafka's and Kafka's default), once initZstd() has resolved. */
+export function zstdCompress (data: Buffer): Buffer {
+  return toBuffer(zstd.compress(data, 3))
+}
+export function zstdDecompress (data: Buffer): Buffer {
+  return toBuffer(zstd.decompress(data))
+}
 const zstdCodec = (): Codec => ({
   async compress (encoder) {
-    await (zstdReady ??= zstd.init())
-    return toBuffer(zstd.compress(encoder.buffer, 3))
+    await initZstd()
+    return zstdCompress(encoder.buffer)
   },
   async decompress (buffer) {
-    await (zstdReady ??= zstd.init())
-    return toBuffer(zstd.decompress(buffer))
+    await initZstd()
+    return zstdDecompress(buffer)
   },
 })
 

@@ -1,26 +1,9 @@
-// The `kafka` stream (SPEC §2): one kafkajs producer per stream definition, shared by every
-// bucket that uses it; the topic is the bucket name.
-//
-// kafkajs sends what it is given at once, so batching is done here, with librdkafka's knobs:
-// messages wait per topic until the topic holds batch.num.messages of them, or BATCH_BYTES, or
-// its oldest message has waited queue.buffering.max.ms. A request then also takes whatever the
-// other idle topics hold (as Java's producer drains every partition of a node it is sending to
-// anyway): a request that goes out regardless costs nothing more for carrying them.
-//
-//   write() ──▶ topic queue ──ready──▶ sendBatch (≤ maxInFlight, ≤ 1 per topic) ──▶ tickets settle
-//                    ▲                        │ topic-level refusal: retried alone, split, or dropped
-//                    └────── requeued ◀───────┘ broker-level failure: every ticket rejects
-//
-// One request per topic at a time keeps each topic's messages in the order they were written
-// even when kafkajs retries a request internally (it has no idempotent ordering of its own).
-//
-// A refusal that concerns one topic or one message (invalid or forbidden topic, message or
-// batch too large) never fails the stream: those frames resolve as Rejections (counted as
-// dropped, issue 3) and the other topics keep flowing. Anything else means Kafka itself is not
-// answering; the write rejects with STREAM_UNAVAILABLE and the stream actor fails over.
+// The `kafka` stream (SPEC §2) over kafkajs: one kafkajs producer per stream definition, shared
+// by every bucket that uses it; the topic is the bucket name. Batching, ordering and what a
+// refusal means are in kafka-batching.ts (shared with the @platformatic/kafka client); this
+// file sends one request with kafkajs, probes, resets and disconnects.
 // First: it must replace a kafkajs module before kafkajs is loaded.
 import './kafkajs-patches.ts'
-import { readFileSync } from 'node:fs'
 import {
   CompressionTypes,
   Kafka,
@@ -32,32 +15,22 @@ import {
   type Producer,
 } from 'kafkajs'
 import type { KafkaSettings } from '../config/buckets.ts'
-import { ConfigError, ErrorCodes, KahetsError } from '../errors.ts'
-import { RateLimitedLog, type Logger } from '../log.ts'
-import type { Frame } from '../protocol/frame.ts'
-import type { DropReason } from '../stats.ts'
+import { ConfigError } from '../errors.ts'
+import type { Logger } from '../log.ts'
 import { registerCodecs } from './kafka-codecs.ts'
-import type { Rejections, Stream } from './stream.ts'
+import {
+  BatchingKafkaStream,
+  CONNECTION_TIMEOUT_MS,
+  DISCONNECT_TIMEOUT_MS,
+  KAFKAJS_RETRY,
+  PROBE_TIMEOUT_MS,
+  crc32,
+  readCaFile,
+  withTimeout,
+  type Chunk,
+} from './kafka-batching.ts'
 
-// Kafka's per-partition batch limit is the broker's message.max.bytes (about 1 MB by default);
-// staying under both it and ours means a full batch is never refused for its size.
-const BATCH_BYTES = 1024 * 1024
-// Far below the broker's socket.request.max.bytes (100 MB), so several topics fit in one request.
-const REQUEST_BYTES = 16 * 1024 * 1024
-// Per-record framing in a v2 record batch (length, attributes, deltas, key/value lengths, headers).
-const RECORD_OVERHEAD = 32
-// A broker that answers but has not yet created or elected a leader for a new topic: kafkajs's
-// own retries (≈1 s, see KAFKAJS_RETRY) can be too short for auto-creation on a busy broker.
-const TOPIC_RETRY_DELAYS_MS = [250, 500, 1000, 2000]
-const PROBE_TIMEOUT_MS = 2000
-const DISCONNECT_TIMEOUT_MS = 2000
-
-// Outage detection in about a second: a refused connection fails at once and kafkajs retries
-// twice (≈100 + 200 ms, jittered), a silent host fails after connectionTimeout per attempt. The
-// stream actor then fails over and probes; kafkajs's defaults (5 retries up to 30 s, 30 s
-// request timeout) would hold every bucket's writes for half a minute first.
-const CONNECTION_TIMEOUT_MS = 1000
-const KAFKAJS_RETRY = { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 }
+export { classifyKafkaError, crc32 } from './kafka-batching.ts'
 
 const COMPRESSION: Record<KafkaSettings['compression'], CompressionTypes> = {
   none: CompressionTypes.None,
@@ -67,50 +40,7 @@ const COMPRESSION: Record<KafkaSettings['compression'], CompressionTypes> = {
   zstd: CompressionTypes.ZSTD,
 }
 
-/** Broker error types that are about one topic, whichever request carried it. */
-const TOPIC_REFUSED = new Set(['INVALID_TOPIC_EXCEPTION', 'TOPIC_AUTHORIZATION_FAILED'])
-/** About the size of what was sent: smaller requests may pass, a lone message will not. */
-const TOO_LARGE = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE'])
-/** About some records (e.g. a null key on a compacted topic): isolated down to the message. */
-const RECORD_REFUSED = new Set(['INVALID_RECORD'])
-/** A topic that does not exist yet, or has no leader yet: retried for a while, alone. */
-const TOPIC_PENDING = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE'])
-
-type Failure =
-  | { kind: 'topic' | 'size' | 'record' | 'pending', type: string }
-  | { kind: 'broker' }
-
-/** Kafka errors arrive wrapped (retries exceeded, non-retriable); the protocol type is inside. */
-export function classifyKafkaError (err: unknown): Failure {
-  for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    const type = (e as { type?: unknown }).type
-    if (typeof type === 'string') {
-      if (TOPIC_REFUSED.has(type)) return { kind: 'topic', type }
-      if (TOO_LARGE.has(type)) return { kind: 'size', type }
-      if (RECORD_REFUSED.has(type)) return { kind: 'record', type }
-      if (TOPIC_PENDING.has(type)) return { kind: 'pending', type }
-      return { kind: 'broker' }
-    }
-    // kafkajs found no partitions for the topic: the metadata of a topic still being created.
-    if ((e as { name?: unknown }).name === 'KafkaJSMetadataNotLoaded') return { kind: 'pending', type: 'METADATA_NOT_LOADED' }
-  }
-  return { kind: 'broker' }
-}
-
-// librdkafka's default partitioner (consistent_random), which kahego used: the same key lands
-// in the same partition before and after swapping kahego for kahets, so per-key order holds
-// across the swap. kafkajs's default hashes with murmur2 (Java's), which would not.
-const CRC_TABLE = new Int32Array(256)
-for (let n = 0; n < 256; n++) {
-  let c = n
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-  CRC_TABLE[n] = c
-}
-export function crc32 (buf: Uint8Array): number {
-  let c = -1
-  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8)
-  return (c ^ -1) >>> 0
-}
+// librdkafka's default partitioner (consistent_random), see crc32 in kafka-batching.ts.
 const consistentRandom = () => ({ partitionMetadata, message }: PartitionerArgs): number => {
   if (message.partition != null) return message.partition
   if (message.key != null) {
@@ -122,114 +52,14 @@ const consistentRandom = () => ({ partitionMetadata, message }: PartitionerArgs)
   return pool[Math.floor(Math.random() * pool.length)]!.partitionId
 }
 
-/** One write() call: resolves when all its queued messages are settled. */
-interface Ticket {
-  remaining: number
-  rejections: Map<DropReason, number> | null
-  done: boolean
-  resolve: (r: Rejections | undefined) => void
-  reject: (e: unknown) => void
-}
-
-interface Item {
-  readonly message: Message
-  readonly bytes: number
-  readonly ticket: Ticket
-  /** performance.now() when queued: the linger clock. */
-  readonly at: number
-}
-
-interface TopicQueue {
-  readonly topic: string
-  pending: Item[]
-  bytes: number
-  /** A request carrying this topic is in flight (or waiting to be retried). */
-  busy: boolean
-  /** Not before this time (performance.now()): backoff of a topic Kafka has not created yet. */
-  retryAt: number
-  attempts: number
-  /** After a size refusal: how many messages the next request may carry (halved per refusal). */
-  limit: number
-  /** After a failure in a request shared with other topics: send it on its own next time. */
-  solo: boolean
-  /**
-   * Kafka refused this topic or its size once: from then on it never shares a request, since
-   * kafkajs reports a produce response all-or-nothing and the topics the broker did accept in
-   * a shared request would be sent twice when the others are retried.
-   */
-  isolated: boolean
-}
-
-interface Chunk {
-  readonly queue: TopicQueue
-  readonly items: Item[]
-  readonly bytes: number
-}
-
-function addRejection (t: Ticket, reason: DropReason, n: number): void {
-  t.rejections ??= new Map()
-  t.rejections.set(reason, (t.rejections.get(reason) ?? 0) + n)
-}
-
-function settleItem (item: Item, reason: DropReason | null): void {
-  const t = item.ticket
-  if (t.done) return
-  if (reason !== null) addRejection(t, reason, 1)
-  if (--t.remaining === 0) {
-    t.done = true
-    t.resolve(t.rejections ?? undefined)
-  }
-}
-
-function failTicket (t: Ticket, error: KahetsError): void {
-  if (t.done) return
-  t.done = true
-  t.reject(error)
-}
-
-function unavailable (message: string, cause?: unknown): KahetsError {
-  const detail = cause instanceof Error ? `: ${cause.message}` : ''
-  return new KahetsError(ErrorCodes.STREAM_UNAVAILABLE, `${message}${detail}`, { cause, retriable: true })
-}
-
-function withTimeout<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms)
-  })
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer))
-}
-
-export class KafkaStream implements Stream {
-  readonly type = 'kafka' as const
-  readonly id: string
-  readonly #settings: KafkaSettings
-  readonly #log: Logger
-  readonly #rateLimited = new RateLimitedLog()
+export class KafkaStream extends BatchingKafkaStream {
   readonly #config: KafkaConfig
-  readonly #batchBytes: number
-  readonly #topics = new Map<string, TopicQueue>()
   #kafka: Kafka
   #producer: Producer
   #connecting: Promise<void> | null = null
-  /** Bumped by reset(): results of requests sent by an older producer change nothing. */
-  #generation = 0
-  /** Set by a broker-level failure; every write rejects with it until reset(). */
-  #broken: KahetsError | null = null
-  #closed = false
-  #flushing = false
-  #inFlight = 0
-  #pendingCount = 0
-  #produceRequests = 0
-  #timer: NodeJS.Timeout | null = null
-  #timerAt = Infinity
-  #idleWaiters: Array<() => void> = []
 
   constructor (id: string, settings: KafkaSettings, log: Logger) {
-    this.id = id
-    this.#settings = settings
-    this.#log = log.child({ stream: id })
-    this.#batchBytes = Math.min(BATCH_BYTES, settings.messageMaxBytes)
+    super(id, settings, log)
     registerCodecs()
     this.#config = {
       clientId: settings.clientId,
@@ -251,11 +81,7 @@ export class KafkaStream implements Stream {
   static #ssl (settings: KafkaSettings): KafkaConfig['ssl'] {
     if (settings.ssl === null) return undefined
     if (settings.ssl.caLocation === null) return true
-    try {
-      return { ca: [readFileSync(settings.ssl.caLocation, 'utf8')] }
-    } catch (err) {
-      throw new ConfigError([{ path: 'ssl.ca.location', message: `cannot read CA file ${settings.ssl.caLocation}: ${(err as Error).message}` }])
-    }
+    return { ca: [readCaFile(settings.ssl.caLocation)] }
   }
 
   static #sasl (settings: KafkaSettings): KafkaConfig['sasl'] {
@@ -273,45 +99,8 @@ export class KafkaStream implements Stream {
     }
   }
 
-  /** Produce requests sent so far: one per sendBatch call (for metrics and batching tests). */
-  get produceRequests (): number { return this.#produceRequests }
-
-  write (bucket: string, frames: readonly Frame[]): Promise<Rejections | undefined> {
-    if (this.#closed) return Promise.reject(unavailable(`kafka stream ${this.id} is closed`))
-    if (this.#broken !== null) return Promise.reject(this.#broken)
-    if (frames.length === 0) return Promise.resolve(undefined)
-    return new Promise((resolve, reject) => {
-      const ticket: Ticket = { remaining: 0, rejections: null, done: false, resolve, reject }
-      const q = this.#queue(bucket)
-      const now = performance.now()
-      const max = this.#settings.messageMaxBytes
-      let tooLarge = 0
-      for (const f of frames) {
-        const size = (f.key === null ? 0 : f.key.length) + f.payload.length
-        if (size > max) {
-          tooLarge++
-          continue
-        }
-        q.pending.push({ message: { key: f.key, value: f.payload, timestamp: String(f.receivedAt) }, bytes: size + RECORD_OVERHEAD, ticket, at: now })
-        q.bytes += size + RECORD_OVERHEAD
-        ticket.remaining++
-      }
-      this.#pendingCount += ticket.remaining
-      if (tooLarge > 0) {
-        addRejection(ticket, 'message_too_large', tooLarge)
-        this.#rateLimited.warn(this.#log, `message_too_large:${bucket}`, { bucket, messages: tooLarge, messageMaxBytes: max }, 'messages larger than message.max.bytes dropped')
-      }
-      if (ticket.remaining === 0) {
-        ticket.done = true
-        resolve(ticket.rejections ?? undefined)
-        return
-      }
-      this.#dispatch()
-    })
-  }
-
   async probe (): Promise<boolean> {
-    if (this.#closed) return false
+    if (this.closed) return false
     const admin = this.#kafka.admin({ retry: { retries: 0 } })
     const attempt = (async () => {
       await admin.connect()
@@ -322,7 +111,7 @@ export class KafkaStream implements Stream {
       await withTimeout(attempt, PROBE_TIMEOUT_MS, 'probe')
       return true
     } catch (err) {
-      this.#log.debug({ err }, 'kafka probe failed')
+      this.log.debug({ err }, 'kafka probe failed')
       return false
     } finally {
       // Also once a timed-out connect settles, so no admin connection is left behind.
@@ -334,22 +123,15 @@ export class KafkaStream implements Stream {
     // kafkajs does not always recover a producer whose broker went away (stale connections,
     // a cluster object stuck "connected"); a new one starts from the bootstrap servers.
     const old = this.#producer
-    this.#generation++
-    this.#broken = null
+    this.newGeneration()
     this.#connecting = null
     this.#kafka = new Kafka(this.#config)
     this.#producer = this.#newProducer()
     await withTimeout(old.disconnect(), DISCONNECT_TIMEOUT_MS, 'disconnect').catch(() => {})
   }
 
-  async close (): Promise<void> {
-    if (this.#closed) return
-    this.#flushing = true
-    this.#dispatch()
-    await this.#idle()
-    this.#closed = true
-    this.#clearTimer()
-    await withTimeout(this.#producer.disconnect(), DISCONNECT_TIMEOUT_MS, 'disconnect').catch(() => {})
+  protected async disconnect (): Promise<void> {
+    await this.#producer.disconnect()
   }
 
   #newProducer (): Producer {
@@ -370,264 +152,26 @@ export class KafkaStream implements Stream {
     return this.#connecting
   }
 
-  #queue (topic: string): TopicQueue {
-    let q = this.#topics.get(topic)
-    if (q === undefined) {
-      q = { topic, pending: [], bytes: 0, busy: false, retryAt: 0, attempts: 0, limit: Infinity, solo: false, isolated: false }
-      this.#topics.set(topic, q)
-    }
-    return q
-  }
-
-  #sendable (q: TopicQueue, now: number): boolean {
-    return !q.busy && q.pending.length > 0 && now >= q.retryAt
-  }
-
-  #ready (q: TopicQueue, now: number): boolean {
-    return this.#flushing ||
-      q.solo ||
-      q.pending.length >= Math.min(this.#settings.batchNumMessages, q.limit) ||
-      q.bytes >= this.#batchBytes ||
-      now - q.pending[0]!.at >= this.#settings.lingerMs ||
-      this.#pendingCount >= this.#settings.queueMaxMessages
-  }
-
-  #dispatch (): void {
-    if (this.#broken !== null) return
-    const now = performance.now()
-    while (this.#inFlight < this.#settings.maxInFlight) {
-      let anyReady = false
-      for (const q of this.#topics.values()) {
-        if (this.#sendable(q, now) && this.#ready(q, now)) {
-          anyReady = true
-          break
-        }
-      }
-      if (!anyReady) break
-      const chunks: Chunk[] = []
-      let bytes = 0
-      // Snapshot: taken topics move to the end of the map so the next request starts elsewhere.
-      for (const q of [...this.#topics.values()]) {
-        if (!this.#sendable(q, now)) continue
-        const alone = q.solo || q.isolated
-        if (alone && chunks.length > 0) continue
-        const chunk = this.#take(q)
-        chunks.push(chunk)
-        bytes += chunk.bytes
-        this.#topics.delete(q.topic)
-        this.#topics.set(q.topic, q)
-        if (alone || bytes >= REQUEST_BYTES) break
-      }
-      this.#send(chunks)
-    }
-    this.#armTimer(now)
-  }
-
-  #take (q: TopicQueue): Chunk {
-    const max = Math.min(this.#settings.batchNumMessages, q.limit)
-    let n = 0
-    let bytes = 0
-    while (n < q.pending.length && n < max) {
-      const b = q.pending[n]!.bytes
-      if (n > 0 && bytes + b > this.#batchBytes) break
-      bytes += b
-      n++
-    }
-    const items = q.pending.splice(0, n)
-    q.bytes -= bytes
-    this.#pendingCount -= n
-    q.busy = true
-    return { queue: q, items, bytes }
-  }
-
-  /** Puts a chunk's messages back at the front of its topic, ahead of newer ones. */
-  #requeue (chunk: Chunk): void {
-    const q = chunk.queue
-    q.pending.unshift(...chunk.items)
-    q.bytes += chunk.bytes
-    this.#pendingCount += chunk.items.length
-    q.busy = false
-  }
-
-  #send (chunks: Chunk[]): void {
-    const generation = this.#generation
+  protected async produce (chunks: Chunk[], generation: number): Promise<void> {
     const producer = this.#producer
-    this.#inFlight++
-    const attempt = async (): Promise<void> => {
-      await this.#connect()
-      if (generation !== this.#generation) throw new Error('producer replaced before the request was sent')
-      this.#produceRequests++
-      const sending = producer.sendBatch({
-        topicMessages: chunks.map((c) => ({ topic: c.queue.topic, messages: c.items.map((i) => i.message) })),
-        acks: this.#settings.acks,
-        compression: COMPRESSION[this.#settings.compression],
-        timeout: this.#settings.requestTimeoutMs,
-      })
-      // A broker that accepts connections but does not answer (hung, stopped, a partition that
-      // drops packets) would otherwise hold the write through all of kafkajs's retries, each a
-      // full request timeout. One unanswered request is enough to fail over; whatever kafkajs
-      // still delivers later is a duplicate of what the backup gets (at-least-once).
-      sending.catch(() => {})
-      await withTimeout(sending, this.#settings.requestTimeoutMs + CONNECTION_TIMEOUT_MS, 'produce request')
-    }
-    attempt().then(
-      () => this.#sent(chunks),
-      (err: unknown) => this.#failed(chunks, err, generation),
-    ).finally(() => {
-      this.#inFlight--
-      this.#dispatch()
-      this.#checkIdle()
+    await this.#connect()
+    if (!this.isCurrent(generation)) throw new Error('producer replaced before the request was sent')
+    this.produceRequestCount++
+    const sending = producer.sendBatch({
+      topicMessages: chunks.map((c) => ({
+        topic: c.queue.topic,
+        messages: c.items.map((i): Message => ({ key: i.key, value: i.value, timestamp: String(i.receivedAt) })),
+      })),
+      acks: this.settings.acks,
+      compression: COMPRESSION[this.settings.compression],
+      timeout: this.settings.requestTimeoutMs,
     })
-  }
-
-  #sent (chunks: Chunk[]): void {
-    for (const c of chunks) {
-      const q = c.queue
-      q.busy = false
-      q.solo = false
-      q.attempts = 0
-      if (q.limit !== Infinity) q.limit = q.limit * 2 >= this.#settings.batchNumMessages ? Infinity : q.limit * 2
-      for (const item of c.items) settleItem(item, null)
-    }
-  }
-
-  #failed (chunks: Chunk[], err: unknown, generation: number): void {
-    const failure = classifyKafkaError(err)
-    if (generation !== this.#generation || this.#broken !== null) {
-      // Sent by a producer reset() has replaced, or by one already given up on: nothing may be
-      // queued behind it again, so the writer (the stream actor) decides where these go.
-      const error = this.#broken ?? unavailable(`kafka stream ${this.id}: request of a replaced producer failed`, err)
-      for (const c of chunks) {
-        c.queue.busy = false
-        for (const item of c.items) failTicket(item.ticket, error)
-      }
-      return
-    }
-    if (failure.kind === 'broker') {
-      this.#breakDown(chunks, err)
-      return
-    }
-    if (chunks.length > 1) {
-      // kafkajs's error does not say which topic it was about: each goes again on its own.
-      // A refusal at the metadata stage (invalid or forbidden topic) sent nothing, but one in
-      // the produce response may follow partitions the broker appended: those are sent twice
-      // (at-least-once), once per topic at most, since the refused topic is isolated after.
-      for (const c of chunks) {
-        this.#requeue(c)
-        c.queue.solo = true
-      }
-      return
-    }
-    const chunk = chunks[0]!
-    const q = chunk.queue
-    if (failure.kind !== 'pending') q.isolated = true
-    switch (failure.kind) {
-      case 'topic':
-        q.busy = false
-        this.#drop(chunk, 'topic_rejected', failure.type, err)
-        return
-      case 'size':
-      case 'record':
-        if (chunk.items.length > 1) {
-          // Halve until the request passes or one message is left: only that one is dropped.
-          this.#requeue(chunk)
-          q.solo = true
-          q.limit = Math.ceil(chunk.items.length / 2)
-          return
-        }
-        q.busy = false
-        this.#drop(chunk, failure.kind === 'size' ? 'message_too_large' : 'topic_rejected', failure.type, err)
-        return
-      case 'pending': {
-        const delay = TOPIC_RETRY_DELAYS_MS[q.attempts]
-        if (delay !== undefined) {
-          this.#requeue(chunk)
-          q.solo = true
-          q.attempts++
-          q.retryAt = performance.now() + delay
-          return
-        }
-        if (failure.type === 'UNKNOWN_TOPIC_OR_PARTITION') {
-          // The broker answers and keeps saying the topic does not exist: auto-creation is off.
-          q.busy = false
-          q.attempts = 0
-          this.#drop(chunk, 'topic_rejected', failure.type, err)
-          return
-        }
-        this.#breakDown(chunks, err)
-        return
-      }
-      default: {
-        const never: never = failure
-        throw new Error(`unknown failure ${JSON.stringify(never)}`)
-      }
-    }
-  }
-
-  #drop (chunk: Chunk, reason: DropReason, type: string, err: unknown): void {
-    const bucket = chunk.queue.topic
-    this.#rateLimited.error(this.#log, `${reason}:${bucket}`, { bucket, topic: bucket, reason, kafkaError: type, messages: chunk.items.length, err },
-      'Kafka refused messages for good; dropped')
-    for (const item of chunk.items) settleItem(item, reason)
-  }
-
-  /** Kafka itself is not answering: nothing queued can be delivered by this producer. */
-  #breakDown (chunks: Chunk[], err: unknown): void {
-    const error = unavailable(`kafka stream ${this.id} unavailable`, err)
-    this.#broken = error
-    this.#rateLimited.error(this.#log, 'unavailable', { err, brokers: this.#settings.brokers }, 'Kafka unavailable; failing queued writes')
-    for (const c of chunks) {
-      c.queue.busy = false
-      for (const item of c.items) failTicket(item.ticket, error)
-    }
-    for (const q of this.#topics.values()) {
-      for (const item of q.pending) failTicket(item.ticket, error)
-      this.#pendingCount -= q.pending.length
-      q.pending = []
-      q.bytes = 0
-      q.solo = false
-      q.limit = Infinity
-      q.attempts = 0
-      q.retryAt = 0
-    }
-    this.#clearTimer()
-  }
-
-  #armTimer (now: number): void {
-    let at = Infinity
-    for (const q of this.#topics.values()) {
-      if (q.busy || q.pending.length === 0) continue
-      const due = Math.max(q.retryAt, q.pending[0]!.at + this.#settings.lingerMs)
-      // Due already but blocked by maxInFlight: a completing request dispatches it.
-      if (due > now && due < at) at = due
-    }
-    if (at === this.#timerAt) return
-    this.#clearTimer()
-    if (at === Infinity) return
-    this.#timerAt = at
-    this.#timer = setTimeout(() => {
-      this.#timer = null
-      this.#timerAt = Infinity
-      this.#dispatch()
-    }, Math.max(0, Math.ceil(at - now)))
-  }
-
-  #clearTimer (): void {
-    if (this.#timer !== null) clearTimeout(this.#timer)
-    this.#timer = null
-    this.#timerAt = Infinity
-  }
-
-  #idle (): Promise<void> {
-    if (this.#inFlight === 0 && this.#pendingCount === 0) return Promise.resolve()
-    return new Promise((resolve) => this.#idleWaiters.push(resolve))
-  }
-
-  #checkIdle (): void {
-    if (this.#inFlight !== 0 || this.#pendingCount !== 0) return
-    const waiters = this.#idleWaiters
-    this.#idleWaiters = []
-    for (const w of waiters) w()
+    // A broker that accepts connections but does not answer (hung, stopped, a partition that
+    // drops packets) would otherwise hold the write through all of kafkajs's retries, each a
+    // full request timeout. One unanswered request is enough to fail over; whatever kafkajs
+    // still delivers later is a duplicate of what the backup gets (at-least-once).
+    sending.catch(() => {})
+    await withTimeout(sending, this.settings.requestTimeoutMs + CONNECTION_TIMEOUT_MS, 'produce request')
   }
 
   #kafkajsLog ({ namespace, level, log }: LogEntry): void {
@@ -638,11 +182,11 @@ export class KafkaStream implements Stream {
     // The connection layer reports every error response, also those handled here (a topic
     // being auto-created, a refused topic); what they meant is in our own log line.
     if (namespace === 'Connection') {
-      this.#log.debug(fields, `kafkajs: ${log.message}`)
+      this.log.debug(fields, `kafkajs: ${log.message}`)
       return
     }
     // kafkajs logs every failed attempt of every request; one line per kind per interval is
     // enough next to our own error, which says what it meant for the stream.
-    this.#rateLimited.warn(this.#log, `kafkajs:${namespace}:${level}`, fields, `kafkajs: ${log.message}`)
+    this.rateLimited.warn(this.log, `kafkajs:${namespace}:${level}`, fields, `kafkajs: ${log.message}`)
   }
 }
