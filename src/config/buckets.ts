@@ -80,7 +80,9 @@ export const KAFKA_DEFAULTS = {
   clientId: 'kahets',
   probeIntervalMs: 10000,
   replayBytesPerSec: 32 * 1024 * 1024,
-  client: 'kafkajs' as const,
+  // Measured ~1.65x kafkajs's msgs/s for ~40% less CPU per message (issue 5); kafkajs stays
+  // selectable with kahets.client: kafkajs.
+  client: 'platformatic' as const,
 }
 
 // Settings kahets reads; any other name librdkafka knows is warned about, any other name

@@ -86,10 +86,10 @@ test('Kafka settings: librdkafka names kahets does not use warn; unknown names a
   assert.ok(problems(() => parseBucketsConfig(kafka({ 'bootstrap.servers': 'no-port' }))).some((p) => /host:port/.test(p.message)))
   const numbers = parseBucketsConfig(kafka({ acks: 1, 'batch.num.messages': 500, 'queue.buffering.max.ms': 20 })).streams.get('k')!
   assert.ok(numbers.type === 'kafka' && numbers.settings.acks === 1 && numbers.settings.batchNumMessages === 500 && numbers.settings.lingerMs === 20)
-  // kahets.client: kafkajs unless platformatic is asked for; anything else is an error.
-  assert.ok(numbers.type === 'kafka' && numbers.settings.client === 'kafkajs')
-  const platformatic = parseBucketsConfig(kafka({ 'kahets.client': 'platformatic' })).streams.get('k')!
-  assert.ok(platformatic.type === 'kafka' && platformatic.settings.client === 'platformatic')
+  // kahets.client: platformatic unless kafkajs is asked for; anything else is an error.
+  assert.ok(numbers.type === 'kafka' && numbers.settings.client === 'platformatic')
+  const kafkajs = parseBucketsConfig(kafka({ 'kahets.client': 'kafkajs' })).streams.get('k')!
+  assert.ok(kafkajs.type === 'kafka' && kafkajs.settings.client === 'kafkajs')
   assert.ok(problems(() => parseBucketsConfig(kafka({ 'kahets.client': 'rdkafka' }))).some((p) => p.path === '$.streamsConfigs.k.settings["kahets.client"]'))
 })
 
