@@ -130,16 +130,15 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
   #overflow (frames: readonly Frame[], bytes: number): void {
     let dropped = 0
     for (const b of this.#bindings) {
-      const picked = b.slice >= 1 ? frames : this.#sample(frames, b.slice)
-      b.flow.sampledOut += frames.length - picked.length
-      if (picked.length === 0) continue
+      const share = this.#share(b, frames, bytes)
+      if (share === null) continue
       const backup = b.stream.backup
       if (backup !== null) {
-        backup.write({ bucket: this.bucket, frames: picked, bytes: picked === frames ? bytes : sumBytes(picked), flow: b.flow, charge: new Charge(this.#budget, 0, 1) })
+        backup.write({ bucket: this.bucket, ...share, flow: b.flow, charge: new Charge(this.#budget, 0, 1) })
         b.stream.spilled()
       } else {
-        b.flow.drop('max_memory', picked.length)
-        dropped += picked.length
+        b.flow.drop('max_memory', share.frames.length)
+        dropped += share.frames.length
       }
     }
     overflowLog.error(this.#log, `overflow:${this.bucket}`, { bucket: this.bucket, frames: frames.length, dropped, maxMemory: this.#budget.limit },
@@ -159,21 +158,23 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     this.#pendingBytes = 0
     this.#pendingCharge = 0
     for (const b of this.#bindings) {
-      const picked = b.slice >= 1 ? frames : this.#sample(frames, b.slice)
-      b.flow.sampledOut += frames.length - picked.length
-      if (picked.length === 0) {
+      const share = this.#share(b, frames, bytes)
+      if (share === null) {
         charge.done()
         continue
       }
-      const delivery: Delivery = { bucket: this.bucket, frames: picked, bytes: picked === frames ? bytes : sumBytes(picked), flow: b.flow, charge }
+      const delivery: Delivery = { bucket: this.bucket, ...share, flow: b.flow, charge }
       b.stream.write(delivery)
     }
   }
 
-  #sample (frames: readonly Frame[], slice: number): Frame[] {
-    const out: Frame[] = []
-    for (const f of frames) if (this.#random() < slice) out.push(f)
-    return out
+  /** A stream's slice of the frames (sampled per frame), counting what it leaves out; null if none. */
+  #share (b: Binding, frames: readonly Frame[], bytes: number): { frames: readonly Frame[], bytes: number } | null {
+    if (b.slice >= 1) return { frames, bytes }
+    const picked: Frame[] = []
+    for (const f of frames) if (this.#random() < b.slice) picked.push(f)
+    b.flow.sampledOut += frames.length - picked.length
+    return picked.length === 0 ? null : { frames: picked, bytes: sumBytes(picked) }
   }
 }
 
