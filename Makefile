@@ -13,7 +13,7 @@ help:
 	@echo "make run      start a local Kafka (if none answers on 127.0.0.1:9092) and kahets with config/"
 	@echo "make test     type check, lint, unit and integration tests (starts its own brokers)"
 	@echo "make bench    benchmarks (prints a table, writes bench/results/)"
-	@echo "make build    install dependencies and type check"
+	@echo "make build    install dependencies and bundle src/ into dist/ (what bin/kahets runs)"
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -21,7 +21,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 install: node_modules/.package-lock.json
 
-build: install typecheck
+# dist/ is rebuilt when a source file, the lock file or the build script changed.
+SOURCES := $(shell find src -name '*.ts') package.json package-lock.json scripts/build.sh
+dist/kahets.js: $(SOURCES) node_modules/.package-lock.json
+	scripts/build.sh
+
+build: dist/kahets.js
 
 typecheck: install
 	npx tsc --noEmit
@@ -32,7 +37,7 @@ lint: install
 test-unit: install
 	$(NODE_TEST) $(UNIT_TESTS)
 
-test-integration: install
+test-integration: build
 	scripts/kafka.sh fetch
 	$(NODE_TEST) $(INTEGRATION_TESTS)
 
@@ -44,11 +49,11 @@ kafka-start:
 kafka-stop:
 	scripts/kafka.sh stop
 
-run: install kafka-start
+run: build kafka-start
 	mkdir -p var
 	bin/kahets run --env-file config/.env.dev.local
 
-bench: install
+bench: build
 	scripts/kafka.sh fetch
 	node --import tsx bench/run.ts $(BENCH_ARGS)
 

@@ -1027,6 +1027,9 @@ async function main (): Promise<number> {
   const opts = options()
   const started = new Date()
   const code0 = codeVersion()
+  // kahets is measured as bin/kahets runs it in production: from dist/, which must be fresh
+  // (else bin/kahets would run the sources through tsx, with its own memory and start-up costs).
+  execFileSync(path.join(REPO_DIR, 'scripts', 'build.sh'), { stdio: 'inherit' })
   const load0 = os.loadavg()
   const groups = matrix()
   for (const g of groups) g.cells = g.cells.filter((c) => opts.only === null || opts.only.test(c.id))

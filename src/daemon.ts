@@ -9,7 +9,7 @@ import { Listener } from './actors/listener.ts'
 import { MemoryBudget } from './memory-budget.ts'
 import { flowSnapshot, startMetricsServer } from './metrics.ts'
 import { Stats } from './stats.ts'
-import { createStream as defaultCreateStream, type StreamFactory } from './streams/create-stream.ts'
+import { createStream as defaultCreateStream, loadStreamModules, type StreamFactory } from './streams/create-stream.ts'
 
 export interface Daemon {
   readonly stats: Stats
@@ -32,6 +32,7 @@ export interface DaemonOptions {
 export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
   const { env, buckets, log } = opts
   for (const w of buckets.warnings) log.warn(w)
+  await loadStreamModules(buckets)
   const stats = new Stats()
   const budget = new MemoryBudget(env.maxMemory)
   const manager = new BucketManager({
@@ -82,6 +83,12 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err
         log.error({ file: env.bucketsFile, problems: err.problems }, 'reload rejected: invalid buckets file; keeping the running configuration')
+        return false
+      }
+      try {
+        await loadStreamModules(next)
+      } catch (err) {
+        log.error({ err }, 'reload rejected: cannot load the code of a stream it names; keeping the running configuration')
         return false
       }
       await manager.reload(next)

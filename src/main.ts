@@ -1,10 +1,12 @@
 // The kahets command line.
 import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadBucketsFile } from './config/buckets.ts'
 import { loadEnv } from './config/env.ts'
 import { ConfigError, KahetsError } from './errors.ts'
 import { createLogger } from './log.ts'
+import { PACKAGE_ROOT } from './package-root.ts'
 import { startDaemon } from './daemon.ts'
 import { replayFiles } from './replay-command.ts'
 
@@ -25,7 +27,7 @@ Environment: environment (default dev) picks .env.{environment}.local; see READM
 every variable (SOCKET, BUCKETS_FILE, MAXMEMORY, LOG_LEVEL, ...).`
 
 function version (): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  const pkg = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }
   return pkg.version
 }
 

@@ -33,7 +33,7 @@ export interface KahetsOptions {
   env?: Record<string, string>
   /**
    * Flags for node itself (e.g. --cpu-prof, which Node 20 refuses in NODE_OPTIONS). kahets is
-   * then started as bin/kahets does it, `node FLAGS --import tsx/loader src/main.ts run`.
+   * then started as bin/kahets does it, `node FLAGS dist/kahets.js run` (`make bench` builds dist/).
    */
   nodeFlags?: string[]
 }
@@ -46,7 +46,7 @@ export async function startKahets (opts: KahetsOptions): Promise<KahetsHandle> {
   const [metricsPort] = await freePorts(1) as [number]
   const [command, args] = opts.nodeFlags === undefined
     ? [BIN, ['run']]
-    : [process.execPath, [...opts.nodeFlags, '--import', path.join(REPO_DIR, 'node_modules', 'tsx', 'dist', 'loader.mjs'), path.join(REPO_DIR, 'src', 'main.ts'), 'run']]
+    : [process.execPath, [...opts.nodeFlags, '--enable-source-maps', path.join(REPO_DIR, 'dist', 'kahets.js'), 'run']]
   const proc = spawnTracked(command, args, {
     cwd: dir,
     env: {

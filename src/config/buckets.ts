@@ -3,13 +3,15 @@
 // templates that would escape their folder, setting values). The result is typed and frozen;
 // nothing deeper in the runtime checks configuration again.
 import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
 import { type ConfigProblem, ConfigError } from '../errors.ts'
+import { PACKAGE_ROOT } from '../package-root.ts'
 import { checkFileNameTemplate } from '../streams/rotating-file.ts'
 import { parseInteger, parseSize } from './sizes.ts'
 import { LIBRDKAFKA_PROPERTIES } from './librdkafka-properties.ts'
 
-const SCHEMA_URL = new URL('../../config/buckets.schema.json', import.meta.url)
+const SCHEMA_FILE = path.join(PACKAGE_ROOT, 'config', 'buckets.schema.json')
 
 export type Compression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd'
 
@@ -100,7 +102,7 @@ let validateSchema: ReturnType<Ajv['compile']> | null = null
 function schemaValidator (): ReturnType<Ajv['compile']> {
   if (validateSchema === null) {
     const ajv = new Ajv({ allErrors: true, strict: false })
-    validateSchema = ajv.compile(JSON.parse(readFileSync(SCHEMA_URL, 'utf8')))
+    validateSchema = ajv.compile(JSON.parse(readFileSync(SCHEMA_FILE, 'utf8')))
   }
   return validateSchema
 }

@@ -1,13 +1,13 @@
-// Compression codecs for kafkajs, which ships only gzip. Every codec here is pure JavaScript,
-// WebAssembly, or a prebuilt binary shipped inside its npm package: nothing is compiled at
-// install time and nothing is downloaded at run time, so `compression.codec` works on any
-// machine npm can install on.
+// Compression codecs for kafkajs, which ships only gzip (zstd itself is in zstd.ts). Every
+// codec here is pure JavaScript, WebAssembly, or a prebuilt binary shipped inside its npm
+// package: nothing is compiled at install time and nothing is downloaded at run time, so
+// `compression.codec` works on any machine npm can install on.
 //
 // kafkajs keeps codecs in one module-wide table; registering is idempotent and affects every
 // kafkajs client in the process (including a test's consumer, which needs them to decompress).
 import { createRequire } from 'node:module'
 import { CompressionTypes } from 'kafkajs'
-import * as zstd from '@bokuweb/zstd-wasm'
+import { initZstd, zstdCompress, zstdDecompress } from './zstd.ts'
 
 /** What kafkajs calls: `compress` receives its Encoder (the bytes are in `.buffer`). */
 interface Codec {
@@ -34,26 +34,6 @@ const lz4Codec = (): Codec => ({
   async decompress (buffer) { return await lz4.decompressFrame(buffer) },
 })
 
-/** zstd-wasm hands back a Uint8Array; kafkajs expects a Buffer (same memory, no copy). */
-function toBuffer (bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-}
-
-let zstdReady: Promise<void> | null = null
-/**
- * Loads zstd's WebAssembly once per process, for both Kafka clients: a second zstd.init()
- * replaces the module under the first, and compress() then returns zeros once memory grows.
- */
-export function initZstd (): Promise<void> {
-  return (zstdReady ??= zstd.init())
-}
-/** zstd at level 3 (librdkafka's and Kafka's default), once initZstd() has resolved. */
-export function zstdCompress (data: Buffer): Buffer {
-  return toBuffer(zstd.compress(data, 3))
-}
-export function zstdDecompress (data: Buffer): Buffer {
-  return toBuffer(zstd.decompress(data))
-}
 const zstdCodec = (): Codec => ({
   async compress (encoder) {
     await initZstd()

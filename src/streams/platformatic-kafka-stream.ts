@@ -24,7 +24,7 @@ import {
 import type { KafkaSettings } from '../config/buckets.ts'
 import { ConfigError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import { initZstd, zstdCompress, zstdDecompress } from './kafka-codecs.ts'
+import { initZstd, zstdCompress, zstdDecompress } from './zstd.ts'
 import {
   BatchingKafkaStream,
   CONNECTION_TIMEOUT_MS,
@@ -48,7 +48,7 @@ function consistentRandom (_message: MessageToProduce<Buffer, Buffer, Buffer, Bu
 }
 
 // Node 20's zlib has no zstd; platformatic's table is a plain object its record encoder reads
-// at send time, so the WebAssembly codec the kafkajs stream uses (kafka-codecs.ts) fills the gap.
+// at send time, so the WebAssembly codec the kafkajs stream uses (zstd.ts) fills the gap.
 let zstdPatched: Promise<void> | null = null
 function ensureZstd (): Promise<void> {
   if ('zstdCompressSync' in zlib) return Promise.resolve()
