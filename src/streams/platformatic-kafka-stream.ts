@@ -2,20 +2,24 @@
 // batching, ordering and refusal handling as the kafkajs stream (kafka-batching.ts); this file
 // sends one request with platformatic's Producer, probes, resets and disconnects.
 //
+// The records are not encoded by platformatic: each topic's messages are split by partition
+// (librdkafka's placement) and written as one record batch per partition by record-batch.ts,
+// and PreEncodedProducer puts those batches in the produce request. platformatic still finds
+// partitions and leaders, connects, retries and refreshes stale metadata.
+//
 // Differences from kafkajs that matter here:
-// - send() takes a flat list of messages (each names its topic) and sends one produce request
-//   per partition leader; with one broker that is one request, as with kafkajs's sendBatch.
+// - send() takes a flat list of messages (here: batches, each naming its topic and partition)
+//   and sends one produce request per partition leader; with one broker that is one request.
 // - Its codecs are built in (gzip, snappy, lz4 through WebAssembly; zstd through node:zlib,
 //   which Node 20 lacks): zstd is supplied here from @bokuweb/zstd-wasm when zlib has none.
 // - Errors carry the protocol error name as `apiId` and nest in `errors`: classifyKafkaError
 //   reads both shapes.
 //
-// Measured (bench/run.ts --only kafka/acks1/none/100B/8c --runs 3, 2 CPUs, two rounds each):
-// kafkajs 80.2k and 80.4k msgs/s at 13.82 and 13.71 CPU s per 1M; platformatic 134k and 130k
-// msgs/s at 7.99 and 8.22 CPU s per 1M. Burst peak RSS was higher (507/444 MB vs 333/351).
+// Measured (bench/run.ts --only kafka/acks1/none/100B/8c --runs 3, 2 CPUs): kafkajs 80k msgs/s
+// at 13.8 CPU s per 1M; platformatic encoding the records 130-134k at 8.0-8.2; platformatic
+// sending kahets's own batches 368k at 2.5.
 import zlib from 'node:zlib'
 import {
-  Producer,
   UserError,
   compressionsAlgorithms,
   type MessageToProduce,
@@ -35,20 +39,16 @@ import {
   readCaFile,
   withTimeout,
   type Chunk,
+  type Item,
 } from './kafka-batching.ts'
+import { PreEncodedProducer } from './pre-encoded-producer.ts'
+import { encodeRecordBatch, type Compress } from './record-batch.ts'
 
-type PlatformaticProducer = Producer<Buffer, Buffer, Buffer, Buffer>
+type PlatformaticProducer = PreEncodedProducer
 type Options = ProducerOptions<Buffer, Buffer, Buffer, Buffer>
 
-// librdkafka's consistent_random (see crc32): platformatic takes the result modulo the topic's
-// partition count, so crc32(key) lands where librdkafka (and kahego) put the key.
-function consistentRandom (_message: MessageToProduce<Buffer, Buffer, Buffer, Buffer>, key: Buffer | undefined): number {
-  if (key !== undefined) return crc32(key)
-  return Math.floor(Math.random() * 0x7fffffff)
-}
-
-// Node 20's zlib has no zstd; platformatic's table is a plain object its record encoder reads
-// at send time, so the WebAssembly codec the kafkajs stream uses (zstd.ts) fills the gap.
+// Node 20's zlib has no zstd; platformatic's codec table is a plain object (read at send time
+// by record-batch.ts's caller here), so the WebAssembly codec of zstd.ts fills the gap.
 let zstdPatched: Promise<void> | null = null
 function ensureZstd (): Promise<void> {
   if ('zstdCompressSync' in zlib) return Promise.resolve()
@@ -71,6 +71,34 @@ class TopicRefusal extends Error {
     super(message, { cause })
     this.type = type
   }
+}
+
+/**
+ * The metadata of a topic that does not exist (auto-creation off, or not yet done) fails in
+ * platformatic as "Unknown topic": the UNKNOWN_TOPIC_OR_PARTITION that kafkajs reports, which
+ * is retried, then refused.
+ */
+function refusalOf (err: unknown): unknown {
+  if (err instanceof UserError && err.message.startsWith('Unknown topic ')) return new TopicRefusal('UNKNOWN_TOPIC_OR_PARTITION', err.message, err)
+  return err
+}
+
+/**
+ * The items of one topic by partition, as librdkafka's consistent_random partitioner places
+ * them: a key goes to crc32(key) mod partitions (where kahego put it); messages without a key
+ * go to one random partition per request, so they still travel as one batch.
+ */
+function partitionItems (items: Item[], partitions: number): Array<[number, Item[]]> {
+  const random = Math.floor(Math.random() * partitions)
+  if (partitions === 1) return [[0, items]]
+  const byPartition = new Map<number, Item[]>()
+  for (const item of items) {
+    const p = item.key === null ? random : crc32(item.key) % partitions
+    const list = byPartition.get(p)
+    if (list === undefined) byPartition.set(p, [item])
+    else list.push(item)
+  }
+  return [...byPartition]
 }
 
 /** close(true): in-flight requests are abandoned (the promise overload is shadowed in its types). */
@@ -99,10 +127,9 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
       maxInflights: settings.maxInFlight,
       autocreateTopics: true,
       idempotent: false,
-      partitioner: consistentRandom,
       // kafkajs applies no metadata age; platformatic's default (5 min) is kept.
     }
-    this.#producer = new Producer(this.#options)
+    this.#producer = new PreEncodedProducer(this.#options)
   }
 
   static #tls (settings: KafkaSettings): Pick<Options, 'tls'> {
@@ -129,7 +156,7 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
     if (this.closed) return false
     // A metadata request of no topic: the broker answers, or it does not. A throwaway
     // producer, so a probe never leaves the stream's own client half-connected.
-    const probe: PlatformaticProducer = new Producer({ ...this.#options, retries: 0 })
+    const probe: PlatformaticProducer = new PreEncodedProducer({ ...this.#options, retries: 0 })
     const attempt = probe.metadata({ topics: [], forceUpdate: true })
     try {
       await withTimeout(attempt, PROBE_TIMEOUT_MS, 'probe')
@@ -145,7 +172,7 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
   async reset (): Promise<void> {
     const old = this.#producer
     this.newGeneration()
-    this.#producer = new Producer(this.#options)
+    this.#producer = new PreEncodedProducer(this.#options)
     await withTimeout(closeNow(old), DISCONNECT_TIMEOUT_MS, 'disconnect').catch(() => {})
   }
 
@@ -155,10 +182,10 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
 
   protected async produce (chunks: Chunk[], generation: number): Promise<void> {
     const producer = this.#producer
-    const compression = this.settings.compression
-    if (compression === 'zstd') await ensureZstd()
+    const codec = this.settings.compression
+    if (codec === 'zstd') await ensureZstd()
     if (!this.isCurrent(generation)) throw new Error('producer replaced before the request was sent')
-    const messages: Array<MessageToProduce<Buffer, Buffer, Buffer, Buffer>> = []
+    const topics: string[] = []
     for (const c of chunks) {
       const topic = c.queue.topic
       // platformatic turns the broker's refusal of a topic name into "Unknown topic" with no
@@ -166,23 +193,35 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
       if (!LEGAL_TOPIC.test(topic) || topic === '.' || topic === '..') {
         throw new TopicRefusal('INVALID_TOPIC_EXCEPTION', `invalid topic name ${JSON.stringify(topic)}`)
       }
-      for (const i of c.items) {
-        messages.push(i.key === null
-          ? { topic, value: i.value, timestamp: BigInt(i.receivedAt) }
-          : { topic, key: i.key, value: i.value, timestamp: BigInt(i.receivedAt) })
+      topics.push(topic)
+    }
+    const compress = codec === 'none' ? undefined : compressionsAlgorithms[codec].compressSync as Compress
+    const messages: Array<MessageToProduce<Buffer, Buffer, Buffer, Buffer>> = []
+    try {
+      // The partition counts, from platformatic's metadata cache (fetched, and the topics
+      // auto-created, only when a topic is new or its metadata older than metadataMaxAge).
+      const metadata = await producer.metadata({ topics, autocreateTopics: true })
+      if (!this.isCurrent(generation)) throw new Error('producer replaced before the request was sent')
+      for (const c of chunks) {
+        const topic = c.queue.topic
+        const partitions = metadata.topics.get(topic)?.partitionsCount ?? 0
+        if (partitions < 1) throw new TopicRefusal('UNKNOWN_TOPIC_OR_PARTITION', `no partitions known for topic ${topic}`)
+        for (const [partition, items] of partitionItems(c.items, partitions)) {
+          messages.push({ topic, partition, value: encodeRecordBatch(items, codec, compress) })
+        }
       }
+    } catch (err) {
+      throw refusalOf(err)
     }
     this.produceRequestCount++
-    const sending = producer.send({ messages, acks: this.settings.acks, compression, autocreateTopics: true })
+    // Each message is one encoded batch (PreEncodedProducer writes the request around them).
+    const sending = producer.send({ messages, acks: this.settings.acks, autocreateTopics: true })
     // As with kafkajs: one unanswered request is enough to fail over (at-least-once).
     sending.catch(() => {})
     try {
       await withTimeout(sending, this.settings.requestTimeoutMs + CONNECTION_TIMEOUT_MS, 'produce request')
     } catch (err) {
-      // The metadata of a topic that does not exist (auto-creation off, or not yet done): the
-      // UNKNOWN_TOPIC_OR_PARTITION that kafkajs reports, which is retried, then refused.
-      if (err instanceof UserError && err.message.startsWith('Unknown topic ')) throw new TopicRefusal('UNKNOWN_TOPIC_OR_PARTITION', err.message, err)
-      throw err
+      throw refusalOf(err)
     }
   }
 }

@@ -11,6 +11,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Kafka, logLevel } from 'kafkajs'
+import { registerCodecs } from '../../src/streams/kafka-codecs.ts'
 
 const REPO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const KAFKA_SH = path.join(REPO_DIR, 'scripts', 'kafka.sh')
@@ -245,6 +246,8 @@ export async function consumeAll(
   topic: string,
   opts: { expected: number; timeoutMs: number },
 ): Promise<ConsumedMessage[]> {
+  // The consumer decompresses snappy, lz4 and zstd batches with kahets's kafkajs codecs.
+  registerCodecs()
   const consumer = quietKafka(bootstrap, 'kahets-test-consumer').consumer({
     groupId: `kahets-test-${randomBytes(8).toString('hex')}`,
     // Bigger fetches: 200,000 small messages in a few round trips instead of hundreds.
