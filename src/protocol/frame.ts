@@ -10,13 +10,22 @@ export interface Frame {
   readonly size: number
   /** Milliseconds since the epoch when kahets received the frame (the Kafka timestamp). */
   readonly receivedAt: number
+  /** Bytes of the key, -1 when the frame has none; without making the view. */
+  readonly keyLength: number
+  /** Bytes of the payload, without making the view. */
+  readonly payloadLength: number
+  /** Copies the key (if any) into target at `at`; returns the bytes copied. */
+  copyKey (target: Buffer, at: number): number
+  /** Copies the payload into target at `at`; returns the bytes copied. */
+  copyPayload (target: Buffer, at: number): number
 }
 
 /**
  * The decoder's Frame: a position in the chunk it was read from. Views (raw, key, payload)
  * are made only when a stream asks for them: a file stream writes runs of neighbouring
- * frames as one slice of their chunk and never makes per-frame views; a Kafka stream makes
- * key and payload. Queued frames then cost one small object each.
+ * frames as one slice of their chunk, and the Kafka stream copies key and payload from the
+ * chunk into its record batch; neither makes per-frame views. Queued frames then cost one
+ * small object each.
  */
 export class WireFrame implements Frame {
   readonly bucket: string
@@ -52,6 +61,22 @@ export class WireFrame implements Frame {
 
   get payload (): Buffer {
     return this.chunk.subarray(this.#payloadStart, this.end)
+  }
+
+  get keyLength (): number {
+    return this.#payloadStart === this.#keyStart ? -1 : this.#payloadStart - this.#keyStart
+  }
+
+  get payloadLength (): number {
+    return this.end - this.#payloadStart
+  }
+
+  copyKey (target: Buffer, at: number): number {
+    return this.chunk.copy(target, at, this.#keyStart, this.#payloadStart)
+  }
+
+  copyPayload (target: Buffer, at: number): number {
+    return this.chunk.copy(target, at, this.#payloadStart, this.end)
   }
 }
 

@@ -119,10 +119,8 @@ export interface Ticket {
 }
 
 export interface Item {
-  readonly key: Buffer | null
-  readonly value: Buffer
-  /** frame.receivedAt: the Kafka message timestamp. */
-  readonly receivedAt: number
+  /** The message: its key, payload and receivedAt (the Kafka timestamp). */
+  readonly frame: Frame
   readonly bytes: number
   readonly ticket: Ticket
   /** performance.now() when queued: the linger clock. */
@@ -262,12 +260,12 @@ export abstract class BatchingKafkaStream implements Stream {
       const max = this.settings.messageMaxBytes
       let tooLarge = 0
       for (const f of frames) {
-        const size = (f.key === null ? 0 : f.key.length) + f.payload.length
+        const size = Math.max(0, f.keyLength) + f.payloadLength
         if (size > max) {
           tooLarge++
           continue
         }
-        q.pending.push({ key: f.key, value: f.payload, receivedAt: f.receivedAt, bytes: size + RECORD_OVERHEAD, ticket, at: now })
+        q.pending.push({ frame: f, bytes: size + RECORD_OVERHEAD, ticket, at: now })
         q.bytes += size + RECORD_OVERHEAD
         ticket.remaining++
       }

@@ -160,7 +160,7 @@ export class KafkaStream extends BatchingKafkaStream {
     const sending = producer.sendBatch({
       topicMessages: chunks.map((c) => ({
         topic: c.queue.topic,
-        messages: c.items.map((i): Message => ({ key: i.key, value: i.value, timestamp: String(i.receivedAt) })),
+        messages: c.items.map(({ frame }): Message => ({ key: frame.key, value: frame.payload, timestamp: String(frame.receivedAt) })),
       })),
       acks: this.settings.acks,
       compression: COMPRESSION[this.settings.compression],

@@ -93,7 +93,8 @@ function partitionItems (items: Item[], partitions: number): Array<[number, Item
   if (partitions === 1) return [[0, items]]
   const byPartition = new Map<number, Item[]>()
   for (const item of items) {
-    const p = item.key === null ? random : crc32(item.key) % partitions
+    const key = item.frame.key
+    const p = key === null ? random : crc32(key) % partitions
     const list = byPartition.get(p)
     if (list === undefined) byPartition.set(p, [item])
     else list.push(item)
@@ -207,7 +208,7 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
         const partitions = metadata.topics.get(topic)?.partitionsCount ?? 0
         if (partitions < 1) throw new TopicRefusal('UNKNOWN_TOPIC_OR_PARTITION', `no partitions known for topic ${topic}`)
         for (const [partition, items] of partitionItems(c.items, partitions)) {
-          messages.push({ topic, partition, value: encodeRecordBatch(items, codec, compress) })
+          messages.push({ topic, partition, value: encodeRecordBatch(items.map((i) => i.frame), codec, compress) })
         }
       }
     } catch (err) {

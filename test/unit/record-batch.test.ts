@@ -4,7 +4,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Reader, compressionsAlgorithms, readRecordsBatch } from '@platformatic/kafka'
-import { encodeRecordBatch, jsCrc32c, type BatchRecord, type CodecName } from '../../src/streams/record-batch.ts'
+import { encodeRecordBatch, jsCrc32c, type CodecName } from '../../src/streams/record-batch.ts'
+import { encodeFrames } from '../../src/protocol/encoder.ts'
+import { WireFrame, type Frame } from '../../src/protocol/frame.ts'
+import { decodeAll } from '../helpers/frames.ts'
 import { produceRequest } from '../../src/streams/pre-encoded-producer.ts'
 
 function read (batch: Buffer): ReturnType<typeof readRecordsBatch> {
@@ -13,12 +16,21 @@ function read (batch: Buffer): ReturnType<typeof readRecordsBatch> {
 
 const base = 1_795_000_000_000
 
-function records (n: number, size: (i: number) => number, withKeys: boolean): BatchRecord[] {
-  return Array.from({ length: n }, (_, i) => ({
-    key: withKeys ? (i % 3 === 0 ? Buffer.alloc(0) : Buffer.from(`key-${i}`)) : null,
-    value: randomBytes(size(i)),
-    receivedAt: base + (i % 7) * 1000 - 3000, // out of order, before and after the first
-  }))
+/** A frame as the decoder makes it, with the receivedAt a test needs. */
+class At extends WireFrame {
+  constructor (f: WireFrame, readonly at: number) {
+    super(f.bucket, f.chunk, f.start, f.end, f.start + 6 + f.bucket.length, f.end - f.payloadLength, at)
+  }
+}
+
+function records (n: number, size: (i: number) => number, withKeys: boolean): Frame[] {
+  const wire = encodeFrames(Array.from({ length: n }, (_, i) => ({
+    bucket: 't',
+    key: withKeys && i % 4 !== 1 ? (i % 3 === 0 ? Buffer.alloc(0) : Buffer.from(`key-${i}`)) : null,
+    payload: randomBytes(size(i)),
+  })))
+  // Out of order: before and after the first.
+  return decodeAll(wire).frames.map((f, i) => new At(f as WireFrame, base + (i % 7) * 1000 - 3000))
 }
 
 test('CRC-32C: the check value of the standard, native and JavaScript', () => {
@@ -29,7 +41,6 @@ test('CRC-32C: the check value of the standard, native and JavaScript', () => {
 test('a batch reads back record by record: keys (null, empty, set), values, timestamps, offsets', () => {
   const sizes = [0, 1, 63, 64, 127, 128, 8191, 8192, 100_000]
   const input = records(sizes.length * 3, (i) => sizes[i % sizes.length]!, true)
-  input[1] = { ...input[1]!, key: null }
   const batch = encodeRecordBatch(input)
   const got = read(batch)
   assert.equal(got.magic, 2)
@@ -48,21 +59,21 @@ test('a batch reads back record by record: keys (null, empty, set), values, time
     assert.equal(Number(r.timestampDelta), want.receivedAt - input[0]!.receivedAt)
     if (want.key === null) assert.ok(r.key === null || r.key === undefined || r.key.length === 0, `record ${i}: null key`)
     else assert.deepEqual(Buffer.from(r.key ?? []), want.key, `record ${i}: key`)
-    assert.deepEqual(Buffer.from(r.value ?? []), want.value, `record ${i}: value`)
+    assert.deepEqual(Buffer.from(r.value ?? []), want.payload, `record ${i}: value`)
     assert.equal(r.headers.length, 0)
   })
 })
 
 for (const codec of ['gzip', 'snappy', 'lz4'] as const satisfies CodecName[]) {
   test(`compression ${codec}: codec bits set, records compressed as a whole, read back`, () => {
-    const input = records(500, (i) => 50 + (i % 40), false).map((r, i) => ({ ...r, value: Buffer.from(`message ${i % 10} `.repeat(8)) }))
+    const input = decodeAll(encodeFrames(Array.from({ length: 500 }, (_, i) => ({ bucket: 't', key: null, payload: Buffer.from(`message ${i % 10} `.repeat(8)) })))).frames
     const batch = encodeRecordBatch(input, codec, compressionsAlgorithms[codec].compressSync as (b: Buffer) => Buffer)
     const plain = encodeRecordBatch(input)
     assert.ok(batch.length < plain.length, `${codec}: ${batch.length} B, uncompressed ${plain.length} B`)
     const got = read(batch)
     assert.equal(got.attributes & 0b111, { gzip: 1, snappy: 2, lz4: 3 }[codec])
     assert.equal(got.crc, jsCrc32c(batch.subarray(21)))
-    assert.deepEqual(got.records.map((r) => Buffer.from(r.value ?? [])), input.map((r) => r.value))
+    assert.deepEqual(got.records.map((r) => Buffer.from(r.value ?? [])), input.map((r) => r.payload))
   })
 }
 
