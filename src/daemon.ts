@@ -2,7 +2,7 @@
 // Stopping runs the same chain in order so that every accepted frame is flushed.
 import { loadBucketsFile, type BucketsConfig } from './config/buckets.ts'
 import type { EnvConfig } from './config/env.ts'
-import type { Logger } from './log.ts'
+import { RateLimitedLog, type Logger } from './log.ts'
 import { ConfigError, ErrorCodes, KahetsError } from './errors.ts'
 import { BucketManager } from './actors/bucket-manager.ts'
 import { Listener } from './actors/listener.ts'
@@ -50,6 +50,11 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     router: manager,
     stats,
     log,
+  })
+  const pressureLog = new RateLimitedLog()
+  budget.onPressure((underPressure) => {
+    listener.pauseReading(underPressure)
+    if (underPressure) pressureLog.warn(log, 'pressure', { maxMemory: budget.limit, buffered: budget.used, episodes: budget.pressureEpisodes }, 'MAXMEMORY reached and the backup is behind: reading paused until it catches up')
   })
   try {
     await listener.start()

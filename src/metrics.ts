@@ -116,6 +116,8 @@ export function buildRegistry (daemon: Daemon): Registry {
   counter('kahets_connections_total', 'Client connections accepted.', [], (c) => { c.inc(daemon.stats.connectionsTotal) })
   gauge('kahets_buffered_bytes', 'Frame bytes held in memory, charged against MAXMEMORY.', [], (g) => { g.set(daemon.budget.used) })
   gauge('kahets_buffered_bytes_limit', 'MAXMEMORY.', [], (g) => { g.set(daemon.budget.limit) })
+  gauge('kahets_reads_paused', '1 while clients are not read: MAXMEMORY reached and the backup behind.', [], (g) => { g.set(daemon.budget.underPressure ? 1 : 0) })
+  counter('kahets_read_pauses_total', 'Times reading was paused for memory pressure.', [], (c) => { c.inc(daemon.budget.pressureEpisodes) })
   gauge('kahets_process_resident_memory_bytes', 'Resident set size.', [], (g) => { g.set(process.memoryUsage.rss()) })
   gauge('kahets_process_heap_used_bytes', 'V8 heap in use.', [], (g) => { g.set(process.memoryUsage().heapUsed) })
   return registry

@@ -14,7 +14,7 @@ export interface KahetsHandle {
   readonly socket: string
   readonly dir: string
   readonly proc: ChildProcess
-  /** Sums of kahets_delivered_total, kahets_dropped_total and kahets_backed_up_total for one bucket. */
+  /** Sums of kahets_delivered_total, _dropped_total, _backed_up_total and _replayed_total for one bucket. */
   flow (bucket: string): Promise<Flow>
   /** SIGTERM (clean shutdown, as in production), then the temp dir goes. */
   stop (): Promise<void>
@@ -25,6 +25,8 @@ export interface Flow {
   delivered: number
   dropped: number
   backedUp: number
+  /** Frames replayed from backup files into their stream (counted apart from delivered). */
+  replayed: number
 }
 
 export interface KahetsOptions {
@@ -91,7 +93,7 @@ export async function startKahets (opts: KahetsOptions): Promise<KahetsHandle> {
     output: () => out,
     flow: async (bucket) => {
       const text = await (await fetch(metricsUrl)).text()
-      const flow: Flow = { delivered: 0, dropped: 0, backedUp: 0 }
+      const flow: Flow = { delivered: 0, dropped: 0, backedUp: 0, replayed: 0 }
       const needle = `bucket="${bucket}"`
       for (const line of text.split('\n')) {
         if (line.startsWith('#') || !line.includes(needle)) continue
@@ -99,6 +101,7 @@ export async function startKahets (opts: KahetsOptions): Promise<KahetsHandle> {
         if (line.startsWith('kahets_delivered_total{')) flow.delivered += value
         else if (line.startsWith('kahets_dropped_total{')) flow.dropped += value
         else if (line.startsWith('kahets_backed_up_total{')) flow.backedUp += value
+        else if (line.startsWith('kahets_replayed_total{')) flow.replayed += value
       }
       return flow
     },

@@ -124,9 +124,9 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     }
   }
 
-  // MAXMEMORY reached (SPEC §4): never block the client. Each stream's share goes straight
-  // to that stream's backup (a file write, so it does not stay in memory), or is dropped
-  // and counted when the stream has none.
+  // MAXMEMORY's intake limit reached (SPEC §4): never block the client because Kafka is slow.
+  // Each stream's share goes straight to that stream's backup, charged until the file has it
+  // (memory-budget.ts), or is dropped and counted when the stream has none.
   #overflow (frames: readonly Frame[], bytes: number): void {
     let dropped = 0
     for (const b of this.#bindings) {
@@ -134,7 +134,9 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
       if (share === null) continue
       const backup = b.stream.backup
       if (backup !== null) {
-        backup.write({ bucket: this.bucket, ...share, flow: b.flow, charge: new Charge(this.#budget, 0, 1) })
+        const charge = share.bytes + share.frames.length * FRAME_OVERHEAD_BYTES
+        this.#budget.acquireSpill(charge)
+        backup.write({ bucket: this.bucket, ...share, flow: b.flow, charge: new Charge(this.#budget, charge, 1) })
         b.stream.spilled()
       } else {
         b.flow.drop('max_memory', share.frames.length)

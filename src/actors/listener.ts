@@ -37,6 +37,7 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
   readonly #sessions = new Set<Session>()
   #server: Server | null = null
   #nextId = 1
+  #readsPaused = false
 
   constructor (opts: ListenerOptions) {
     super('listener', null)
@@ -45,6 +46,16 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
   }
 
   get sessions (): number { return this.#sessions.size }
+
+  /** Memory pressure: every session (and each new one) stops reading until it is lifted. */
+  pauseReading (paused: boolean): void {
+    if (this.state !== 'running' || paused === this.#readsPaused) return
+    this.#readsPaused = paused
+    for (const s of this.#sessions) {
+      if (paused) s.pauseReading()
+      else s.resumeReading()
+    }
+  }
 
   async start (): Promise<void> {
     const path = this.#opts.socketPath
@@ -91,6 +102,7 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
       supervisor: this,
     })
     this.#sessions.add(session)
+    if (this.#readsPaused) session.pauseReading()
     void session.stopped.then(() => {
       this.#sessions.delete(session)
       stats.connections--
@@ -102,6 +114,10 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
     const server = this.#server
     this.#server = null
     const closed = server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
+    // Shutdown reads everything clients already sent, pressure or not (what does not fit
+    // spills to the backup or is counted as dropped).
+    this.#readsPaused = false
+    for (const s of this.#sessions) s.resumeReading()
     await Promise.all([...this.#sessions].map((s) => s.drain()))
     await closed
     await unlink(this.#opts.socketPath).catch(() => {})

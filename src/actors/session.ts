@@ -108,6 +108,15 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     this.#socket.destroy()
   }
 
+  /** Memory pressure (memory-budget.ts): stop reading; what the client sends waits in the kernel. */
+  pauseReading (): void {
+    this.#socket.pause()
+  }
+
+  resumeReading (): void {
+    this.#socket.resume()
+  }
+
   /** Shutdown: read until the client is quiet, then close; resolves when the session stopped. */
   drain (): Promise<void> {
     this.signal({ kind: 'drain' })
