@@ -55,6 +55,11 @@ namespace Kahets;
  * (kahets alive but not reading) fails without a retry, and the connection is dropped,
  * because part of a frame may already be in it.
  *
+ * A full listen backlog (kahets accepting more slowly than connections arrive, e.g. many
+ * short-lived workers at once) makes a UNIX-socket connect fail at once with EAGAIN rather
+ * than wait; connect() then retries with a growing pause (0.1 ms up to 10 ms) until
+ * $timeout has passed, so a burst of connections waits its turn instead of being dropped.
+ *
  * close() really closes the connection, persistent or not. Under PHP-FPM do NOT call it at
  * the end of each request, or the connection is no longer reused; just let the Client go.
  */
@@ -65,6 +70,8 @@ final class Client
 
     private const BUCKET_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-';
     private const U32_MAX = 0xFFFFFFFF;
+    /** errno of a connect to a UNIX socket whose listen backlog is full (Linux). */
+    private const EAGAIN = 11;
 
     /** @var resource|null */
     private $stream = null;
@@ -284,7 +291,19 @@ final class Client
         $this->phpError = null;
         set_error_handler($this->errorHandler);
         try {
-            $stream = stream_socket_client('unix://' . $this->socketPath, $errno, $errstr, $this->timeout, $flags);
+            $deadline = microtime(true) + $this->timeout;
+            $pauseUs = 100;
+            while (true) {
+                $errno = 0;
+                $errstr = '';
+                $stream = stream_socket_client('unix://' . $this->socketPath, $errno, $errstr, $this->timeout, $flags);
+                // EAGAIN: the listen backlog is full; kahets is alive and behind on accepting.
+                if ($stream !== false || $errno !== self::EAGAIN || microtime(true) + $pauseUs / 1e6 > $deadline) {
+                    break;
+                }
+                usleep($pauseUs);
+                $pauseUs = min($pauseUs * 2, 10000);
+            }
             if ($stream !== false) {
                 $seconds = (int) floor($this->timeout);
                 stream_set_blocking($stream, true);

@@ -3,6 +3,7 @@
 // connections (one session each) and removes the file when it stops.
 import { chmod, lstat, unlink } from 'node:fs/promises'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { ErrorCodes, KahetsError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Stats } from '../stats.ts'
@@ -19,6 +20,10 @@ export interface ListenerOptions {
 }
 
 const LISTEN_BACKLOG = 4096
+/** At shutdown, the listen backlog is taken as drained once no connection came for this long. */
+const BACKLOG_QUIET_MS = 50
+/** …and shutdown does not wait on it longer than this. */
+const BACKLOG_DRAIN_MAX_MS = 2000
 
 type ListenerMsg = { readonly type: 'connection', readonly socket: Socket }
 
@@ -38,6 +43,7 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
   #server: Server | null = null
   #nextId = 1
   #readsPaused = false
+  #lastAcceptAt = 0
 
   constructor (opts: ListenerOptions) {
     super('listener', null)
@@ -66,8 +72,10 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
       this.#log.warn({ socket: path }, 'removing stale socket file left by a previous run')
       await unlink(path)
     }
+    // Connections are taken at once, not through the mailbox: at shutdown the ones already in
+    // the listen backlog must still be accepted while onStop runs (see there).
     const server = createServer({ allowHalfOpen: false }, (socket) => {
-      if (this.state === 'running') this.tell({ type: 'connection', socket })
+      if (this.#server !== null && this.state !== 'stopped') this.#accept(socket)
       else socket.destroy()
     })
     await new Promise<void>((resolve, reject) => {
@@ -88,13 +96,18 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
   }
 
   protected override receive (msg: ListenerMsg): void {
+    this.#accept(msg.socket)
+  }
+
+  #accept (socket: Socket): void {
+    this.#lastAcceptAt = Date.now()
     const id = this.#nextId++
     const { stats } = this.#opts
     stats.connections++
     stats.connectionsTotal++
     const session = new Session({
       id,
-      socket: msg.socket,
+      socket,
       router: this.#opts.router,
       stats,
       maxFrameBytes: this.#opts.maxFrameBytes,
@@ -109,8 +122,20 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
     })
   }
 
-  /** Stop accepting, read what connected clients already sent, close them, remove the file. */
+  /**
+   * Stop accepting, read what connected clients already sent, close them, remove the file.
+   * A client whose connection is still in the listen backlog has sent too (its write went to
+   * the kernel, and its send() returned true): the socket file goes first, so that no new
+   * client can connect, then what the backlog holds is accepted until none has come for
+   * BACKLOG_QUIET_MS, and only then is the server closed.
+   */
   protected override async onStop (): Promise<void> {
+    await unlink(this.#opts.socketPath).catch(() => {})
+    const deadline = Date.now() + BACKLOG_DRAIN_MAX_MS
+    this.#lastAcceptAt = Date.now()
+    while (this.#server !== null && Date.now() - this.#lastAcceptAt < BACKLOG_QUIET_MS && Date.now() < deadline) {
+      await sleep(BACKLOG_QUIET_MS / 5)
+    }
     const server = this.#server
     this.#server = null
     const closed = server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))

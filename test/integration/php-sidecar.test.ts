@@ -49,3 +49,31 @@ test('the shipped example script reports every message accepted', async () => {
   const files = await readFrameFiles(join(k.dir, 'out'))
   assert.equal(files.flatMap((f) => f.frames).filter((f) => f.bucket === 'example').length, 100)
 })
+
+test('20,000 short-lived php clients in a row (one connection each): every send accepted, none lost', async () => {
+  // Faster than kahets accepts: the listen backlog fills and connect() gets EAGAIN, which
+  // the client waits out instead of dropping the message.
+  const k = await startKahets({
+    buckets: {
+      streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/out' } } },
+      buckets: [{ id: 'burst', streams: ['files'], batch: 1000, batchTimeout: 100 }],
+    },
+  })
+  const script = join(k.dir, 'burst.php')
+  await writeFile(script, `<?php
+require ${JSON.stringify(join(ROOT, 'clients/php/Kahets.php'))};
+$ok = 0;
+for ($i = 0; $i < 20000; $i++) {
+  $k = new \\Kahets\\Client($argv[1], false);
+  if ($k->send('burst', "request $i")) $ok++;
+  $k->close();
+}
+echo $ok;
+`)
+  const { stdout, stderr } = await run('php', ['-n', script, k.socket], { maxBuffer: 16 * 1024 * 1024 })
+  assert.equal(stdout, '20000', stderr.split('\n').slice(0, 3).join('\n'))
+  assert.equal(await k.stop(), 0, k.output())
+  const frames = (await readFrameFiles(join(k.dir, 'out'))).flatMap((f) => f.frames)
+  assert.equal(frames.length, 20000)
+  assert.deepEqual(new Set(frames.map((f) => f.payload.toString())).size, 20000)
+})
