@@ -1,5 +1,6 @@
 // One bucket actor per bucket name in use (SPEC §3): frames wait here until `batch` of them
-// arrived or `batchTimeout` ms passed since the first, then fan out by slice to the streams.
+// arrived, or FLUSH_BYTES of them, or `batchTimeout` ms passed since the first, then fan out
+// by slice to the streams.
 import type { BucketConfig } from '../config/buckets.ts'
 import type { Logger } from '../log.ts'
 import { RateLimitedLog } from '../log.ts'
@@ -9,6 +10,14 @@ import type { BucketStats, FlowStats } from '../stats.ts'
 import { Actor, type Supervisor } from './actor.ts'
 import { Charge, type Delivery } from './delivery.ts'
 import type { StreamActor } from './stream-actor.ts'
+
+/**
+ * A bucket also flushes once it holds this many wire bytes, whatever `batch` says: 1000
+ * messages of 8 KiB (kahego's PHP example) are 8 MB, which a slow trickle of them would take
+ * the whole batchTimeout to gather and then hand a stream at once. Measured at half rate,
+ * 8 KiB to Kafka (bench, 1/8/64 clients): p99 57.5/58.9/79.8 ms before.
+ */
+export const FLUSH_BYTES = 1024 * 1024
 
 export interface Binding {
   readonly stream: StreamActor
@@ -117,7 +126,7 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     for (const f of frames) this.#pending.push(f)
     this.#pendingBytes += bytes
     this.#pendingCharge += charge
-    if (this.#pending.length >= this.#config.batch) this.#flush()
+    if (this.#pending.length >= this.#config.batch || this.#pendingBytes >= FLUSH_BYTES) this.#flush()
     else if (this.#timer === null) {
       this.#timer = setTimeout(() => { if (this.state !== 'stopped') this.tell({ type: 'timeout' }) }, this.#config.batchTimeout)
       this.#timer.unref()

@@ -124,3 +124,28 @@ test('SIGTERM reads what a connected client already sent and flushes every bucke
   assert.deepEqual(payloads, Array.from({ length: 5000 }, (_, i) => `m${i}`))
   await waitFor(() => client.closed, { what: 'kahets to close the client connection' })
 })
+
+test('a bucket flushes once it holds 1 MiB, long before batch or batchTimeout', async () => {
+  const k = await startKahets({
+    buckets: {
+      streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/out' } } },
+      buckets: [{ id: 'big', streams: ['files'], batch: 1_000_000, batchTimeout: 3_600_000 }],
+    },
+  })
+  const client = await KahetsClient.connect(k.socket)
+  const payload = (i: number): Buffer => Buffer.alloc(300 * 1024, i)
+  for (let i = 0; i < 4; i++) client.send('big', payload(i), null) // 1.2 MiB
+  await client.flush()
+  // Three of 300 KiB stay under 1 MiB; the fourth passes it and the bucket flushes.
+  const files = await waitFor(async () => {
+    const f = await readFrameFiles(`${k.dir}/out`).catch(() => [])
+    return f.flatMap((x) => x.frames).length === 4 ? f : null
+  }, { timeoutMs: 10_000, what: 'the 1.2 MiB in the bucket to be written' })
+  assert.deepEqual(files.flatMap((f) => f.frames.map((fr) => fr.payload)), [0, 1, 2, 3].map(payload))
+  client.send('big', payload(4), null) // alone, under 1 MiB: waits for the batch or the stop
+  await client.flush()
+  await client.close()
+  assert.equal(await k.stop(), 0, k.output())
+  const after = (await readFrameFiles(`${k.dir}/out`)).flatMap((f) => f.frames)
+  assert.equal(after.length, 5)
+})
