@@ -114,6 +114,9 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
   }
 
   resumeReading (): void {
+    // A drain waits for the client to be quiet; a paused socket was only quiet because it
+    // was not read, so the quiet period starts now.
+    this.#lastData = Date.now()
     this.#socket.resume()
   }
 
