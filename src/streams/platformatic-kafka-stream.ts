@@ -201,7 +201,10 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
     try {
       // The partition counts, from platformatic's metadata cache (fetched, and the topics
       // auto-created, only when a topic is new or its metadata older than metadataMaxAge).
-      const metadata = await producer.metadata({ topics, autocreateTopics: true })
+      // Bounded like the produce request: a metadata request that never answers is an outage.
+      const asking = producer.metadata({ topics, autocreateTopics: true })
+      asking.catch(() => {})
+      const metadata = await withTimeout(asking, this.settings.requestTimeoutMs + CONNECTION_TIMEOUT_MS, 'metadata request')
       if (!this.isCurrent(generation)) throw new Error('producer replaced before the request was sent')
       for (const c of chunks) {
         const topic = c.queue.topic
