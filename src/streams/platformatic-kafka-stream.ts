@@ -209,7 +209,9 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
       for (const c of chunks) {
         const topic = c.queue.topic
         const partitions = metadata.topics.get(topic)?.partitionsCount ?? 0
-        if (partitions < 1) throw new TopicRefusal('UNKNOWN_TOPIC_OR_PARTITION', `no partitions known for topic ${topic}`)
+        // Known but without partitions: still being created. Retried as LEADER_NOT_AVAILABLE,
+        // then failed over (never dropped, as a topic Kafka says does not exist would be).
+        if (partitions < 1) throw new TopicRefusal('LEADER_NOT_AVAILABLE', `no partitions yet for topic ${topic}`)
         for (const [partition, items] of partitionItems(c.items, partitions)) {
           messages.push({ topic, partition, value: encodeRecordBatch(items.map((i) => i.frame), codec, compress) })
         }
