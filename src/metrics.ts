@@ -16,6 +16,7 @@ export interface FlowSnapshot {
   sampledOut: number
   backedUp: number
   replayed: number
+  replayRefused: Record<string, number>
   dropped: Record<string, number>
   inFlight: number
 }
@@ -41,6 +42,7 @@ export function flowSnapshot (daemon: Daemon): FlowSnapshot[] {
         sampledOut: fs.sampledOut,
         backedUp: fs.backedUp,
         replayed: fs.replayed,
+        replayRefused: Object.fromEntries(fs.replayRefused),
         dropped: Object.fromEntries(fs.dropped),
         inFlight: pending + queued,
       })
@@ -79,6 +81,9 @@ export function buildRegistry (daemon: Daemon): Registry {
   })
   counter('kahets_replayed_total', 'Frames replayed from backup files into the stream.', ['bucket', 'stream'], (c) => {
     for (const f of flows()) if (f.stream !== '') c.inc({ bucket: f.bucket, stream: f.stream }, f.replayed)
+  })
+  counter('kahets_replay_refused_total', 'Frames read back from the backup that the stream refused for good, by reason (counted as backed up before).', ['bucket', 'stream', 'reason'], (c) => {
+    for (const f of flows()) for (const [reason, n] of Object.entries(f.replayRefused)) c.inc({ bucket: f.bucket, stream: f.stream, reason }, n)
   })
   counter('kahets_dropped_total', 'Frames dropped, by reason.', ['bucket', 'stream', 'reason'], (c) => {
     for (const f of flows()) for (const [reason, n] of Object.entries(f.dropped)) c.inc({ bucket: f.bucket, stream: f.stream, reason }, n)

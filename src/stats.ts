@@ -11,6 +11,11 @@ export class FlowStats {
   sampledOut = 0
   backedUp = 0
   replayed = 0
+  /**
+   * Frames read back from a backup file that the stream then refused for good (e.g. larger
+   * than its message.max.bytes). Outside the identity: they were counted as backedUp.
+   */
+  readonly replayRefused = new Map<DropReason, number>()
   readonly dropped = new Map<DropReason, number>()
 
   drop (reason: DropReason, n: number): void {

@@ -446,12 +446,14 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
             for (let at = 0; at < group.length; at += REPLAY_CHUNK_FRAMES) {
               const chunk = group.slice(at, at + REPLAY_CHUNK_FRAMES)
               const rejections = await this.#stream.write(bucket, chunk)
+              const flow = this.#stats.bucket(bucket).flow(this.id)
               let refused = 0
               for (const [reason, n] of rejections ?? []) {
                 refused += n
+                flow.replayRefused.set(reason, (flow.replayRefused.get(reason) ?? 0) + n)
                 this.#log.error({ bucket, frames: n, reason }, 'replayed messages refused by the stream')
               }
-              this.#stats.bucket(bucket).flow(this.id).replayed += chunk.length - refused
+              flow.replayed += chunk.length - refused
               for (const f of chunk) bytes += f.size
             }
           }

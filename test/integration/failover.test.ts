@@ -256,3 +256,34 @@ test('kahets replay FILE sends a frame file through the running kahets', async (
   assert.deepEqual(got.map((m) => m.value!.toString()), Array.from({ length: 300 }, (_, i) => `r${i}`))
   assert.equal(await k.stop(), 0)
 })
+
+test('a backed-up message the stream refuses on replay is counted in kahets_replay_refused_total', async () => {
+  const topic = 'failover_refused'
+  const late = await startBroker()
+  await late.stop()
+  const port = await freePort()
+  const k = await startKahets({ buckets: kafkaConfig(late.bootstrap, topic, { 'message.max.bytes': '2000' }), env: { METRICS: `127.0.0.1:${port}` } })
+  const base = `http://127.0.0.1:${port}`
+  const client = await KahetsClient.connect(k.socket)
+  for (let i = 0; i < 10; i++) client.send(topic, payload(7, i), null)
+  await client.flush()
+  // On the backup now: from here on the Kafka stream is not asked, so a frame above its
+  // message.max.bytes goes to the backup too (it could not have been refused sooner).
+  await waitFor(async () => sample(await scrape(base), 'kahets_backed_up_total') === 10 ? true : null, { timeoutMs: 30_000, what: 'the failover' })
+  client.send(topic, Buffer.alloc(5000, 0x61), null)
+  await client.flush()
+  await client.close()
+  await waitFor(async () => sample(await scrape(base), 'kahets_backed_up_total') === 11 ? true : null, { what: 'the big frame in the backup' })
+
+  await late.start()
+  const s = await waitFor(async () => {
+    const m = await scrape(base)
+    return sample(m, 'kahets_replay_refused_total') === 1 && sample(m, 'kahets_replayed_total') >= 10 ? m : null
+  }, { timeoutMs: 60_000, what: 'the replay' })
+  assert.equal(sample(s, 'kahets_replay_refused_total', { bucket: topic, stream: 'kafka', reason: 'message_too_large' }), 1)
+  assertIdentity(s, topic, 'kafka')
+  const got = await consumeAll(late.bootstrap, topic, { expected: 10, timeoutMs: 30_000 })
+  assert.deepEqual(new Set(got.map((m) => m.value!.toString())), new Set(Array.from({ length: 10 }, (_, i) => payload(7, i))))
+  assert.equal(await k.stop(), 0)
+  await late.stop()
+})
