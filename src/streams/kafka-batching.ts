@@ -243,6 +243,32 @@ export abstract class BatchingKafkaStream implements Stream {
 
   protected isCurrent (generation: number): boolean { return generation === this.#generation }
 
+  /**
+   * A request to Kafka, bounded: one that gets no answer within request.timeout.ms (plus a
+   * connection timeout) is an outage, and the stream fails over (at-least-once: whatever the
+   * client still delivers later is a duplicate of what the backup gets).
+   */
+  protected answered<T> (request: Promise<T>, what: string): Promise<T> {
+    return withTimeout(request, this.settings.requestTimeoutMs + CONNECTION_TIMEOUT_MS, what)
+  }
+
+  /**
+   * probe() for either client: true when `attempt` succeeds within PROBE_TIMEOUT_MS. `release`
+   * frees what the attempt used once it has settled, even after a timeout, so no probe
+   * connection is left behind.
+   */
+  protected async probeWith (attempt: Promise<unknown>, release: () => Promise<void>): Promise<boolean> {
+    try {
+      await withTimeout(attempt, PROBE_TIMEOUT_MS, 'probe')
+      return true
+    } catch (err) {
+      this.log.debug({ err }, 'kafka probe failed')
+      return false
+    } finally {
+      attempt.catch(() => {}).finally(() => { release().catch(() => {}) })
+    }
+  }
+
   /** For reset(): requests of the old client no longer count, and writes are taken again. */
   protected newGeneration (): void {
     this.#generation++

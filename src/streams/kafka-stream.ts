@@ -23,7 +23,6 @@ import {
   CONNECTION_TIMEOUT_MS,
   DISCONNECT_TIMEOUT_MS,
   KAFKAJS_RETRY,
-  PROBE_TIMEOUT_MS,
   crc32,
   readCaFile,
   withTimeout,
@@ -107,16 +106,7 @@ export class KafkaStream extends BatchingKafkaStream {
       await admin.describeCluster()
       await this.#connect()
     })()
-    try {
-      await withTimeout(attempt, PROBE_TIMEOUT_MS, 'probe')
-      return true
-    } catch (err) {
-      this.log.debug({ err }, 'kafka probe failed')
-      return false
-    } finally {
-      // Also once a timed-out connect settles, so no admin connection is left behind.
-      attempt.catch(() => {}).finally(() => { admin.disconnect().catch(() => {}) })
-    }
+    return await this.probeWith(attempt, () => admin.disconnect())
   }
 
   async reset (): Promise<void> {
@@ -168,10 +158,8 @@ export class KafkaStream extends BatchingKafkaStream {
     })
     // A broker that accepts connections but does not answer (hung, stopped, a partition that
     // drops packets) would otherwise hold the write through all of kafkajs's retries, each a
-    // full request timeout. One unanswered request is enough to fail over; whatever kafkajs
-    // still delivers later is a duplicate of what the backup gets (at-least-once).
-    sending.catch(() => {})
-    await withTimeout(sending, this.settings.requestTimeoutMs + CONNECTION_TIMEOUT_MS, 'produce request')
+    // full request timeout.
+    await this.answered(sending, 'produce request')
   }
 
   #kafkajsLog ({ namespace, level, log }: LogEntry): void {

@@ -34,7 +34,6 @@ import {
   CONNECTION_TIMEOUT_MS,
   DISCONNECT_TIMEOUT_MS,
   KAFKAJS_RETRY,
-  PROBE_TIMEOUT_MS,
   crc32,
   readCaFile,
   withTimeout,
@@ -89,8 +88,8 @@ function refusalOf (err: unknown): unknown {
  * go to one random partition per request, so they still travel as one batch.
  */
 function partitionItems (items: Item[], partitions: number): Array<[number, Item[]]> {
-  const random = Math.floor(Math.random() * partitions)
   if (partitions === 1) return [[0, items]]
+  const random = Math.floor(Math.random() * partitions)
   const byPartition = new Map<number, Item[]>()
   for (const item of items) {
     const key = item.frame.key
@@ -158,16 +157,7 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
     // A metadata request of no topic: the broker answers, or it does not. A throwaway
     // producer, so a probe never leaves the stream's own client half-connected.
     const probe: PlatformaticProducer = new PreEncodedProducer({ ...this.#options, retries: 0 })
-    const attempt = probe.metadata({ topics: [], forceUpdate: true })
-    try {
-      await withTimeout(attempt, PROBE_TIMEOUT_MS, 'probe')
-      return true
-    } catch (err) {
-      this.log.debug({ err }, 'kafka probe failed')
-      return false
-    } finally {
-      attempt.catch(() => {}).finally(() => { closeNow(probe).catch(() => {}) })
-    }
+    return await this.probeWith(probe.metadata({ topics: [], forceUpdate: true }), () => closeNow(probe))
   }
 
   async reset (): Promise<void> {
@@ -197,15 +187,12 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
       topics.push(topic)
     }
     const compress = codec === 'none' ? undefined : compressionsAlgorithms[codec].compressSync as Compress
-    const messages: Array<MessageToProduce<Buffer, Buffer, Buffer, Buffer>> = []
     try {
       // The partition counts, from platformatic's metadata cache (fetched, and the topics
       // auto-created, only when a topic is new or its metadata older than metadataMaxAge).
-      // Bounded like the produce request: a metadata request that never answers is an outage.
-      const asking = producer.metadata({ topics, autocreateTopics: true })
-      asking.catch(() => {})
-      const metadata = await withTimeout(asking, this.settings.requestTimeoutMs + CONNECTION_TIMEOUT_MS, 'metadata request')
+      const metadata = await this.answered(producer.metadata({ topics, autocreateTopics: true }), 'metadata request')
       if (!this.isCurrent(generation)) throw new Error('producer replaced before the request was sent')
+      const messages: Array<MessageToProduce<Buffer, Buffer, Buffer, Buffer>> = []
       for (const c of chunks) {
         const topic = c.queue.topic
         const partitions = metadata.topics.get(topic)?.partitionsCount ?? 0
@@ -216,16 +203,9 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
           messages.push({ topic, partition, value: encodeRecordBatch(items.map((i) => i.frame), codec, compress) })
         }
       }
-    } catch (err) {
-      throw refusalOf(err)
-    }
-    this.produceRequestCount++
-    // Each message is one encoded batch (PreEncodedProducer writes the request around them).
-    const sending = producer.send({ messages, acks: this.settings.acks, autocreateTopics: true })
-    // As with kafkajs: one unanswered request is enough to fail over (at-least-once).
-    sending.catch(() => {})
-    try {
-      await withTimeout(sending, this.settings.requestTimeoutMs + CONNECTION_TIMEOUT_MS, 'produce request')
+      this.produceRequestCount++
+      // Each message is one encoded batch (PreEncodedProducer writes the request around them).
+      await this.answered(producer.send({ messages, acks: this.settings.acks, autocreateTopics: true }), 'produce request')
     } catch (err) {
       throw refusalOf(err)
     }

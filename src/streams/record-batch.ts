@@ -13,6 +13,7 @@
 //   record: length varint · attributes int8 · timestampDelta varlong · offsetDelta varint ·
 //           key length varint (-1: null) · key · value length varint · value · headers count varint
 import { createRequire } from 'node:module'
+import { crc32c as platformaticCrc32c } from '@platformatic/kafka'
 import type { Frame } from '../protocol/frame.ts'
 
 /** Compression of the records section: returns the compressed bytes. */
@@ -30,32 +31,18 @@ const NO_SEQUENCE = -1
 const NO_PARTITION_LEADER_EPOCH = -1
 
 const require = createRequire(import.meta.url)
-// @node-rs/crc32: CRC-32C with SSE 4.2 / ARM CRC instructions, prebuilt in its npm package (it
-// is also what @platformatic/kafka uses when installed). A table-driven JavaScript CRC-32C is
-// kept for a platform it has no build for.
-const crc32c: (data: Uint8Array, initial?: number) => number = (() => {
+/**
+ * CRC-32C from @node-rs/crc32 (SSE 4.2 / ARM CRC instructions, prebuilt in its npm package),
+ * called on the batch itself; @platformatic/kafka's own crc32c (the same library behind a
+ * copy of the data, or WebAssembly where it has no build) is the fallback.
+ */
+export const crc32c: (data: Buffer) => number = (() => {
   try {
-    return (require('@node-rs/crc32') as { crc32c (data: Uint8Array, initial?: number): number }).crc32c
+    return (require('@node-rs/crc32') as { crc32c (data: Uint8Array): number }).crc32c
   } catch {
-    return jsCrc32c
+    return platformaticCrc32c
   }
 })()
-
-const CRC32C_TABLE = (() => {
-  const table = new Int32Array(256)
-  for (let n = 0; n < 256; n++) {
-    let c = n
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1
-    table[n] = c
-  }
-  return table
-})()
-
-export function jsCrc32c (data: Uint8Array): number {
-  let c = -1
-  for (let i = 0; i < data.length; i++) c = CRC32C_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8)
-  return (c ^ -1) >>> 0
-}
 
 /** Bytes of an unsigned varint. */
 function uvarintBytes (n: number): number {
@@ -81,33 +68,33 @@ function writeUvarint (buf: Buffer, at: number, n: number): number {
   return at
 }
 
-/** Bytes the records section of `records` takes, uncompressed. */
-function recordsBytes (records: readonly Frame[], baseTimestamp: number): number {
+/**
+ * Bytes the records section of `records` takes, uncompressed; each record's body size goes
+ * into `bodies` (its length prefix), so that writeRecords does not measure it again.
+ */
+function measureRecords (records: readonly Frame[], baseTimestamp: number, bodies: Int32Array): number {
   let total = 0
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!
-    const body = recordBodyBytes(r, i, baseTimestamp)
+    const keyLength = r.keyLength
+    const valueLength = r.payloadLength
+    const body = 1 + // attributes
+      uvarintBytes(zigzag(r.receivedAt - baseTimestamp)) +
+      uvarintBytes(zigzag(i)) + // offsetDelta
+      uvarintBytes(zigzag(keyLength)) + (keyLength > 0 ? keyLength : 0) +
+      uvarintBytes(zigzag(valueLength)) + valueLength +
+      1 // headers count 0
+    bodies[i] = body
     total += uvarintBytes(zigzag(body)) + body
   }
   return total
 }
 
-function recordBodyBytes (r: Frame, offsetDelta: number, baseTimestamp: number): number {
-  const keyLength = r.keyLength
-  const valueLength = r.payloadLength
-  return 1 + // attributes
-    uvarintBytes(zigzag(r.receivedAt - baseTimestamp)) +
-    uvarintBytes(zigzag(offsetDelta)) +
-    uvarintBytes(zigzag(keyLength)) + (keyLength > 0 ? keyLength : 0) +
-    uvarintBytes(zigzag(valueLength)) + valueLength +
-    1 // headers count 0
-}
-
-/** Writes the records section at `at`; returns the offset after it. */
-function writeRecords (buf: Buffer, at: number, records: readonly Frame[], baseTimestamp: number): number {
+/** Writes the records section at `at`. */
+function writeRecords (buf: Buffer, at: number, records: readonly Frame[], baseTimestamp: number, bodies: Int32Array): void {
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!
-    at = writeUvarint(buf, at, zigzag(recordBodyBytes(r, i, baseTimestamp)))
+    at = writeUvarint(buf, at, zigzag(bodies[i]!))
     buf[at++] = 0
     at = writeUvarint(buf, at, zigzag(r.receivedAt - baseTimestamp))
     at = writeUvarint(buf, at, zigzag(i))
@@ -122,7 +109,6 @@ function writeRecords (buf: Buffer, at: number, records: readonly Frame[], baseT
     at += r.copyPayload(buf, at)
     buf[at++] = 0
   }
-  return at
 }
 
 /**
@@ -134,23 +120,22 @@ export function encodeRecordBatch (records: readonly Frame[], codec: CodecName =
   const baseTimestamp = records[0]!.receivedAt
   let maxTimestamp = baseTimestamp
   for (const r of records) if (r.receivedAt > maxTimestamp) maxTimestamp = r.receivedAt
-  const size = recordsBytes(records, baseTimestamp)
+  const bodies = new Int32Array(records.length)
+  const size = measureRecords(records, baseTimestamp, bodies)
   let buf: Buffer
-  let end: number
   if (codec === 'none') {
     buf = Buffer.allocUnsafe(HEADER_BYTES + size)
-    end = writeRecords(buf, HEADER_BYTES, records, baseTimestamp)
+    writeRecords(buf, HEADER_BYTES, records, baseTimestamp, bodies)
   } else {
     if (compress === undefined) throw new Error(`codec ${codec} needs a compress function`)
     const plain = Buffer.allocUnsafe(size)
-    writeRecords(plain, 0, records, baseTimestamp)
+    writeRecords(plain, 0, records, baseTimestamp, bodies)
     const packed = compress(plain)
     buf = Buffer.allocUnsafe(HEADER_BYTES + packed.length)
     packed.copy(buf, HEADER_BYTES)
-    end = HEADER_BYTES + packed.length
   }
   buf.writeBigInt64BE(0n, 0) // baseOffset: the broker assigns offsets
-  buf.writeInt32BE(end - 12, 8) // batchLength: the bytes after this field
+  buf.writeInt32BE(buf.length - 12, 8) // batchLength: the bytes after this field
   buf.writeInt32BE(NO_PARTITION_LEADER_EPOCH, 12)
   buf.writeInt8(2, 16) // magic
   buf.writeInt16BE(CODEC_IDS[codec], 21) // attributes: codec, CreateTime, not transactional
@@ -161,6 +146,6 @@ export function encodeRecordBatch (records: readonly Frame[], codec: CodecName =
   buf.writeInt16BE(NO_PRODUCER_EPOCH, 51)
   buf.writeInt32BE(NO_SEQUENCE, 53)
   buf.writeInt32BE(records.length, 57)
-  buf.writeUInt32BE(crc32c(buf.subarray(CRC_FROM, end)), 17)
-  return end === buf.length ? buf : buf.subarray(0, end)
+  buf.writeUInt32BE(crc32c(buf.subarray(CRC_FROM)), 17)
+  return buf
 }

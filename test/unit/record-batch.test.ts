@@ -3,8 +3,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Reader, compressionsAlgorithms, readRecordsBatch } from '@platformatic/kafka'
-import { encodeRecordBatch, jsCrc32c, type CodecName } from '../../src/streams/record-batch.ts'
+import { Reader, compressionsAlgorithms, crc32c as platformaticCrc32c, readRecordsBatch } from '@platformatic/kafka'
+import { crc32c, encodeRecordBatch, type CodecName } from '../../src/streams/record-batch.ts'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
 import { WireFrame, type Frame } from '../../src/protocol/frame.ts'
 import { decodeAll } from '../helpers/frames.ts'
@@ -33,9 +33,9 @@ function records (n: number, size: (i: number) => number, withKeys: boolean): Fr
   return decodeAll(wire).frames.map((f, i) => new At(f as WireFrame, base + (i % 7) * 1000 - 3000))
 }
 
-test('CRC-32C: the check value of the standard, native and JavaScript', () => {
+test('CRC-32C: the check value of the standard', () => {
   // CRC-32C("123456789") = 0xE3069283 (RFC 3720, iSCSI).
-  assert.equal(jsCrc32c(Buffer.from('123456789')), 0xe3069283)
+  assert.equal(crc32c(Buffer.from('123456789')), 0xe3069283)
 })
 
 test('a batch reads back record by record: keys (null, empty, set), values, timestamps, offsets', () => {
@@ -51,7 +51,7 @@ test('a batch reads back record by record: keys (null, empty, set), values, time
   assert.equal(got.firstSequence, -1)
   assert.equal(got.firstTimestamp, BigInt(input[0]!.receivedAt))
   assert.equal(got.maxTimestamp, BigInt(Math.max(...input.map((r) => r.receivedAt))))
-  assert.equal(got.crc, jsCrc32c(batch.subarray(21)), 'the crc covers attributes to the end')
+  assert.equal(got.crc, platformaticCrc32c(batch.subarray(21)), 'the crc covers attributes to the end')
   assert.equal(got.records.length, input.length)
   got.records.forEach((r, i) => {
     const want = input[i]!
@@ -72,7 +72,7 @@ for (const codec of ['gzip', 'snappy', 'lz4'] as const satisfies CodecName[]) {
     assert.ok(batch.length < plain.length, `${codec}: ${batch.length} B, uncompressed ${plain.length} B`)
     const got = read(batch)
     assert.equal(got.attributes & 0b111, { gzip: 1, snappy: 2, lz4: 3 }[codec])
-    assert.equal(got.crc, jsCrc32c(batch.subarray(21)))
+    assert.equal(got.crc, platformaticCrc32c(batch.subarray(21)))
     assert.deepEqual(got.records.map((r) => Buffer.from(r.value ?? [])), input.map((r) => r.payload))
   })
 }
