@@ -5,6 +5,10 @@
 // path; the metrics endpoint reads them.
 export type DropReason = 'unknown_bucket' | 'max_memory' | 'stream_failed' | 'message_too_large' | 'topic_rejected' | 'shutdown'
 
+function add<K> (counts: Map<K, number>, key: K, n: number): void {
+  counts.set(key, (counts.get(key) ?? 0) + n)
+}
+
 export class FlowStats {
   received = 0
   delivered = 0
@@ -19,7 +23,11 @@ export class FlowStats {
   readonly dropped = new Map<DropReason, number>()
 
   drop (reason: DropReason, n: number): void {
-    this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + n)
+    add(this.dropped, reason, n)
+  }
+
+  refuseOnReplay (reason: DropReason, n: number): void {
+    add(this.replayRefused, reason, n)
   }
 
   get droppedTotal (): number {
@@ -64,6 +72,6 @@ export class Stats {
   }
 
   invalid (reason: string): void {
-    this.invalidFrames.set(reason, (this.invalidFrames.get(reason) ?? 0) + 1)
+    add(this.invalidFrames, reason, 1)
   }
 }

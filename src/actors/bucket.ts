@@ -5,7 +5,7 @@ import type { BucketConfig } from '../config/buckets.ts'
 import type { Logger } from '../log.ts'
 import { RateLimitedLog } from '../log.ts'
 import type { MemoryBudget } from '../memory-budget.ts'
-import { FRAME_OVERHEAD_BYTES, type Frame } from '../protocol/frame.ts'
+import { memoryCharge, type Frame } from '../protocol/frame.ts'
 import type { BucketStats, FlowStats } from '../stats.ts'
 import { Actor, type Supervisor } from './actor.ts'
 import { Charge, type Delivery } from './delivery.ts'
@@ -118,7 +118,7 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     this.#stats.received += frames.length
     this.#stats.receivedBytes += bytes
     for (const b of this.#bindings) b.flow.received += frames.length
-    const charge = bytes + frames.length * FRAME_OVERHEAD_BYTES
+    const charge = memoryCharge(frames.length, bytes)
     if (!this.#budget.tryAcquire(charge)) {
       this.#overflow(frames, bytes)
       return
@@ -143,7 +143,7 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
       if (share === null) continue
       const backup = b.stream.backup
       if (backup !== null) {
-        const charge = share.bytes + share.frames.length * FRAME_OVERHEAD_BYTES
+        const charge = memoryCharge(share.frames.length, share.bytes)
         this.#budget.acquireSpill(charge)
         backup.write({ bucket: this.bucket, ...share, flow: b.flow, charge: new Charge(this.#budget, charge, 1) })
         b.stream.spilled()

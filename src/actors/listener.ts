@@ -25,7 +25,9 @@ const BACKLOG_QUIET_MS = 50
 /** …and shutdown does not wait on it longer than this. */
 const BACKLOG_DRAIN_MAX_MS = 2000
 
-type ListenerMsg = { readonly type: 'connection', readonly socket: Socket }
+// Connections are accepted in the server's callback (see start()), so the listener's own
+// mailbox carries no user messages; it is an actor for its lifecycle and its supervision.
+type ListenerMsg = never
 
 /** Is a live process accepting on this socket file? */
 function answers (path: string): Promise<boolean> {
@@ -55,7 +57,11 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
 
   /** Memory pressure: every session (and each new one) stops reading until it is lifted. */
   pauseReading (paused: boolean): void {
-    if (this.state !== 'running' || paused === this.#readsPaused) return
+    if (this.state === 'running') this.#setReadsPaused(paused)
+  }
+
+  #setReadsPaused (paused: boolean): void {
+    if (paused === this.#readsPaused) return
     this.#readsPaused = paused
     for (const s of this.#sessions) {
       if (paused) s.pauseReading()
@@ -96,7 +102,7 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
   }
 
   protected override receive (msg: ListenerMsg): void {
-    this.#accept(msg.socket)
+    throw new Error(`the listener takes no messages: ${JSON.stringify(msg)}`)
   }
 
   #accept (socket: Socket): void {
@@ -123,8 +129,8 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
   }
 
   /**
-   * Stop accepting, read what connected clients already sent, close them, remove the file.
-   * A client whose connection is still in the listen backlog has sent too (its write went to
+   * Remove the socket file, stop accepting, read what connected clients already sent, close
+   * them. A client whose connection is still in the listen backlog has sent too (its write went to
    * the kernel, and its send() returned true): the socket file goes first, so that no new
    * client can connect, then what the backlog holds is accepted until none has come for
    * BACKLOG_QUIET_MS, and only then is the server closed.
@@ -141,10 +147,8 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
     const closed = server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
     // Shutdown reads everything clients already sent, pressure or not (what does not fit
     // spills to the backup or is counted as dropped).
-    this.#readsPaused = false
-    for (const s of this.#sessions) s.resumeReading()
+    this.#setReadsPaused(false)
     await Promise.all([...this.#sessions].map((s) => s.drain()))
     await closed
-    await unlink(this.#opts.socketPath).catch(() => {})
   }
 }

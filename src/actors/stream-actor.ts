@@ -450,7 +450,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
               let refused = 0
               for (const [reason, n] of rejections ?? []) {
                 refused += n
-                flow.replayRefused.set(reason, (flow.replayRefused.get(reason) ?? 0) + n)
+                flow.refuseOnReplay(reason, n)
                 this.#log.error({ bucket, frames: n, reason }, 'replayed messages refused by the stream')
               }
               flow.replayed += chunk.length - refused

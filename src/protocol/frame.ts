@@ -117,6 +117,11 @@ export function wireRuns (frames: readonly Frame[], maxRun = 64 * 1024): Buffer[
  */
 export const FRAME_OVERHEAD_BYTES = 128
 
+/** What MAXMEMORY charges for `frames` frames of `bytes` wire bytes in all. */
+export function memoryCharge (frames: number, bytes: number): number {
+  return bytes + frames * FRAME_OVERHEAD_BYTES
+}
+
 export const LENGTH_BYTES = 4
 export const MAX_NAME_BYTES = 255
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024

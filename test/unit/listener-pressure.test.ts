@@ -13,9 +13,9 @@ import type { Frame } from '../../src/protocol/frame.ts'
 import { Stats } from '../../src/stats.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-test('past MAXMEMORY the sessions stop reading; under the intake limit they read on, nothing lost', async () => {
+/** A started listener in a temp folder whose router records payloads, paused by `budget`. */
+async function pressuredListener (budget: MemoryBudget): Promise<{ listener: Listener, socket: string, got: string[], done: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'kahets-pressure-'))
-  const budget = new MemoryBudget(1000)
   const got: string[] = []
   const listener = new Listener({
     socketPath: join(dir, 'k.sock'),
@@ -27,7 +27,13 @@ test('past MAXMEMORY the sessions stop reading; under the intake limit they read
   })
   budget.onPressure((on) => { listener.pauseReading(on) })
   await listener.start()
-  const client = await KahetsClient.connect(join(dir, 'k.sock'))
+  return { listener, socket: join(dir, 'k.sock'), got, done: () => rm(dir, { recursive: true, force: true }) }
+}
+
+test('past MAXMEMORY the sessions stop reading; under the intake limit they read on, nothing lost', async () => {
+  const budget = new MemoryBudget(1000)
+  const { listener, socket, got, done } = await pressuredListener(budget)
+  const client = await KahetsClient.connect(socket)
   try {
     client.send('b', 'before', null)
     await client.flush()
@@ -47,26 +53,15 @@ test('past MAXMEMORY the sessions stop reading; under the intake limit they read
   } finally {
     await client.close()
     await listener.stop()
-    await rm(dir, { recursive: true, force: true })
+    await done()
   }
 })
 
 test('a connection accepted while reading is paused starts paused; shutdown reads it anyway', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'kahets-pressure-'))
   const budget = new MemoryBudget(1000)
-  const got: string[] = []
-  const listener = new Listener({
-    socketPath: join(dir, 'k.sock'),
-    socketMode: 0o600,
-    maxFrameBytes: 1024 * 1024,
-    router: { deliver: (_bucket: string, frames: readonly Frame[]) => { for (const f of frames) got.push(f.payload.toString()) } },
-    stats: new Stats(),
-    log: createLogger('fatal'),
-  })
-  budget.onPressure((on) => { listener.pauseReading(on) })
-  await listener.start()
+  const { listener, socket, got, done } = await pressuredListener(budget)
   budget.acquireSpill(2000)
-  const client = await KahetsClient.connect(join(dir, 'k.sock'))
+  const client = await KahetsClient.connect(socket)
   for (let i = 0; i < 10; i++) client.send('b', `m${i}`, null)
   await client.flush()
   await waitFor(() => listener.sessions === 1, { what: 'the session' })
@@ -75,5 +70,5 @@ test('a connection accepted while reading is paused starts paused; shutdown read
   await listener.stop() // still under pressure: a shutdown reads what clients sent regardless
   assert.deepEqual(got, Array.from({ length: 10 }, (_, i) => `m${i}`))
   await client.close().catch(() => {})
-  await rm(dir, { recursive: true, force: true })
+  await done()
 })
