@@ -11,7 +11,7 @@
 // skipped whole (its length is trusted, so the stream stays in sync); a length above
 // maxFrameBytes means the stream cannot be trusted and the decoder stops.
 import { ErrorCodes, ProtocolError } from '../errors.ts'
-import { type Frame, WireFrame, LENGTH_BYTES, DEFAULT_MAX_FRAME_BYTES, isValidBucketBytes } from './frame.ts'
+import { type Frame, FrameOrigin, WireFrame, LENGTH_BYTES, DEFAULT_MAX_FRAME_BYTES, isValidBucketBytes } from './frame.ts'
 
 export type InvalidReason = 'bad_bucket' | 'fields_overflow' | 'control_frame'
 
@@ -62,6 +62,7 @@ export class FrameDecoder {
     let pos = 0
     try {
       pos = this.#continuePartial(chunk, pos, out, now)
+      const origin = new FrameOrigin(chunk, now)
       const end = chunk.length
       while (pos < end) {
         if (end - pos < LENGTH_BYTES) {
@@ -74,7 +75,7 @@ export class FrameDecoder {
         this.#checkLength(n)
         const total = LENGTH_BYTES + n
         if (end - pos >= total) {
-          this.#emit(chunk, pos, pos + total, out, now)
+          this.#emit(origin, pos, pos + total, out)
           pos += total
         } else {
           this.#partial = Buffer.allocUnsafe(total)
@@ -119,7 +120,7 @@ export class FrameDecoder {
     if (this.#partialFill === partial.length) {
       this.#partial = null
       this.#partialFill = 0
-      this.#emit(partial, 0, partial.length, out, now)
+      this.#emit(new FrameOrigin(partial, now), 0, partial.length, out)
     }
     return pos
   }
@@ -133,8 +134,9 @@ export class FrameDecoder {
     }
   }
 
-  /** chunk[start, end) is one whole frame, length prefix included. */
-  #emit (chunk: Buffer, start: number, end: number, out: Frame[], now: number): void {
+  /** origin.chunk[start, end) is one whole frame, length prefix included. */
+  #emit (origin: FrameOrigin, start: number, end: number, out: Frame[]): void {
+    const chunk = origin.chunk
     const size = end - start
     const n = size - LENGTH_BYTES
     const b = n >= 1 ? chunk[start + LENGTH_BYTES]! : 0
@@ -148,9 +150,7 @@ export class FrameDecoder {
       this.#sink.invalid('fields_overflow', size)
       return
     }
-    const keyStart = keyLenAt + 1
-    const payloadStart = keyStart + chunk[keyLenAt]!
-    if (payloadStart > end) {
+    if (keyLenAt + 1 + chunk[keyLenAt]! > end) {
       this.#sink.invalid('fields_overflow', size)
       return
     }
@@ -166,7 +166,7 @@ export class FrameDecoder {
       this.#lastBucketLen = b
       this.#lastBucket = bucket
     }
-    out.push(new WireFrame(bucket, chunk, start, end, keyStart, payloadStart, now))
+    out.push(new WireFrame(bucket, origin, start, end))
   }
 
   #isLastBucket (raw: Buffer, start: number, len: number): boolean {

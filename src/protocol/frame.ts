@@ -20,51 +20,83 @@ export interface Frame {
   copyPayload (target: Buffer, at: number): number
 }
 
+/** The buffer a decoder push() read frames from, and when: shared by all of its frames. */
+export class FrameOrigin {
+  readonly chunk: Buffer
+  /** Milliseconds since the epoch when kahets received the chunk. */
+  readonly receivedAt: number
+
+  constructor (chunk: Buffer, receivedAt: number) {
+    this.chunk = chunk
+    this.receivedAt = receivedAt
+  }
+}
+
 /**
  * The decoder's Frame: a position in the chunk it was read from. Views (raw, key, payload)
  * are made only when a stream asks for them: a file stream writes runs of neighbouring
  * frames as one slice of their chunk, and the Kafka stream copies key and payload from the
- * chunk into its record batch; neither makes per-frame views. Queued frames then cost one
- * small object each.
+ * chunk into its record batch; neither makes per-frame views.
+ *
+ * Queued frames cost one small object each, and at a million messages a second that object
+ * is most of what the garbage collector sees: it holds four references (the chunk and the
+ * receive time live in the FrameOrigin its chunk's frames share, and the key and payload
+ * offsets are read from the frame's own length bytes when asked), 56 bytes instead of 96.
  */
 export class WireFrame implements Frame {
   readonly bucket: string
-  /** The buffer the frame sits in, from `start` to `end` (length prefix included). */
-  readonly chunk: Buffer
+  readonly origin: FrameOrigin
+  /** Where the frame sits in origin.chunk, from `start` to `end` (length prefix included). */
   readonly start: number
   readonly end: number
-  readonly receivedAt: number
-  readonly #keyStart: number
-  readonly #payloadStart: number
 
-  constructor (bucket: string, chunk: Buffer, start: number, end: number, keyStart: number, payloadStart: number, receivedAt: number) {
+  constructor (bucket: string, origin: FrameOrigin, start: number, end: number) {
     this.bucket = bucket
-    this.chunk = chunk
+    this.origin = origin
     this.start = start
     this.end = end
-    this.#keyStart = keyStart
-    this.#payloadStart = payloadStart
-    this.receivedAt = receivedAt
+  }
+
+  get chunk (): Buffer {
+    return this.origin.chunk
+  }
+
+  get receivedAt (): number {
+    return this.origin.receivedAt
   }
 
   get size (): number {
     return this.end - this.start
   }
 
+  /** body = bucketLen:u8 bucket keyLen:u8 key payload (decoder.ts checked it). */
+  get #keyStart (): number {
+    return this.start + LENGTH_BYTES + 2 + this.origin.chunk[this.start + LENGTH_BYTES]!
+  }
+
+  get #payloadStart (): number {
+    const keyStart = this.#keyStart
+    return keyStart + this.origin.chunk[keyStart - 1]!
+  }
+
   get raw (): Buffer {
-    return this.chunk.subarray(this.start, this.end)
+    return this.origin.chunk.subarray(this.start, this.end)
   }
 
   get key (): Buffer | null {
-    return this.#payloadStart === this.#keyStart ? null : this.chunk.subarray(this.#keyStart, this.#payloadStart)
+    const keyStart = this.#keyStart
+    const keyLength = this.origin.chunk[keyStart - 1]!
+    return keyLength === 0 ? null : this.origin.chunk.subarray(keyStart, keyStart + keyLength)
   }
 
   get payload (): Buffer {
-    return this.chunk.subarray(this.#payloadStart, this.end)
+    return this.origin.chunk.subarray(this.#payloadStart, this.end)
   }
 
   get keyLength (): number {
-    return this.#payloadStart === this.#keyStart ? -1 : this.#payloadStart - this.#keyStart
+    const keyStart = this.#keyStart
+    const keyLength = this.origin.chunk[keyStart - 1]!
+    return keyLength === 0 ? -1 : keyLength
   }
 
   get payloadLength (): number {
@@ -72,11 +104,12 @@ export class WireFrame implements Frame {
   }
 
   copyKey (target: Buffer, at: number): number {
-    return this.chunk.copy(target, at, this.#keyStart, this.#payloadStart)
+    const keyStart = this.#keyStart
+    return this.origin.chunk.copy(target, at, keyStart, keyStart + this.origin.chunk[keyStart - 1]!)
   }
 
   copyPayload (target: Buffer, at: number): number {
-    return this.chunk.copy(target, at, this.#payloadStart, this.end)
+    return this.origin.chunk.copy(target, at, this.#payloadStart, this.end)
   }
 }
 
@@ -92,12 +125,12 @@ export function wireRuns (frames: readonly Frame[], maxRun = 64 * 1024): Buffer[
   let end = 0
   for (const f of frames) {
     if (f instanceof WireFrame) {
-      if (f.chunk === chunk && f.start === end && f.end - start <= maxRun) {
+      if (f.origin.chunk === chunk && f.start === end && f.end - start <= maxRun) {
         end = f.end
         continue
       }
       if (chunk !== null) out.push(chunk.subarray(start, end))
-      chunk = f.chunk
+      chunk = f.origin.chunk
       start = f.start
       end = f.end
     } else {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { Reader, compressionsAlgorithms, crc32c as platformaticCrc32c, readRecordsBatch } from '@platformatic/kafka'
 import { crc32c, encodeRecordBatch, type CodecName } from '../../src/streams/record-batch.ts'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
-import { WireFrame, type Frame } from '../../src/protocol/frame.ts'
+import { FrameOrigin, WireFrame, type Frame } from '../../src/protocol/frame.ts'
 import { decodeAll } from '../helpers/frames.ts'
 import { produceRequest } from '../../src/streams/pre-encoded-producer.ts'
 
@@ -18,8 +18,8 @@ const base = 1_795_000_000_000
 
 /** A frame as the decoder makes it, with the receivedAt a test needs. */
 class At extends WireFrame {
-  constructor (f: WireFrame, readonly at: number) {
-    super(f.bucket, f.chunk, f.start, f.end, f.start + 6 + f.bucket.length, f.end - f.payloadLength, at)
+  constructor (f: WireFrame, at: number) {
+    super(f.bucket, new FrameOrigin(f.chunk, at), f.start, f.end)
   }
 }
 
