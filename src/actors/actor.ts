@@ -118,59 +118,86 @@ export abstract class Actor<M, S = never> implements ActorRef {
     void this.#handleFailure(error)
   }
 
+  // One function for every schedule, not a closure each time.
+  readonly #runTask = (): void => { this.#run() }
+
   #schedule (): void {
     if (this.#scheduled || this.#busy) return
     this.#scheduled = true
-    queueMicrotask(() => { void this.#run() })
+    queueMicrotask(this.#runTask)
   }
 
-  async #run (): Promise<void> {
+  // Every handler on the hot path is synchronous, and a mailbox there often holds a single
+  // decoded chunk: the loop runs synchronously and only waits (a promise, a suspended
+  // continuation) when a handler returns a promise or fails. Awaiting every message
+  // allocated an async frame and two promises per decoded chunk.
+  #run (): void {
     this.#scheduled = false
     if (this.#busy) return
     this.#busy = true
-    try {
-      while (this.#state !== 'stopped') {
-        const sys = this.#system.shift()
-        if (sys !== undefined) {
-          if (isStop(sys)) {
-            // A stop drains: user messages already queued go first.
-            if (this.#user.length > 0) {
-              this.#system.push(sys)
-              await this.#handleUser()
-              continue
-            }
-            if (!this.isIdle()) {
-              // Work is still under way outside the mailbox; its completion message wakes us.
-              this.#system.push(sys)
-              return
-            }
-            await this.#finish([])
-            return
+    this.#proceed()
+  }
+
+  /** Handles messages until the mailboxes are empty, or goes on once a handler is done. */
+  #proceed (): void {
+    const waiting = this.#drain()
+    if (waiting !== undefined) {
+      void waiting.then(() => { this.#proceed() })
+      return
+    }
+    this.#busy = false
+    if (this.#state !== 'stopped' && (this.#user.length > 0 || (this.#system.length > 0 && this.isIdle()))) this.#schedule()
+  }
+
+  /** Runs handlers while they complete synchronously; returns what must be waited for first. */
+  #drain (): Promise<void> | undefined {
+    while (this.#state !== 'stopped') {
+      const sys = this.#system.shift()
+      if (sys !== undefined) {
+        if (isStop(sys)) {
+          // A stop drains: user messages already queued go first.
+          if (this.#user.length > 0) {
+            this.#system.push(sys)
+            const waiting = this.#handleUser()
+            if (waiting !== undefined) return waiting
+            continue
           }
-          await this.#guard(() => this.receiveSystem(sys as S))
-          continue
+          if (!this.isIdle()) {
+            // Work is still under way outside the mailbox; its completion message wakes us.
+            this.#system.push(sys)
+            return undefined
+          }
+          return this.#finish([])
         }
-        if (this.#user.length === 0) return
-        await this.#handleUser()
+        let waiting: Promise<void> | undefined
+        try {
+          waiting = this.#settled(this.receiveSystem(sys as S))
+        } catch (err) {
+          waiting = this.#handleFailure(err)
+        }
+        if (waiting !== undefined) return waiting
+        continue
       }
-    } finally {
-      this.#busy = false
-      if (this.#state !== 'stopped' && (this.#user.length > 0 || (this.#system.length > 0 && this.isIdle()))) this.#schedule()
+      if (this.#user.length === 0) return undefined
+      const waiting = this.#handleUser()
+      if (waiting !== undefined) return waiting
     }
+    return undefined
   }
 
-  async #handleUser (): Promise<void> {
+  #handleUser (): Promise<void> | undefined {
     const msg = this.#user.shift()!
-    await this.#guard(() => this.receive(msg))
+    try {
+      return this.#settled(this.receive(msg))
+    } catch (err) {
+      return this.#handleFailure(err)
+    }
   }
 
-  async #guard (fn: () => void | Promise<void>): Promise<void> {
-    try {
-      const r = fn()
-      if (r !== undefined) await r
-    } catch (err) {
-      await this.#handleFailure(err)
-    }
+  /** A handler's result: nothing to wait for, or its promise with failures handled. */
+  #settled (result: void | Promise<void>): Promise<void> | undefined {
+    if (result === undefined) return undefined
+    return result.then(undefined, (err: unknown) => this.#handleFailure(err))
   }
 
   async #handleFailure (error: unknown): Promise<void> {
