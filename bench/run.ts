@@ -2,7 +2,7 @@
 // broker. Prints one table and writes the same figures as JSON to bench/results/.
 //
 //   node --import tsx bench/run.ts [--quick] [--runs N] [--only REGEX] [--seconds S]
-//                                  [--workers N] [--batch-timeout MS] [--cpu-prof]
+//                                  [--workers N] [--batch-timeout MS] [--cpu-prof] [--results-dir DIR]
 //   make bench [BENCH_ARGS='--quick']
 //
 // A full run takes about 15–20 minutes on 2 cores; --quick (one short run each) under 3.
@@ -112,6 +112,8 @@ interface Options {
   workers: number
   cpuProf: boolean
   batchTimeout: number
+  /** Where the JSON goes (bench/results unless --results-dir). */
+  resultsDir: string
 }
 
 function options (): Options {
@@ -124,6 +126,7 @@ function options (): Options {
       workers: { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
       'batch-timeout': { type: 'string' },
+      'results-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -137,6 +140,7 @@ function options (): Options {
   --workers N     load-client processes, shared by all scenarios (default 2: one per core)
   --cpu-prof      run kahets under node --cpu-prof and print its top self-time functions
   --batch-timeout MS  the kahets bucket's batchTimeout (default ${DEFAULT_BATCH_TIMEOUT_MS}; batch is ${BUCKET_BATCH})
+  --results-dir DIR   write the JSON (and profiles) there instead of bench/results
 `)
     process.exit(0)
   }
@@ -155,6 +159,7 @@ function options (): Options {
     workers: Math.round(num(values.workers, 2)),
     cpuProf: values['cpu-prof'] === true,
     batchTimeout: Math.round(num(values['batch-timeout'], DEFAULT_BATCH_TIMEOUT_MS)),
+    resultsDir: path.resolve(values['results-dir'] ?? path.join(REPO_DIR, 'bench', 'results')),
   }
 }
 
@@ -1132,7 +1137,7 @@ async function main (): Promise<number> {
   if (selected.length === 0) throw new Error(`--only ${opts.only}: no scenario matches`)
   const cells = selected.flatMap((g) => g.cells)
   const stamp = started.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')
-  const resultsDir = path.join(REPO_DIR, 'bench', 'results')
+  const resultsDir = opts.resultsDir
   await mkdir(resultsDir, { recursive: true })
   const ctx: Context = {
     opts,
@@ -1235,7 +1240,7 @@ async function main (): Promise<number> {
   const file = path.join(resultsDir, `${stamp}${opts.quick ? '-quick' : partial ? '-partial' : ''}.json`)
   await writeFile(file, body)
   if (!partial) await writeFile(path.join(resultsDir, 'latest.json'), body)
-  log(`wrote ${path.relative(REPO_DIR, file)}${partial ? '' : ' and bench/results/latest.json'}`)
+  log(`wrote ${path.relative(REPO_DIR, file)}${partial ? '' : ` and ${path.relative(REPO_DIR, path.join(resultsDir, 'latest.json'))}`}`)
   return errors.length > 0 ? 1 : 0
 }
 
