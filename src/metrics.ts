@@ -125,6 +125,10 @@ export function buildRegistry (daemon: Daemon): Registry {
   counter('kahets_read_pauses_total', 'Times reading was paused for memory pressure.', [], (c) => { c.inc(daemon.budget.pressureEpisodes) })
   gauge('kahets_process_resident_memory_bytes', 'Resident set size.', [], (g) => { g.set(process.memoryUsage.rss()) })
   gauge('kahets_process_heap_used_bytes', 'V8 heap in use.', [], (g) => { g.set(process.memoryUsage().heapUsed) })
+  // Beside buffered_bytes these tell a backlog from garbage not yet collected: message bytes
+  // live in Buffers (external to the V8 heap), their bookkeeping in the heap.
+  gauge('kahets_process_heap_total_bytes', 'V8 heap reserved (in use and not yet collected).', [], (g) => { g.set(process.memoryUsage().heapTotal) })
+  gauge('kahets_process_external_bytes', 'Memory outside the V8 heap held by JavaScript objects, chiefly the Buffers that hold messages.', [], (g) => { g.set(process.memoryUsage().external) })
   return registry
 }
 

@@ -88,7 +88,10 @@ test('/metrics counts received, delivered, sampled, invalid and unknown; /health
   assert.equal(sample(m, 'kahets_invalid_frames_total', { reason: 'bad_bucket' }), 1)
   assert.equal(sample(m, 'kahets_connections_total'), 1)
   assert.equal(sample(m, 'kahets_stream_mode', { stream: 'all', mode: 'normal' }), 1)
-  assert.ok(sample(m, 'kahets_process_resident_memory_bytes') > 0)
+  for (const name of ['kahets_process_resident_memory_bytes', 'kahets_process_heap_used_bytes', 'kahets_process_heap_total_bytes', 'kahets_process_external_bytes']) {
+    assert.ok(sample(m, name) > 0, `${name} reported`)
+  }
+  assert.ok(sample(m, 'kahets_process_heap_used_bytes') <= sample(m, 'kahets_process_heap_total_bytes'))
   const h = await fetch(`${base}/healthz`)
   assert.equal(h.status, 200)
   assert.deepEqual(await h.json(), { status: 'ok', degraded: [] })
