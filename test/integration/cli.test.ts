@@ -4,10 +4,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, execFile } from 'node:child_process'
 import { existsSync, lstatSync } from 'node:fs'
-import { writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { BIN, makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { BIN, ROOT, makeTempDir, startKahets } from '../helpers/kahets.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const run = promisify(execFile)
@@ -97,6 +97,22 @@ test('the shipped default configuration is valid', async () => {
   const root = join(import.meta.dirname, '../..')
   const r = await cli(['check-config', '--env-file', 'config/.env.dev.local'], {}, root)
   assert.equal(r.code, 0, r.stderr)
+})
+
+test('without a current bundle, bin/kahets runs the TypeScript sources through tsx', async () => {
+  // A checkout where dist/ was never built: bin/kahets and package.json copied, src/ and
+  // node_modules/ linked, no dist/.
+  const dir = await makeTempDir()
+  await mkdir(join(dir, 'bin'))
+  await copyFile(BIN, join(dir, 'bin/kahets'))
+  await copyFile(join(ROOT, 'package.json'), join(dir, 'package.json'))
+  await symlink(join(ROOT, 'src'), join(dir, 'src'))
+  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+  const bin = join(dir, 'bin/kahets')
+  const { stdout } = await run(bin, ['--version'])
+  assert.match(stdout, /^kahets \d+\.\d+\.\d+/)
+  const { stdout: checked } = await run(bin, ['check-config', '--env-file', 'config/.env.dev.local'], { cwd: ROOT })
+  assert.match(checked, /^configuration OK: /)
 })
 
 test('--help, --version, unknown commands', async () => {
