@@ -10,6 +10,7 @@
 // charged to MAXMEMORY, until the stream takes writes again.
 import type { Logger } from '../log.ts'
 import { ErrorCodes, KahetsError } from '../errors.ts'
+import { groupBy } from '../group-by.ts'
 import type { Frame } from '../protocol/frame.ts'
 import type { DropReason, Stats } from '../stats.ts'
 import { readFrameFile } from '../streams/frame-file.ts'
@@ -442,7 +443,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
         let bytes = 0
         const result = await readFrameFile(file, async (frames) => {
           if (this.#abandoned) throw new KahetsError(ErrorCodes.STREAM_UNAVAILABLE, 'replay abandoned at shutdown', { retriable: true })
-          for (const [bucket, group] of groupByBucket(frames)) {
+          for (const [bucket, group] of groupBy(frames, (f) => f.bucket)) {
             for (let at = 0; at < group.length; at += REPLAY_CHUNK_FRAMES) {
               const chunk = group.slice(at, at + REPLAY_CHUNK_FRAMES)
               const rejections = await this.#stream.write(bucket, chunk)
@@ -526,14 +527,4 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   #untrack (d: Delivery): void {
     this.#track(d, -1)
   }
-}
-
-function groupByBucket (frames: readonly Frame[]): Map<string, Frame[]> {
-  const groups = new Map<string, Frame[]>()
-  for (const f of frames) {
-    let g = groups.get(f.bucket)
-    if (g === undefined) groups.set(f.bucket, g = [])
-    g.push(f)
-  }
-  return groups
 }

@@ -27,6 +27,7 @@ import {
 } from '@platformatic/kafka'
 import type { KafkaSettings } from '../config/buckets.ts'
 import { ConfigError } from '../errors.ts'
+import { groupBy } from '../group-by.ts'
 import type { Logger } from '../log.ts'
 import { initZstd, zstdCompress, zstdDecompress } from './zstd.ts'
 import {
@@ -87,18 +88,13 @@ function refusalOf (err: unknown): unknown {
  * them: a key goes to crc32(key) mod partitions (where kahego put it); messages without a key
  * go to one random partition per request, so they still travel as one batch.
  */
-function partitionItems (items: Item[], partitions: number): Array<[number, Item[]]> {
+function partitionItems (items: Item[], partitions: number): Iterable<[number, Item[]]> {
   if (partitions === 1) return [[0, items]]
   const random = Math.floor(Math.random() * partitions)
-  const byPartition = new Map<number, Item[]>()
-  for (const item of items) {
-    const key = item.frame.key
-    const p = key === null ? random : crc32(key) % partitions
-    const list = byPartition.get(p)
-    if (list === undefined) byPartition.set(p, [item])
-    else list.push(item)
-  }
-  return [...byPartition]
+  return groupBy(items, ({ frame }) => {
+    const key = frame.key
+    return key === null ? random : crc32(key) % partitions
+  })
 }
 
 /** close(true): in-flight requests are abandoned (the promise overload is shadowed in its types). */

@@ -19,6 +19,7 @@ import {
   type Callback,
   type Connection,
 } from '@platformatic/kafka'
+import { groupBy } from '../group-by.ts'
 
 /** What platformatic passes the Produce API for each message of a send(), after partitioning. */
 interface Routed {
@@ -41,17 +42,6 @@ const PRODUCE_VERSIONS = new Map<number, ParseResponse>([
 const PRODUCE_API_KEY = 0
 const FIRST_FLEXIBLE_VERSION = 9
 
-function groupBy<T, K> (items: readonly T[], key: (item: T) => K): Array<[K, T[]]> {
-  const groups = new Map<K, T[]>()
-  for (const item of items) {
-    const k = key(item)
-    const g = groups.get(k)
-    if (g === undefined) groups.set(k, [item])
-    else g.push(item)
-  }
-  return [...groups]
-}
-
 /** The Produce request body: topics, their partitions, each partition's batches back to back. */
 export function produceRequest (version: number, acks: number, timeoutMs: number, messages: readonly Routed[]): Writer {
   const compact = version >= FIRST_FLEXIBLE_VERSION
@@ -59,8 +49,8 @@ export function produceRequest (version: number, acks: number, timeoutMs: number
     .appendString(null, compact) // transactional_id
     .appendInt16(acks)
     .appendInt32(timeoutMs)
-    .appendArray(groupBy(messages, (m) => m.topic), (w, [topic, ofTopic]) => {
-      w.appendString(topic, compact).appendArray(groupBy(ofTopic, (m) => m.partition), (w, [partition, batches]) => {
+    .appendArray([...groupBy(messages, (m) => m.topic)], (w, [topic, ofTopic]) => {
+      w.appendString(topic, compact).appendArray([...groupBy(ofTopic, (m) => m.partition)], (w, [partition, batches]) => {
         const bytes = batches.reduce((n, b) => n + b.value.length, 0)
         w.appendInt32(partition)
         if (compact) w.appendUnsignedVarInt(bytes + 1)
