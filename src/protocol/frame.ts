@@ -57,10 +57,6 @@ export class WireFrame implements Frame {
     this.end = end
   }
 
-  get chunk (): Buffer {
-    return this.origin.chunk
-  }
-
   get receivedAt (): number {
     return this.origin.receivedAt
   }

@@ -19,7 +19,7 @@ const base = 1_795_000_000_000
 /** A frame as the decoder makes it, with the receivedAt a test needs. */
 class At extends WireFrame {
   constructor (f: WireFrame, at: number) {
-    super(f.bucket, new FrameOrigin(f.chunk, at), f.start, f.end)
+    super(f.bucket, new FrameOrigin(f.origin.chunk, at), f.start, f.end)
   }
 }
 
