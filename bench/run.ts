@@ -467,6 +467,26 @@ async function prime (k: KahetsHandle, topic: string): Promise<void> {
   await waitAccounted(k, topic, 1, 30_000)
 }
 
+/**
+ * A run on a topic of its own (so a run reads back only its own records): created with
+ * LogAppendTime, primed through kahets, deleted afterwards.
+ */
+async function onOwnTopic<T> (ctx: Context, k: KahetsHandle, topic: string, run: () => Promise<T>): Promise<T> {
+  await ctx.topics!.create([topic], { logAppendTime: true })
+  try {
+    await prime(k, topic)
+    return await run()
+  } finally {
+    await ctx.topics!.delete([topic])
+  }
+}
+
+/** The topic of a throughput run: w1, w2… for the sizing runs (index < 0), r1, r2… for the measured ones. */
+function runTopics (cell: Cell): (index: number) => string {
+  let warmups = 0
+  return (index) => topicName(cell, index < 0 ? `w${++warmups}` : `r${index + 1}`)
+}
+
 function kafkaSubject (ctx: Context, cell: Cell): Subject {
   let k: KahetsHandle | null = null
   const clients = cell.clients!
@@ -475,7 +495,7 @@ function kafkaSubject (ctx: Context, cell: Cell): Subject {
   // A burst that outruns Kafka is buffered in kahets: keep it inside MAXMEMORY, or kahets
   // would (correctly) drop what exceeds it and the run would measure that instead.
   const clamp = (n: number): number => clampMessages(n, clients, fb + FRAME_CHARGE_BYTES, BURST_MAX_BYTES)
-  let warmups = 0
+  const runTopic = runTopics(cell)
   const kahetsConfig = (): object => ({
     streamsConfigs: {
       kafka: { type: 'kafka', settings: { 'bootstrap.servers': ctx.broker!.bootstrap, acks: cell.acks, 'compression.codec': cell.codec, ...KAFKA_SETTINGS } },
@@ -486,14 +506,8 @@ function kafkaSubject (ctx: Context, cell: Cell): Subject {
     defaultBucket: { id: 'default', streams: ['kafka'], ...bucket(ctx) },
   })
   const run = async (messages: number, index: number): Promise<RunResult> => {
-    const topic = topicName(cell, index < 0 ? `w${++warmups}` : `r${index + 1}`)
-    await ctx.topics!.create([topic], { logAppendTime: true })
-    try {
-      await prime(k!, topic)
-      return await kahetsBurst(ctx, k!, topic, cell.size, clients, messages)
-    } finally {
-      await ctx.topics!.delete([topic])
-    }
+    const topic = runTopic(index)
+    return await onOwnTopic(ctx, k!, topic, () => kahetsBurst(ctx, k!, topic, cell.size, clients, messages))
   }
   return {
     cell,
@@ -509,13 +523,11 @@ function kafkaSubject (ctx: Context, cell: Cell): Subject {
     run,
     halfRate: async (rate, seconds, index) => {
       const topic = topicName(cell, `lat${index + 1}`)
-      await ctx.topics!.create([topic], { logAppendTime: true })
-      try {
-        // The first messages of a run meet a new bucket actor and a topic kafkajs has no
-        // metadata for yet: a one-off cost of the first write to a topic, not the steady
-        // latency asked for. The run starts with a warm-up at the same rate whose messages are
-        // delivered but left out of the percentiles.
-        await prime(k!, topic)
+      // The first messages of a run meet a new bucket actor and a topic kafkajs has no
+      // metadata for yet (onOwnTopic primes it): a one-off cost of the first write to a topic,
+      // not the steady latency asked for. The run starts with a warm-up at the same rate whose
+      // messages are delivered but left out of the percentiles.
+      return await onOwnTopic(ctx, k!, topic, async () => {
         const warmupMs = Math.min(500, seconds * 500)
         const load = await ctx.pool.prepare({ socket: k!.socket, bucket: topic, size: cell.size, clients, mode: 'paced', rate, durationMs: warmupMs + seconds * 1000, stamp: true })
         resetPeakRss(k!.pid)
@@ -555,9 +567,7 @@ function kafkaSubject (ctx: Context, cell: Cell): Subject {
             mean: sum / Math.max(1, n),
           },
         }
-      } finally {
-        await ctx.topics!.delete([topic])
-      }
+      })
     },
     teardown: () => stopTrackedKahets(ctx, cell, k),
   }
@@ -575,7 +585,7 @@ function boundedSubject (ctx: Context, cell: Cell): Subject {
   const clients = cell.clients!
   const fb = frameBytes(topicName(cell, 'r1'), cell.size)
   const messages = Math.round(BOUNDED_BURST_BYTES / fb)
-  let warmups = 0
+  const runTopic = runTopics(cell)
   const kahetsConfig = (): object => ({
     streamsConfigs: {
       kafka: {
@@ -588,10 +598,8 @@ function boundedSubject (ctx: Context, cell: Cell): Subject {
     defaultBucket: { id: 'default', streams: ['kafka'], ...bucket(ctx) },
   })
   const run = async (n: number, index: number): Promise<RunResult> => {
-    const topic = topicName(cell, index < 0 ? `w${++warmups}` : `r${index + 1}`)
-    await ctx.topics!.create([topic], { logAppendTime: true })
-    try {
-      await prime(k!, topic)
+    const topic = runTopic(index)
+    return await onOwnTopic(ctx, k!, topic, async () => {
       const before = await k!.flow(topic)
       const r = await kahetsBurst(ctx, k!, topic, cell.size, clients, n)
       // Taken: delivered or spilled. Now the spilled part is replayed; the peak RSS covers both.
@@ -609,9 +617,7 @@ function boundedSubject (ctx: Context, cell: Cell): Subject {
       const dropped = now.dropped - before.dropped
       const missing = Math.max(0, n - inKafka)
       return { ...r, peakRssMB, spilled, inKafka, notDelivered: dropped + missing > 0 ? dropped + missing : undefined }
-    } finally {
-      await ctx.topics!.delete([topic])
-    }
+    })
   }
   return {
     cell,
