@@ -1,20 +1,17 @@
 // kahets → a real Kafka broker, checked with a consumer kahets did not write.
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { ROOT, startKahets } from '../helpers/kahets.ts'
+import { startKahets } from '../helpers/kahets.ts'
 import { consumeAll, kcatCount, startBroker, type Broker } from '../helpers/broker.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
+import { runPhpScript } from '../helpers/php.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const run = promisify(execFile)
 let broker: Broker
 before(async () => { broker = await startBroker() })
 
@@ -64,12 +61,10 @@ test('100,000 frames from 8 clients and 10,000 from php arrive in Kafka: counts,
   }))
   for (let c = 0; c < CLIENTS; c++) for (let i = 0; i < PER_CLIENT; i++) expected.set(ident(c, i), { c, i })
 
-  const script = join(k.dir, 'php.php')
-  await writeFile(script, `<?php require ${JSON.stringify(join(ROOT, 'clients/php/Kahets.php'))};
-$k = new \\Kahets\\Client($argv[1]); $n = 0;
+  const sent = await runPhpScript(k.dir, 'php.php', `$k = new \\Kahets\\Client($argv[1]); $n = 0;
 for ($i = 0; $i < 10000; $i++) { if ($k->send('php_default', "php/$i|" . str_repeat("\\0\\n", $i % 50), $i % 3 ? "pk" . ($i % 4) : null)) $n++; }
-echo $n;`)
-  assert.equal((await run('php', ['-n', script, k.socket])).stdout, '10000')
+echo $n;`, [k.socket])
+  assert.equal(sent.stdout, '10000')
 
   for (const [topic, count] of [['orders', 33_336], ['clicks', 33_336], ['misc_default', 33_328]] as const) {
     const got = await consumeAll(broker.bootstrap, topic, { expected: count, timeoutMs: 60_000 })

@@ -2,11 +2,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { ROOT, startKahets } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
+import { runPhpScript } from '../helpers/php.ts'
 
 const run = promisify(execFile)
 
@@ -17,18 +17,14 @@ test('10,000 messages from php land in the bucket files, byte-identical and in o
       buckets: [{ id: 'php', streams: ['files'], batch: 1000, batchTimeout: 100 }],
     },
   })
-  const script = join(k.dir, 'send.php')
-  await writeFile(script, `<?php
-require ${JSON.stringify(join(ROOT, 'clients/php/Kahets.php'))};
-$k = new \\Kahets\\Client($argv[1]);
+  const { stdout } = await runPhpScript(k.dir, 'send.php', `$k = new \\Kahets\\Client($argv[1]);
 $ok = 0;
 for ($i = 0; $i < 10000; $i++) {
   $payload = "m$i\\0\\n" . str_repeat(chr($i % 256), $i % 300);
   if ($k->send('php', $payload, $i % 7 === 0 ? null : "key-" . ($i % 13))) $ok++;
 }
 echo $ok;
-`)
-  const { stdout } = await run('php', ['-n', '-d', 'error_reporting=-1', script, k.socket])
+`, [k.socket], ['-d', 'error_reporting=-1'])
   assert.equal(stdout, '10000')
   assert.equal(await k.stop(), 0, k.output())
   const frames = (await readFrameFiles(join(k.dir, 'out'))).flatMap((f) => f.frames)
@@ -59,18 +55,14 @@ test('20,000 short-lived php clients in a row (one connection each): every send 
       buckets: [{ id: 'burst', streams: ['files'], batch: 1000, batchTimeout: 100 }],
     },
   })
-  const script = join(k.dir, 'burst.php')
-  await writeFile(script, `<?php
-require ${JSON.stringify(join(ROOT, 'clients/php/Kahets.php'))};
-$ok = 0;
+  const { stdout, stderr } = await runPhpScript(k.dir, 'burst.php', `$ok = 0;
 for ($i = 0; $i < 20000; $i++) {
   $k = new \\Kahets\\Client($argv[1], false);
   if ($k->send('burst', "request $i")) $ok++;
   $k->close();
 }
 echo $ok;
-`)
-  const { stdout, stderr } = await run('php', ['-n', script, k.socket], { maxBuffer: 16 * 1024 * 1024 })
+`, [k.socket])
   assert.equal(stdout, '20000', stderr.split('\n').slice(0, 3).join('\n'))
   assert.equal(await k.stop(), 0, k.output())
   const frames = (await readFrameFiles(join(k.dir, 'out'))).flatMap((f) => f.frames)
