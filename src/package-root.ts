@@ -1,5 +1,5 @@
 // The folder holding kahets's package.json, found from this module's own file: the same folder
-// whether kahets runs from its sources (src/…) or from the bundle (dist/kahets.mjs).
+// whether kahets runs from its sources (src/…) or from the bundle (dist/kahets.js).
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
