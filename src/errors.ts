@@ -11,20 +11,48 @@ export const ErrorCodes = {
   MESSAGE_TOO_LARGE: 'KAHETS_MESSAGE_TOO_LARGE',
   TOPIC_REJECTED: 'KAHETS_TOPIC_REJECTED',
   ACTOR_STOPPED: 'KAHETS_ACTOR_STOPPED',
+  /** One destination (a topic, a file name or subfolder) refused; the stream itself is fine. */
+  DESTINATION_REJECTED: 'KAHETS_DESTINATION_REJECTED',
+  /** Out of file descriptors (EMFILE/ENFILE): pressure to close files, not a stream failure. */
+  FILES_EXHAUSTED: 'KAHETS_FILES_EXHAUSTED',
+  /** A spool (backup) file record failed its checksum or framing. */
+  SPOOL_CORRUPT: 'KAHETS_SPOOL_CORRUPT',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
 
+/**
+ * What a failure is about. `stream`: the stream as a whole cannot take writes (broker
+ * unreachable, timeouts, disk full or EIO in the stream's folder): every bucket on it is
+ * affected. `destination`: one bucket's destination (a topic Kafka refuses, a file name or
+ * subfolder the filesystem refuses): only that bucket's messages are; the others never notice.
+ */
+export type FaultScope = 'stream' | 'destination'
+
+export interface KahetsErrorOptions {
+  cause?: unknown
+  retriable?: boolean
+  /** Default `stream`. */
+  scope?: FaultScope
+}
+
 export class KahetsError extends Error {
   readonly code: ErrorCode
   readonly retriable: boolean
+  readonly scope: FaultScope
 
-  constructor (code: ErrorCode, message: string, options: { cause?: unknown, retriable?: boolean } = {}) {
+  constructor (code: ErrorCode, message: string, options: KahetsErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'KahetsError'
     this.code = code
     this.retriable = options.retriable ?? false
+    this.scope = options.scope ?? 'stream'
   }
+}
+
+/** The scope of any error: a KahetsError says; anything else is taken as the whole stream's. */
+export function faultScope (err: unknown): FaultScope {
+  return err instanceof KahetsError ? err.scope : 'stream'
 }
 
 /** The byte stream of a connection can no longer be trusted (SPEC §1): the connection is closed. */
