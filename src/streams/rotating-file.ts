@@ -20,7 +20,7 @@ import { promises as fsp } from 'node:fs'
 import type { Dirent } from 'node:fs'
 import path from 'node:path'
 import { customAlphabet } from 'nanoid'
-import { ErrorCodes, KahetsError } from '../errors.ts'
+import { ErrorCodes, KahetsError, type FaultScope } from '../errors.ts'
 
 /** The operations RotatingFile needs from an open file; fs.promises' FileHandle has them. */
 export interface WritableFile {
@@ -256,10 +256,24 @@ function errorCode (err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined
 }
 
+// What a file system error is about (errors.ts). A name the file system will never take is
+// one bucket's destination, for good; something in the way of one bucket's path (a file
+// where a folder should be, a symlink, a folder kahets may not write) is that bucket's until
+// an operator fixes it; anything else (ENOSPC, EIO, EROFS…) is the whole stream's.
+const DESTINATION_PERMANENT = new Set(['ENAMETOOLONG', 'EINVAL'])
+const DESTINATION_RETRIABLE = new Set(['ENOTDIR', 'EISDIR', 'ELOOP', 'EACCES', 'EPERM'])
+
+export function fileFault (code: string | undefined): { scope: FaultScope, retriable: boolean } {
+  if (code !== undefined && DESTINATION_PERMANENT.has(code)) return { scope: 'destination', retriable: false }
+  if (code !== undefined && DESTINATION_RETRIABLE.has(code)) return { scope: 'destination', retriable: true }
+  return { scope: 'stream', retriable: true }
+}
+
 function writeFailed (what: string, cause: unknown): KahetsError {
   if (cause instanceof KahetsError) return cause
   const reason = cause instanceof Error ? cause.message : String(cause)
-  return new KahetsError(ErrorCodes.STREAM_WRITE_FAILED, `${what}: ${reason}`, { cause, retriable: false })
+  const { scope, retriable } = fileFault(errorCode(cause))
+  return new KahetsError(scope === 'destination' ? ErrorCodes.DESTINATION_REJECTED : ErrorCodes.STREAM_WRITE_FAILED, `${what}: ${reason}`, { cause, retriable, scope })
 }
 
 async function readDirectory (dir: string): Promise<Dirent[]> {
