@@ -172,7 +172,7 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
     const actor = new StreamActor({
       id,
       role,
-      stream: this.#createStream(config, log),
+      stream: this.#createStream(config, log, role),
       backup,
       probeIntervalMs: config.type === 'kafka' ? config.settings.probeIntervalMs : DEFAULT_FILE_PROBE_MS,
       replayBytesPerSec: config.type === 'kafka' ? config.settings.replayBytesPerSec : undefined,

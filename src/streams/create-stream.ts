@@ -6,7 +6,8 @@ import type { Logger } from '../log.ts'
 import { FileStream } from './file-stream.ts'
 import type { Stream } from './stream.ts'
 
-export type StreamFactory = (config: StreamConfig, log: Logger) => Stream
+/** `role`: a backup's files are only read back by kahets, so they are written as a checksummed spool. */
+export type StreamFactory = (config: StreamConfig, log: Logger, role?: 'primary' | 'backup') => Stream
 
 type KafkaClient = KafkaSettings['client']
 type KafkaStreamClass = new (id: string, settings: KafkaSettings, log: Logger) => Stream
@@ -34,10 +35,10 @@ export async function loadStreamModules (config: BucketsConfig): Promise<void> {
   }
 }
 
-export const createStream: StreamFactory = (config, log) => {
+export const createStream: StreamFactory = (config, log, role = 'primary') => {
   switch (config.type) {
     case 'file':
-      return new FileStream(config.settings)
+      return new FileStream(config.settings, { format: role === 'backup' ? 'spool' : 'frames' })
     case 'kafka': {
       const Class = kafkaClients.get(config.settings.client)
       if (Class === undefined) throw new Error(`Kafka client ${config.settings.client} not loaded: call loadStreamModules() first`)

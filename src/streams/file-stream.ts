@@ -5,6 +5,8 @@ import { hostname } from 'node:os'
 import type { FileSettings } from '../config/buckets.ts'
 import { wireRuns, type Frame } from '../protocol/frame.ts'
 import { RotatingFile, listTemplateFiles } from './rotating-file.ts'
+import { encodeSpoolRecords, spoolHeader } from '../protocol/spool.ts'
+import { quarantineFile } from './frame-file.ts'
 import type { Stream } from './stream.ts'
 
 export class FileStream implements Stream {
@@ -13,8 +15,15 @@ export class FileStream implements Stream {
   readonly #files = new Map<string, RotatingFile>()
   readonly #hostname = hostname()
 
-  constructor (settings: FileSettings) {
+  /**
+   * `frames`: kahego's plain frame format, for files users read. `spool`: checksummed
+   * records (protocol/spool.ts), for backups, which only kahets reads back.
+   */
+  readonly format: 'frames' | 'spool'
+
+  constructor (settings: FileSettings, opts: { format?: 'frames' | 'spool' } = {}) {
     this.#settings = settings
+    this.format = opts.format ?? 'frames'
   }
 
   async write (bucket: string, frames: readonly Frame[]): Promise<undefined> {
@@ -28,10 +37,11 @@ export class FileStream implements Stream {
         sizeRotate: this.#settings.sizeRotate,
         maxFiles: this.#settings.maxFiles,
         fsync: this.#settings.fsync,
+        header: this.format === 'spool' ? spoolHeader() : undefined,
       })
       this.#files.set(bucket, file)
     }
-    await file.write(wireRuns(frames))
+    await file.write(this.format === 'spool' ? encodeSpoolRecords(frames) : wireRuns(frames))
     return undefined
   }
 
@@ -39,6 +49,11 @@ export class FileStream implements Stream {
     const open = new Set([...this.#files.values()].map((f) => f.currentPath))
     const files = await listTemplateFiles(this.#settings.path, this.#settings.fileNameTemplate, this.#hostname)
     return files.filter((f) => !open.has(f))
+  }
+
+  /** Moves a file replay could not read whole to `quarantine/` under path (frame-file.ts). */
+  async quarantine (file: string): Promise<string> {
+    return await quarantineFile(this.#settings.path, file)
   }
 
   async probe (): Promise<boolean> {

@@ -53,6 +53,13 @@ export interface RotatingFileOptions {
    * counted and is tried again at the next rotation; writing goes on.
    */
   onDeleteError?: (file: string, err: unknown) => void
+  // --- spool header (issue 10, spool helper) ---
+  /**
+   * Written once at the start of every file this creates (a spool file's magic and version,
+   * protocol/spool.ts); counted in the file's size and kept when a torn file is cut back.
+   */
+  header?: Buffer
+  // --- end spool header ---
 }
 
 const PLACEHOLDER = /\{([^{}]*)\}/g
@@ -332,9 +339,11 @@ export class RotatingFile {
   #unsynced = false
   #closed = false
   #queue: Promise<unknown> = Promise.resolve()
+  readonly #headerBytes: number
 
   constructor (opts: RotatingFileOptions) {
     this.#opts = { ...opts }
+    this.#headerBytes = opts.header?.length ?? 0
     this.#now = opts.now ?? Date.now
     this.#open = opts.open ?? ((file) => fsp.open(file, 'wx'))
     this.#root = path.resolve(opts.root)
@@ -395,7 +404,7 @@ export class RotatingFile {
       let bytes = 0
       while (end < buffers.length) {
         const len = buffers[end]!.length
-        if (this.#size + bytes > 0 && this.#size + bytes + len > limit) break
+        if (this.#size + bytes > this.#headerBytes && this.#size + bytes + len > limit) break
         bytes += len
         end++
       }
@@ -469,7 +478,7 @@ export class RotatingFile {
     if (keepBytes !== null) {
       try {
         await handle.truncate(keepBytes)
-        emptied = keepBytes === 0
+        emptied = keepBytes <= this.#headerBytes
       } catch {
         // The torn tail stays; see the class comment.
       }
@@ -522,13 +531,30 @@ export class RotatingFile {
           throw err
         }
       }
+      // --- spool header ---
+      if (this.#headerBytes > 0) {
+        try {
+          let written = 0
+          while (written < this.#headerBytes) {
+            const { bytesWritten } = await handle.writev([this.#opts.header!.subarray(written)])
+            if (!(bytesWritten > 0)) throw new Error(`writev wrote ${bytesWritten} bytes of the file header`)
+            written += bytesWritten
+          }
+        } catch (err) {
+          // A file without its whole header would be read as damaged: it goes.
+          await handle.close().catch(() => undefined)
+          await fsp.unlink(file).catch(() => undefined)
+          throw err
+        }
+      }
+      // --- end spool header ---
     } catch (err) {
       throw writeFailed(`creating ${file} failed`, err)
     }
     this.#handle = handle
     this.#current = file
-    this.#size = 0
-    this.#unsynced = false
+    this.#size = this.#headerBytes
+    this.#unsynced = this.#headerBytes > 0
     this.#files.push(file)
     await this.#prune()
   }

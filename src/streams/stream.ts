@@ -25,5 +25,7 @@ export interface Stream {
   reset (): Promise<void>
   /** File streams: every file this stream wrote that is not open now, oldest first (for replay). */
   listClosedFiles? (): Promise<string[]>
+  /** File streams: moves a file that could not be read whole out of the replay's way; returns where to. */
+  quarantine? (file: string): Promise<string>
   close (): Promise<void>
 }
