@@ -117,6 +117,12 @@ export function buildRegistry (daemon: Daemon): Registry {
   counter('kahets_replay_torn_frames_total', 'Torn frames (a crash mid-write) found at the end of backup files and skipped.', ['stream'], (c) => {
     for (const s of allStreams(daemon)) c.inc({ stream: s.id }, s.replayProgress.tornFrames)
   })
+  counter('kahets_spool_corrupt_records_total', 'Damaged runs found in backup files on replay, each at least one record lost (the file is kept in quarantine/).', ['stream'], (c) => {
+    for (const s of allStreams(daemon)) c.inc({ stream: s.id }, s.replayProgress.corruptRecords)
+  })
+  counter('kahets_spool_corrupt_bytes_total', 'Bytes of those damaged runs, skipped on replay.', ['stream'], (c) => {
+    for (const s of allStreams(daemon)) c.inc({ stream: s.id }, s.replayProgress.corruptBytes)
+  })
   gauge('kahets_connected_clients', 'Open client connections.', [], (g) => { g.set(daemon.stats.connections) })
   counter('kahets_connections_total', 'Client connections accepted.', [], (c) => { c.inc(daemon.stats.connectionsTotal) })
   gauge('kahets_buffered_bytes', 'Frame bytes held in memory, charged against MAXMEMORY.', [], (g) => { g.set(daemon.budget.used) })

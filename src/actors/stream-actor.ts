@@ -13,7 +13,7 @@ import { ErrorCodes, KahetsError } from '../errors.ts'
 import { groupBy } from '../group-by.ts'
 import type { Frame } from '../protocol/frame.ts'
 import type { DropReason, Stats } from '../stats.ts'
-import { readFrameFile } from '../streams/frame-file.ts'
+import { readFrameFile, type FrameFileResult } from '../streams/frame-file.ts'
 import { stat, unlink } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Rejections, Stream } from '../streams/stream.ts'
@@ -26,6 +26,9 @@ export interface ReplayProgress {
   filesLeft: number
   bytesLeft: number
   tornFrames: number
+  /** Damaged runs found in backup files (each lost at least one record) and their bytes. */
+  corruptRecords: number
+  corruptBytes: number
 }
 
 export type StreamMsg =
@@ -144,7 +147,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   }
 
   get mode (): StreamMode { return this.#mode }
-  readonly replayProgress: ReplayProgress = { filesLeft: 0, bytesLeft: 0, tornFrames: 0 }
+  readonly replayProgress: ReplayProgress = { filesLeft: 0, bytesLeft: 0, tornFrames: 0, corruptRecords: 0, corruptBytes: 0 }
   get streamType (): Stream['type'] { return this.#stream.type }
   /** Frames and bytes this actor holds that are not yet delivered (queued, held, in flight). */
   get queued (): { frames: number, bytes: number } { return { frames: this.#queuedFrames, bytes: this.#queuedBytes } }
@@ -466,12 +469,31 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
           this.replayProgress.tornFrames++
           this.#log.warn({ file, tornBytes: result.tornBytes }, 'backup file ends in a torn frame (written when kahets was killed); whole frames replayed, the tail skipped')
         }
-        await unlink(file)
+        // A file not read whole is never deleted: it goes where replay will not list it again.
+        if (result.whole) await unlink(file)
+        else await this.#quarantine(file, result)
         this.replayProgress.filesLeft = files.length - i - 1
         this.replayProgress.bytesLeft -= sizes[i]!
-        this.#log.info({ file, frames: result.frames }, 'backup file replayed and removed')
+        if (result.whole) this.#log.info({ file, frames: result.frames }, 'backup file replayed and removed')
       }
     }
+  }
+
+  async #quarantine (file: string, result: FrameFileResult): Promise<void> {
+    this.replayProgress.corruptRecords += result.damaged.length
+    this.replayProgress.corruptBytes += result.corruptBytes
+    const backupStream = this.backup!.#stream
+    const to = backupStream.quarantine === undefined ? null : await backupStream.quarantine(file)
+    this.#log.error({
+      file,
+      quarantined: to,
+      format: result.format,
+      frames: result.frames,
+      corruptRecords: result.damaged.length,
+      corruptBytes: result.corruptBytes,
+      damaged: result.damaged.slice(0, 20).map((r) => `${r.start}-${r.end}`),
+      unreadable: result.unreadable ?? undefined,
+    }, 'backup file damaged: its verified records were replayed, the damaged ranges skipped; the file is kept in quarantine (kahets inspect shows it)')
   }
 
   #replayed (error: unknown): void {
