@@ -8,18 +8,26 @@ import { ConfigError, KahetsError } from './errors.ts'
 import { createLogger } from './log.ts'
 import { PACKAGE_ROOT } from './package-root.ts'
 import { startDaemon } from './daemon.ts'
-import { replayFiles } from './replay-command.ts'
+import { describeReplay, replayFiles } from './replay-command.ts'
+import { describeInspect, inspectFile } from './inspect-command.ts'
+import { stat } from 'node:fs/promises'
 
-const USAGE = `Usage: kahets [run|check-config|replay FILE...] [options]
+const USAGE = `Usage: kahets [run|check-config|replay FILE...|inspect FILE...] [options]
 
 Commands:
   run               start the sidecar (default)
   check-config      validate the env and the buckets file; print every error; exit 1 on any
-  replay FILE...    send frame files (backup or file-stream files) through the running
-                    kahets at SOCKET; torn tails are reported and skipped
+  replay FILE...    send backup files (spool) and frame files (file streams, kahego's .bckstm)
+                    through the running kahets at SOCKET; only verified frames are sent, torn
+                    tails and damaged ranges are reported and skipped; exit 1 on damage
+  inspect FILE...   per file: format, records, buckets, bytes, oldest/newest record time,
+                    damaged ranges; exit 1 on damage
 
 Options:
   --env-file PATH   read this env file instead of .env.{environment}.local
+  --dry-run         replay: read, verify and report; send nothing
+  --dump            inspect: write every frame as a JSON line to stdout (the summary goes to
+                    stderr); key and payload as UTF-8 text when valid, else base64
   -h, --help        show this help
   -v, --version     print the version
 
@@ -36,34 +44,101 @@ function printConfigError (err: ConfigError): void {
   for (const p of err.problems) process.stderr.write(`  ${p.path}: ${p.message}\n`)
 }
 
-async function replay (files: string[], envFile: string | undefined): Promise<number> {
+// --- replay and inspect (issue 10) ---
+
+/** Sizes of the files named, or a message naming the first that cannot be read. */
+async function fileSizes (files: string[]): Promise<number | string> {
+  let total = 0
+  for (const f of files) {
+    try {
+      const st = await stat(f)
+      if (!st.isFile()) return `${f}: not a regular file`
+      total += st.size
+    } catch (err) {
+      return `${f}: ${(err as Error).message}`
+    }
+  }
+  return total
+}
+
+function plural (n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`
+}
+
+async function replay (files: string[], opts: { envFile: string | undefined, dryRun: boolean }): Promise<number> {
   if (files.length === 0) {
     process.stderr.write(`kahets: replay needs at least one FILE\n\n${USAGE}\n`)
     return 2
   }
-  let env
-  try {
-    env = loadEnv({ envFile })
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      printConfigError(err)
-      return 1
-    }
-    throw err
-  }
-  let torn = 0
-  try {
-    await replayFiles(env.socket, files, (r) => {
-      torn += r.tornBytes > 0 ? 1 : 0
-      process.stdout.write(`${r.file}: ${r.frames} frames sent${r.tornBytes > 0 ? `, torn tail of ${r.tornBytes} bytes skipped` : ''}${r.invalid > 0 ? `, ${r.invalid} invalid frames skipped` : ''}\n`)
-    })
-  } catch (err) {
-    process.stderr.write(`kahets: replay failed: ${(err as Error).message} (is kahets running at ${env.socket}?)\n`)
+  const totalBytes = await fileSizes(files)
+  if (typeof totalBytes === 'string') {
+    process.stderr.write(`kahets: replay: ${totalBytes}\n`)
     return 1
   }
-  process.stdout.write(`replayed ${files.length} file${files.length === 1 ? '' : 's'}${torn > 0 ? ` (${torn} with a torn tail)` : ''}\n`)
-  return 0
+  let socket: string | null = null
+  if (!opts.dryRun) {
+    try {
+      socket = loadEnv({ envFile: opts.envFile }).socket
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        printConfigError(err)
+        return 1
+      }
+      throw err
+    }
+  }
+  let torn = 0
+  let damaged = 0
+  let frames = 0
+  let lastProgress = 0
+  const progress = (p: { file: number, files: number, bytes: number, totalBytes: number, frames: number }, force = false): void => {
+    const now = Date.now()
+    if (!force && now - lastProgress < 1000) return
+    lastProgress = now
+    process.stderr.write(`replay: file ${p.file}/${p.files}, ${p.bytes} of ${p.totalBytes} bytes, ${plural(p.frames, 'frame')}\n`)
+  }
+  try {
+    await replayFiles(socket, files, totalBytes, {
+      progress,
+      report: (r) => {
+        torn += r.tornBytes > 0 ? 1 : 0
+        damaged += r.whole ? 0 : 1
+        frames += r.frames
+        process.stdout.write(describeReplay(r, opts.dryRun) + '\n')
+      },
+    })
+  } catch (err) {
+    process.stderr.write(`kahets: replay failed: ${(err as Error).message}${socket === null ? '' : ` (is kahets running at ${socket}?)`}\n`)
+    return 1
+  }
+  progress({ file: files.length, files: files.length, bytes: totalBytes, totalBytes, frames }, true)
+  process.stdout.write(`${opts.dryRun ? 'verified' : 'replayed'} ${plural(files.length, 'file')}, ${plural(frames, 'frame')}${torn > 0 ? ` (${torn} with a torn tail)` : ''}${damaged > 0 ? `; ${damaged} DAMAGED (their damaged ranges were skipped)` : ''}\n`)
+  return damaged > 0 ? 1 : 0
 }
+
+async function inspect (files: string[], opts: { dump: boolean }): Promise<number> {
+  if (files.length === 0) {
+    process.stderr.write(`kahets: inspect needs at least one FILE\n\n${USAGE}\n`)
+    return 2
+  }
+  // With --dump stdout carries only JSON lines.
+  const summary = opts.dump ? process.stderr : process.stdout
+  let damaged = 0
+  let failed = 0
+  for (const file of files) {
+    try {
+      const r = await inspectFile(file, opts.dump ? (line) => { process.stdout.write(line + '\n') } : null)
+      damaged += r.whole ? 0 : 1
+      summary.write(describeInspect(r) + '\n')
+    } catch (err) {
+      failed++
+      process.stderr.write(`kahets: inspect: ${file}: ${(err as Error).message}\n`)
+    }
+  }
+  return damaged > 0 || failed > 0 ? 1 : 0
+}
+
+// --- end replay and inspect ---
 
 async function main (argv: string[]): Promise<number> {
   let parsed
@@ -73,6 +148,8 @@ async function main (argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         'env-file': { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        dump: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -91,7 +168,16 @@ async function main (argv: string[]): Promise<number> {
     return 0
   }
   const command = positionals[0] ?? 'run'
-  if (command === 'replay') return await replay(positionals.slice(1), values['env-file'])
+  if (values['dry-run'] === true && command !== 'replay') {
+    process.stderr.write(`kahets: --dry-run is for replay\n\n${USAGE}\n`)
+    return 2
+  }
+  if (values.dump === true && command !== 'inspect') {
+    process.stderr.write(`kahets: --dump is for inspect\n\n${USAGE}\n`)
+    return 2
+  }
+  if (command === 'replay') return await replay(positionals.slice(1), { envFile: values['env-file'], dryRun: values['dry-run'] === true })
+  if (command === 'inspect') return await inspect(positionals.slice(1), { dump: values.dump === true })
   if (!['run', 'check-config'].includes(command) || positionals.length > 1) {
     process.stderr.write(`kahets: unknown command ${JSON.stringify(positionals.join(' '))}\n\n${USAGE}\n`)
     return 2
