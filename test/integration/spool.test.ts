@@ -202,3 +202,33 @@ test('kahets replay sends both formats through the running kahets; --dry-run sen
   const out = decodeAll(await readFile(join(dir, 'out', 'r.out'))).frames.map((f) => f.payload.toString())
   assert.deepEqual(out, [...Array.from({ length: 50 }, (_, i) => `s${i}`), ...Array.from({ length: 30 }, (_, i) => `p${i}`)], 'the file stream got plain frames, in order')
 })
+
+test('a spool with a torn last record (the crash case) replays whole, counts the torn record, and is deleted, not quarantined', async () => {
+  const topic = 'spool_torn'
+  const broker = await startBroker()
+  const dir = await makeTempDir()
+  const { FileStream } = await import('../../src/streams/file-stream.ts')
+  const { FrameOrigin, WireFrame } = await import('../../src/protocol/frame.ts')
+  const wire = encodeFrames(Array.from({ length: 200 }, (_, i) => ({ bucket: topic, payload: `t${i}` })))
+  const origin = new FrameOrigin(wire, Date.now())
+  const frames = []
+  for (let at = 0; at < wire.length;) { const end = at + 4 + wire.readUInt32LE(at); frames.push(new WireFrame(topic, origin, at, end)); at = end }
+  // Written as the backup stream writes it, then cut inside its last record.
+  const backup = new FileStream({ path: join(dir, 'backup'), fileNameTemplate: '{bucket}{PS}{ts}-{rand}.frames', sizeRotate: 1 << 20, maxFiles: 0, fsync: true }, { format: 'spool' })
+  await backup.write(topic, frames)
+  await backup.close()
+  const [file] = await listFiles(join(dir, 'backup'))
+  const bytes = await readFile(file!)
+  await writeFile(file!, bytes.subarray(0, bytes.length - 5))
+  const port = await freePort()
+  const k = await startKahets({ buckets: kafkaConfig(broker.bootstrap, topic), dir, env: { METRICS: `127.0.0.1:${port}` } })
+  await waitFor(async () => (await listFiles(join(dir, 'backup'))).length === 0 ? true : null, { timeoutMs: 60_000, what: 'the file replayed and removed' })
+  const got = await consumeAll(broker.bootstrap, topic, { expected: 199, timeoutMs: 30_000 })
+  assert.deepEqual(got.map((m) => m.value!.toString()), Array.from({ length: 199 }, (_, i) => `t${i}`))
+  const s = await scrape(`http://127.0.0.1:${port}`)
+  assert.equal(sample(s, 'kahets_replay_torn_frames_total', { stream: 'kafka' }), 1)
+  assert.equal(sample(s, 'kahets_spool_corrupt_records_total', { stream: 'kafka' }), 0)
+  assert.ok(!existsSync(join(dir, 'backup', 'quarantine')))
+  assert.equal(await k.stop(), 0)
+  await broker.stop()
+})
