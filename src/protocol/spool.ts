@@ -45,33 +45,53 @@ export const SPOOL_MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 const require = createRequire(import.meta.url)
 
-/** A table-driven CRC-32C (Castagnoli), for platforms @node-rs/crc32 has no build for; returns the function. */
-export function crc32cPortable (): (data: Uint8Array) => number {
-  const table = new Int32Array(256)
+// CRC-32C (Castagnoli) in JavaScript, slicing by 8 bytes: eight 256-entry tables.
+const CRC_TABLES = (() => {
+  const t = new Int32Array(256 * 8)
   for (let n = 0; n < 256; n++) {
     let c = n
     for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1
-    table[n] = c
+    t[n] = c
   }
-  return (data) => {
-    let crc = -1
-    for (let i = 0; i < data.length; i++) crc = table[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8)
-    return (crc ^ -1) >>> 0
+  for (let n = 0; n < 256; n++) for (let k = 1; k < 8; k++) t[k * 256 + n] = (t[(k - 1) * 256 + n]! >>> 8) ^ t[t[(k - 1) * 256 + n]! & 0xff]!
+  return t
+})()
+
+/** CRC-32C of b[start, end) in JavaScript. */
+export function crc32cPortable (b: Uint8Array, start = 0, end = b.length): number {
+  const t = CRC_TABLES
+  let c = -1
+  let i = start
+  for (; i + 8 <= end; i += 8) {
+    const lo = c ^ (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24))
+    c = t[1792 + (lo & 0xff)]! ^ t[1536 + ((lo >>> 8) & 0xff)]! ^ t[1280 + ((lo >>> 16) & 0xff)]! ^ t[1024 + (lo >>> 24)]! ^
+      t[768 + b[i + 4]!]! ^ t[512 + b[i + 5]!]! ^ t[256 + b[i + 6]!]! ^ t[b[i + 7]!]!
   }
+  for (; i < end; i++) c = t[(c ^ b[i]!) & 0xff]! ^ (c >>> 8)
+  return (c ^ -1) >>> 0
 }
 
 /**
- * CRC-32C from @node-rs/crc32 (SSE 4.2 / ARM CRC instructions, prebuilt); the table above
- * where it cannot load. Not record-batch.ts's loader: that one falls back on
+ * CRC-32C from @node-rs/crc32 (SSE 4.2 / ARM CRC instructions, prebuilt); the JavaScript
+ * one where it cannot load. Not record-batch.ts's loader: that one falls back on
  * @platformatic/kafka, which a process writing only files should not load (create-stream.ts).
  */
 export const crc32c: (data: Uint8Array) => number = (() => {
   try {
     return (require('@node-rs/crc32') as { crc32c (data: Uint8Array): number }).crc32c
   } catch {
-    return crc32cPortable()
+    return (data: Uint8Array) => crc32cPortable(data)
   }
 })()
+
+// Below this many bytes the JavaScript CRC is faster than a native call and the view it
+// needs (measured on 2 busy cores: 112 B records 200 ns vs 350-550 ns; 100 KB 170 µs vs 30 µs).
+const NATIVE_CRC_FROM = 256
+
+/** CRC-32C of buf[start, end), by whichever way is faster for its size. */
+function crcRange (buf: Buffer, start: number, end: number): number {
+  return end - start < NATIVE_CRC_FROM ? crc32cPortable(buf, start, end) : crc32c(buf.subarray(start, end))
+}
 
 /** The file header, written once when a spool file is created. */
 export function spoolHeader (): Buffer {
@@ -113,11 +133,13 @@ function writeRecord (buf: Buffer, at: number, f: Frame): number {
   buf.writeUInt32LE(size + 12, at)
   // The crc goes in last, once the body it covers is in place.
   const body = at + 8
-  buf.writeBigUInt64LE(BigInt(f.receivedAt), body)
+  const ts = f.receivedAt
+  buf.writeUInt32LE(ts % 0x100000000, body)
+  buf.writeUInt32LE(Math.floor(ts / 0x100000000), body + 4)
   if (f instanceof WireFrame) f.origin.chunk.copy(buf, body + 8, f.start, f.end)
   else f.raw.copy(buf, body + 8)
   const end = body + 8 + size
-  buf.writeUInt32LE(crc32c(buf.subarray(body, end)), at + 4)
+  buf.writeUInt32LE(crcRange(buf, body, end), at + 4)
   return end
 }
 
@@ -159,7 +181,7 @@ function checkRecord (buf: Buffer, pos: number, maxRecordBytes: number): Check {
   if (buf.readUInt32LE(pos + SPOOL_RECORD_OVERHEAD) !== length - 12 - LENGTH_BYTES) return 'bad'
   const total = LENGTH_BYTES + length
   if (left < total) return 'short'
-  if (buf.readUInt32LE(pos + 4) !== crc32c(buf.subarray(pos + 8, pos + total))) return 'bad'
+  if (buf.readUInt32LE(pos + 4) !== crcRange(buf, pos + 8, pos + total)) return 'bad'
   // The frame inside, as decoder.ts checks it: a record with a good crc and a bad frame was
   // written wrong, and is damage all the same.
   const bucketLenAt = pos + SPOOL_RECORD_OVERHEAD + LENGTH_BYTES
@@ -170,9 +192,9 @@ function checkRecord (buf: Buffer, pos: number, maxRecordBytes: number): Check {
   return 'record'
 }
 
-/** Is there a whole, verified spool record at `offset` of `bytes`? (Format detection.) */
-export function spoolRecordAt (bytes: Buffer, offset: number): boolean {
-  return checkRecord(bytes, offset, SPOOL_MAX_RECORD_BYTES) === 'record'
+function equalsLatin1 (buf: Buffer, at: number, text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (buf[at + i] !== text.charCodeAt(i)) return false
+  return true
 }
 
 /**
@@ -191,6 +213,7 @@ export class SpoolDecoder {
   /** File offset where the current damaged run began; null while in sync. */
   #damageStart: number | null = null
   #lastOrigin: FrameOrigin | null = null
+  #lastBucket = ''
 
   constructor (sink: SpoolSink, opts: { maxRecordBytes?: number } = {}) {
     this.#sink = sink
@@ -276,7 +299,7 @@ export class SpoolDecoder {
   }
 
   #frame (buf: Buffer, pos: number, total: number): Frame {
-    const ts = Number(buf.readBigUInt64LE(pos + 8))
+    const ts = buf.readUInt32LE(pos + 8) + buf.readUInt32LE(pos + 12) * 0x100000000
     // Records of one write share their timestamp; so do their frames' origins.
     let origin = this.#lastOrigin
     if (origin === null || origin.chunk !== buf || origin.receivedAt !== ts) {
@@ -285,8 +308,13 @@ export class SpoolDecoder {
     }
     const start = pos + SPOOL_RECORD_OVERHEAD
     const bucketStart = start + LENGTH_BYTES + 1
-    const bucket = buf.toString('latin1', bucketStart, bucketStart + buf[start + LENGTH_BYTES]!)
-    return new WireFrame(bucket, origin, start, pos + total)
+    const bucketEnd = bucketStart + buf[start + LENGTH_BYTES]!
+    // A file holds long runs of one bucket: a repeat costs a comparison, not a new string.
+    const last = this.#lastBucket
+    if (last.length !== bucketEnd - bucketStart || !equalsLatin1(buf, bucketStart, last)) {
+      this.#lastBucket = buf.toString('latin1', bucketStart, bucketEnd)
+    }
+    return new WireFrame(this.#lastBucket, origin, start, pos + total)
   }
 
   #closeDamage (end: number): void {
