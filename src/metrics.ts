@@ -117,6 +117,7 @@ export function buildRegistry (daemon: Daemon): Registry {
   counter('kahets_replay_torn_frames_total', 'Torn frames (a crash mid-write) found at the end of backup files and skipped.', ['stream'], (c) => {
     for (const s of allStreams(daemon)) c.inc({ stream: s.id }, s.replayProgress.tornFrames)
   })
+  gauge('kahets_streams_open', 'Streams (Kafka clients, file writers; backups included) built and not yet closed.', [], (g) => { g.set(daemon.openStreams) })
   gauge('kahets_connected_clients', 'Open client connections.', [], (g) => { g.set(daemon.stats.connections) })
   counter('kahets_connections_total', 'Client connections accepted.', [], (c) => { c.inc(daemon.stats.connectionsTotal) })
   gauge('kahets_buffered_bytes', 'Frame bytes held in memory, charged against MAXMEMORY.', [], (g) => { g.set(daemon.budget.used) })

@@ -2,6 +2,7 @@
 // then checked for what a schema cannot say (references between streams and buckets,
 // templates that would escape their folder, setting values). The result is typed and frozen;
 // nothing deeper in the runtime checks configuration again.
+import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
@@ -34,7 +35,12 @@ export interface KafkaSettings {
   readonly maxInFlight: number
   readonly requestTimeoutMs: number
   readonly clientId: string
-  readonly ssl: null | { readonly caLocation: string | null }
+  /**
+   * security.protocol ssl/sasl_ssl. `ca` holds the contents of ssl.ca.location, read (and
+   * checked to hold PEM certificates) while the buckets file is parsed, so an unreadable CA
+   * is a config error with its JSON path and the stream never touches the file.
+   */
+  readonly ssl: null | { readonly caLocation: string | null, readonly ca: string | null }
   readonly sasl: null | { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512', readonly username: string, readonly password: string }
   readonly probeIntervalMs: number
   readonly replayBytesPerSec: number
@@ -193,7 +199,11 @@ function kafkaSettings (raw: Json, at: string, problems: ConfigProblem[], warnin
   if (!Number.isFinite(lingerMs) || lingerMs < 0) problems.push({ path: `${at}["queue.buffering.max.ms"]`, message: `not a number of ms ≥ 0: ${JSON.stringify(lingerRaw)}` })
 
   const protocol = str(pick('security.protocol') ?? 'plaintext').toLowerCase()
-  const ssl = protocol === 'ssl' || protocol === 'sasl_ssl' ? { caLocation: raw['ssl.ca.location'] === undefined ? null : str(raw['ssl.ca.location']) } : null
+  let ssl: KafkaSettings['ssl'] = null
+  if (protocol === 'ssl' || protocol === 'sasl_ssl') {
+    const caLocation = raw['ssl.ca.location'] === undefined ? null : str(raw['ssl.ca.location'])
+    ssl = { caLocation, ca: caLocation === null ? null : readCaFile(caLocation, `${at}["ssl.ca.location"]`, problems) }
+  }
   let sasl: KafkaSettings['sasl'] = null
   if (protocol.startsWith('sasl')) {
     const mechanism = str(pick('sasl.mechanisms', 'sasl.mechanism') ?? 'PLAIN').toLowerCase() as 'plain'
@@ -226,6 +236,37 @@ function kafkaSettings (raw: Json, at: string, problems: ConfigProblem[], warnin
     replayBytesPerSec,
     client,
   }
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g
+
+/**
+ * ssl.ca.location's contents, read now rather than when the stream is built: a reload that
+ * names a bad file is rejected whole, before any stream exists (issue 10, finding 9).
+ */
+function readCaFile (file: string, at: string, problems: ConfigProblem[]): string | null {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    problems.push({ path: at, message: `cannot read CA file ${file}: ${(err as Error).message}` })
+    return null
+  }
+  const certificates = text.match(PEM_CERTIFICATE) ?? []
+  if (certificates.length === 0) {
+    problems.push({ path: at, message: `CA file ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)` })
+    return null
+  }
+  for (const pem of certificates) {
+    try {
+      // eslint-disable-next-line no-new
+      new X509Certificate(pem)
+    } catch (err) {
+      problems.push({ path: at, message: `CA file ${file} holds a certificate that does not parse: ${(err as Error).message}` })
+      return null
+    }
+  }
+  return text
 }
 
 function slice (v: unknown): number {

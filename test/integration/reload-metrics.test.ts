@@ -99,3 +99,62 @@ test('/metrics counts received, delivered, sampled, invalid and unknown; /health
   const tenthFiles = (await readFrameFiles(join(k.dir, 'tenth'))).flatMap((f) => f.frames)
   assert.equal(tenthFiles.length, tenth.delivered, 'the files hold what /metrics says was delivered')
 })
+
+test('SIGHUP: a reload rejected for an unreadable ssl.ca.location leaves nothing behind; once the file is fixed the next one applies', async () => {
+  const port = await freePort()
+  const k = await startKahets({ buckets: config('one'), env: { METRICS: `127.0.0.1:${port}` } })
+  const base = `http://127.0.0.1:${port}`
+  const ca = join(k.dir, 'ca.pem')
+  // A new file stream for a new bucket, and a TLS Kafka stream (with a file backup) whose CA
+  // file is not there yet; no broker is needed, nothing is sent to it.
+  const next = {
+    streamsConfigs: {
+      one: { type: 'file', settings: { path: '{dir}/one' } },
+      two: { type: 'file', settings: { path: '{dir}/two' } },
+      secure: {
+        type: 'kafka',
+        settings: { 'bootstrap.servers': '127.0.0.1:1', 'security.protocol': 'ssl', 'ssl.ca.location': ca },
+        backup: { type: 'file', settings: { path: '{dir}/secure-backup' } },
+      },
+    },
+    buckets: [{ id: 'a', streams: ['one'], batch: 100000, batchTimeout: 60000 }, { id: 'b', streams: ['two'], batch: 1, batchTimeout: 10 }],
+  }
+  const openStreams = async (): Promise<number> => sample(await scrape(base), 'kahets_streams_open')
+  assert.equal(await openStreams(), 2, 'streams "one" and "two"')
+
+  await writeFile(join(k.dir, 'buckets.json'), JSON.stringify(next).replaceAll('{dir}', k.dir))
+  k.proc.kill('SIGHUP')
+  const rejected = await waitFor(() => k.logs().find((l) => typeof l.msg === 'string' && l.msg.startsWith('reload rejected')), { what: 'rejection' })
+  assert.match(JSON.stringify(rejected), /\$\.streamsConfigs\.secure\.settings\[\\"ssl\.ca\.location\\"\].*cannot read CA file/, 'the problem names its JSON path')
+  assert.equal(await openStreams(), 2, 'the rejected reload built no stream, or closed what it built')
+  const c = await KahetsClient.connect(k.socket)
+  c.send('b', 'before')
+  await c.close()
+  await waitFor(async () => sample(await scrape(base), 'kahets_dropped_total', { bucket: 'b', reason: 'unknown_bucket' }) === 1, { what: 'b unknown while rejected' })
+
+  await writeFile(ca, `-----BEGIN CERTIFICATE-----\n${CA_BODY}\n-----END CERTIFICATE-----\n`)
+  k.proc.kill('SIGHUP')
+  await waitFor(() => k.logs().some((l) => l.msg === 'buckets file reloaded'), { what: 'the fixed file applied' })
+  assert.equal(await openStreams(), 4, 'one, two, secure and its backup')
+  const c2 = await KahetsClient.connect(k.socket)
+  c2.send('b', 'after')
+  await c2.close()
+  await waitFor(async () => sample(await scrape(base), 'kahets_delivered_total', { bucket: 'b', stream: 'two' }) === 1, { what: 'b delivered to the new stream' })
+  assertIdentity(await scrape(base), 'b', 'two')
+  assert.equal(await k.stop(), 0, k.output())
+  const two = (await readFrameFiles(join(k.dir, 'two'))).flatMap((f) => f.frames.map((x) => x.payload.toString()))
+  assert.deepEqual(two, ['after'])
+})
+
+// A self-signed CA certificate (public part only) for the TLS stream above: a file that parses.
+const CA_BODY = [
+  'MIIBiTCCAS+gAwIBAgIULEqxYsLNEOpWNdjuK8wRp0GImIYwCgYIKoZIzj0EAwIw',
+  'GTEXMBUGA1UEAwwOa2FoZXRzLXRlc3QtY2EwIBcNMjYxMTMwMDMzMDE2WhgPMjEy',
+  'NjExMDYwMzMwMTZaMBkxFzAVBgNVBAMMDmthaGV0cy10ZXN0LWNhMFkwEwYHKoZI',
+  'zj0CAQYIKoZIzj0DAQcDQgAEuxPTWBC5bdCdAxczN9sU42Brh962yQ4G5o4nqWS5',
+  'qR/Zu/Fy7aL/MojDyOJnZ/dUKu6VKmC1onSCvGtnFRjq8qNTMFEwHQYDVR0OBBYE',
+  'FCIH+JxkIUQgJ+ScDEaBxBkq6DKgMB8GA1UdIwQYMBaAFCIH+JxkIUQgJ+ScDEaB',
+  'xBkq6DKgMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIgbtuXFLVY',
+  'uCa1HPmRK1ZLlK9KNC6LwGrW0XibRfGe7MACIQCAaISz7nQDYAh6MhFY+G4dR1DW',
+  'f6W5Q0Glb1X7K19Hlw==',
+].join('\n')

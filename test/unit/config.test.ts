@@ -93,6 +93,27 @@ test('Kafka settings: librdkafka names kahets does not use warn; unknown names a
   assert.ok(problems(() => parseBucketsConfig(kafka({ 'kahets.client': 'rdkafka' }))).some((p) => p.path === '$.streamsConfigs.k.settings["kahets.client"]'))
 })
 
+test('ssl.ca.location is read while parsing: the stream gets the contents; an unreadable or non-PEM file is an error at its path', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kahets-cfg-'))
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIBiTCCAS+gAwIBAgIULEqxYsLNEOpWNdjuK8wRp0GImIYwCgYIKoZIzj0EAwIw\nGTEXMBUGA1UEAwwOa2FoZXRzLXRlc3QtY2EwIBcNMjYxMTMwMDMzMDE2WhgPMjEy\nNjExMDYwMzMwMTZaMBkxFzAVBgNVBAMMDmthaGV0cy10ZXN0LWNhMFkwEwYHKoZI\nzj0CAQYIKoZIzj0DAQcDQgAEuxPTWBC5bdCdAxczN9sU42Brh962yQ4G5o4nqWS5\nqR/Zu/Fy7aL/MojDyOJnZ/dUKu6VKmC1onSCvGtnFRjq8qNTMFEwHQYDVR0OBBYE\nFCIH+JxkIUQgJ+ScDEaBxBkq6DKgMB8GA1UdIwQYMBaAFCIH+JxkIUQgJ+ScDEaB\nxBkq6DKgMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIgbtuXFLVY\nuCa1HPmRK1ZLlK9KNC6LwGrW0XibRfGe7MACIQCAaISz7nQDYAh6MhFY+G4dR1DW\nf6W5Q0Glb1X7K19Hlw==\n-----END CERTIFICATE-----\n'
+  await writeFile(join(dir, 'ca.pem'), pem)
+  await writeFile(join(dir, 'junk.pem'), 'not a certificate')
+  const tls = (ca: string, backup?: object) => ({
+    streamsConfigs: { k: { type: 'kafka', settings: { 'bootstrap.servers': '127.0.0.1:9093', 'security.protocol': 'SSL', 'ssl.ca.location': ca }, ...(backup === undefined ? {} : { backup }) } },
+    buckets: [{ id: 'a', streams: ['k'] }],
+  })
+  const k = parseBucketsConfig(tls(join(dir, 'ca.pem'))).streams.get('k')!
+  assert.ok(k.type === 'kafka')
+  assert.deepEqual(k.settings.ssl, { caLocation: join(dir, 'ca.pem'), ca: pem })
+  const at = '$.streamsConfigs.k.settings["ssl.ca.location"]'
+  assert.deepEqual(problems(() => parseBucketsConfig(tls(join(dir, 'missing.pem')))).map((p) => p.path), [at])
+  assert.match(problems(() => parseBucketsConfig(tls(join(dir, 'missing.pem'))))[0]!.message, /cannot read CA file .*missing\.pem: ENOENT/)
+  assert.match(problems(() => parseBucketsConfig(tls(join(dir, 'junk.pem'))))[0]!.message, /holds no PEM certificate/)
+  // With every other problem, in one error.
+  const both = problems(() => parseBucketsConfig({ ...tls(join(dir, 'missing.pem')), buckets: [{ id: 'a', streams: ['nope'] }] }))
+  assert.deepEqual(both.map((p) => p.path), [at, '$.buckets[0].streams[0]'])
+})
+
 test('unreadable and non-JSON buckets files are config errors naming the file', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'kahets-cfg-'))
   await writeFile(join(dir, 'bad.json'), '{ "streamsConfigs": ')
