@@ -259,7 +259,6 @@ function readCaFile (file: string, at: string, problems: ConfigProblem[]): strin
   }
   for (const pem of certificates) {
     try {
-      // eslint-disable-next-line no-new
       new X509Certificate(pem)
     } catch (err) {
       problems.push({ path: at, message: `CA file ${file} holds a certificate that does not parse: ${(err as Error).message}` })
