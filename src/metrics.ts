@@ -2,11 +2,11 @@
 // Values are read from the live actors and counters when scraped; nothing on the hot path
 // touches prom-client.
 import { createServer, type Server } from 'node:http'
-import { unlink } from 'node:fs/promises'
 import { Counter, Gauge, Registry } from 'prom-client'
 import type { MetricsAddress } from './config/env.ts'
 import type { Daemon } from './daemon.ts'
 import type { Logger } from './log.ts'
+import { claimSocketPath } from './socket-file.ts'
 
 export interface FlowSnapshot {
   bucket: string
@@ -169,7 +169,9 @@ export async function startMetricsServer (daemon: Daemon, address: MetricsAddres
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('kahets: /metrics or /healthz\n')
   })
-  if ('path' in address) await unlink(address.path).catch(() => {})
+  if ('path' in address && await claimSocketPath(address.path) === 'stale') {
+    log.warn({ metrics: `unix:${address.path}` }, 'METRICS: removing stale socket file left by a previous run')
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     if ('path' in address) server.listen(address.path, resolve)

@@ -1,10 +1,12 @@
 // SIGHUP reloads and the metrics endpoint, on the real process with file streams.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFile } from 'node:fs/promises'
+import { existsSync, lstatSync } from 'node:fs'
+import { readFile, writeFile } from 'node:fs/promises'
+import { get as httpGet } from 'node:http'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { startKahets } from '../helpers/kahets.ts'
+import { makeTempDir, startKahets, type KahetsProcess } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
@@ -158,3 +160,41 @@ const CA_BODY = [
   'uCa1HPmRK1ZLlK9KNC6LwGrW0XibRfGe7MACIQCAaISz7nQDYAh6MhFY+G4dR1DW',
   'f6W5Q0Glb1X7K19Hlw==',
 ].join('\n')
+
+test('METRICS=unix:PATH never deletes a file that is not a socket, refuses a path another instance answers on, replaces a stale socket', async () => {
+  const buckets = config('one')
+  const dir = await makeTempDir()
+  const precious = join(dir, 'precious.txt')
+  await writeFile(precious, 'data')
+  const refused = await startKahets({ buckets, env: { METRICS: `unix:${precious}` }, waitReady: false })
+  assert.equal(await exitCode(refused), 1, refused.output())
+  assert.match(refused.output(), /METRICS: .*precious\.txt exists and is not a socket/)
+  assert.equal(await readFile(precious, 'utf8'), 'data', 'the file is untouched')
+
+  const path = join(dir, 'metrics.sock')
+  const first = await startKahets({ buckets, env: { METRICS: `unix:${path}` } })
+  const second = await startKahets({ buckets, env: { METRICS: `unix:${path}` }, waitReady: false })
+  assert.equal(await exitCode(second), 1, second.output())
+  assert.match(second.output(), /METRICS: .*another process is serving .*metrics\.sock/)
+  assert.equal(await unixGet(path, '/healthz'), 200, "the first instance's endpoint still answers")
+  // SIGKILL leaves the socket file behind with nobody serving it.
+  await first.kill()
+  assert.ok(lstatSync(path).isSocket(), 'stale socket file left')
+  const third = await startKahets({ buckets, env: { METRICS: `unix:${path}` } })
+  assert.ok(third.logs().some((l) => l.msg === 'METRICS: removing stale socket file left by a previous run'))
+  assert.equal(await unixGet(path, '/healthz'), 200)
+  assert.equal(await third.stop(), 0)
+  assert.equal(existsSync(path), false, 'the socket file is removed on exit')
+})
+
+/** The exit code of a kahets expected to refuse to start, within a deadline. */
+async function exitCode (k: KahetsProcess): Promise<number | null> {
+  await waitFor(() => k.proc.exitCode !== null || k.proc.signalCode !== null, { what: 'kahets to exit' })
+  return k.proc.exitCode
+}
+
+function unixGet (socketPath: string, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    httpGet({ socketPath, path }, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject)
+  })
+}
