@@ -75,6 +75,11 @@ export interface BucketsConfig {
 }
 
 export const BUCKET_DEFAULTS = { batch: 1000, batchTimeout: 1000 }
+/**
+ * Upper bounds (issue 10): a batch of a million messages or a window of an hour is already
+ * far past any use; above that (1e308) a value can only be a mistake.
+ */
+export const BUCKET_LIMITS = { batch: 1_000_000, batchTimeout: 3_600_000 }
 export const FILE_DEFAULTS = { maxFiles: 0, sizeRotate: 100 * 1024 * 1024, fileNameTemplate: '{bucket}{PS}{ts}-{rand}.frames' }
 export const KAFKA_DEFAULTS = {
   acks: -1 as const,
@@ -126,7 +131,10 @@ function describe (e: ErrorObject): string {
   switch (e.keyword) {
     case 'required': return `missing required property "${String(e.params.missingProperty)}"`
     case 'additionalProperties': return `unknown property "${String(e.params.additionalProperty)}"`
-    case 'enum': return `must be one of ${JSON.stringify(e.params.allowedValues)}`
+    case 'enum': return `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`
+    case 'maximum': return `must be at most ${String(e.params.limit)}`
+    case 'minimum': return `must be at least ${String(e.params.limit)}`
+    case 'type': return `must be ${String(e.params.type).split(',').map((t) => t === 'integer' ? 'a whole number' : /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`).join(' or ')}`
     default: return e.message ?? e.keyword
   }
 }
@@ -134,21 +142,19 @@ function describe (e: ErrorObject): string {
 function schemaProblems (errors: ErrorObject[]): ConfigProblem[] {
   // oneOf/if failures repeat what their branches said; keep the specific messages.
   const useful = errors.filter((e) => e.keyword !== 'if' && e.keyword !== 'oneOf')
-  const seen = new Set<string>()
-  const problems: ConfigProblem[] = []
-  for (const e of useful.length > 0 ? useful : errors) {
-    const p = { path: jsonPath(e.instancePath), message: describe(e) }
-    const k = `${p.path}\0${p.message}`
-    if (!seen.has(k)) {
-      seen.add(k)
-      problems.push(p)
-    }
-  }
   // A value that matches no branch of a oneOf yields one message per branch; collapse those
-  // so each path reads as one complaint.
-  const byPath = new Map<string, string[]>()
-  for (const p of problems) byPath.set(p.path, [...(byPath.get(p.path) ?? []), p.message])
-  return [...byPath].map(([path, messages]) => ({ path, message: messages.join('; ') }))
+  // so each path reads as one complaint, and drop a type mismatch against the other branch
+  // ("must be a string" beside "must be at most 1000000") when the other is a bound.
+  const byPath = new Map<string, ErrorObject[]>()
+  for (const e of useful.length > 0 ? useful : errors) {
+    const at = jsonPath(e.instancePath)
+    byPath.set(at, [...(byPath.get(at) ?? []), e])
+  }
+  return [...byPath].map(([path, errs]) => {
+    const bound = errs.some((e) => e.keyword === 'maximum' || e.keyword === 'minimum')
+    const specific = bound ? errs.filter((e) => e.keyword !== 'type') : errs
+    return { path, message: [...new Set(specific.map(describe))].join('; ') }
+  })
 }
 
 type Json = Record<string, unknown>
@@ -166,6 +172,7 @@ function fileSettings (raw: Json, at: string, problems: ConfigProblem[]): FileSe
   if (sizeRotate === null || sizeRotate < 1) problems.push({ path: `${at}.sizeRotate`, message: `not a size: ${JSON.stringify(raw.sizeRotate)}` })
   const templateProblem = checkFileNameTemplate(path, fileNameTemplate)
   if (templateProblem !== null) problems.push({ path: `${at}.fileNameTemplate`, message: templateProblem })
+  // The schema allows only true, false, "true" and "false" (a typo must not turn fsync off).
   const fsync = raw.fsync === undefined ? true : raw.fsync === true || raw.fsync === 'true'
   return { path, maxFiles: maxFiles ?? 0, sizeRotate: sizeRotate ?? 1, fileNameTemplate, fsync }
 }
@@ -280,13 +287,15 @@ function stream (id: string, raw: Json, at: string, problems: ConfigProblem[], w
   return { ...base, type: 'kafka', settings: kafkaSettings(settingsRaw, `${at}.settings`, problems, warnings) }
 }
 
-function bucket (raw: Json, id: string): BucketConfig {
-  return {
-    id,
-    streams: (raw.streams as string[]).slice(),
-    batch: raw.batch === undefined ? BUCKET_DEFAULTS.batch : Number(raw.batch),
-    batchTimeout: raw.batchTimeout === undefined ? BUCKET_DEFAULTS.batchTimeout : Number(raw.batchTimeout),
+function bucket (raw: Json, id: string, at: string, problems: ConfigProblem[]): BucketConfig {
+  // The schema bounds numbers; a string ("5000", as kahego writes them) is bounded here.
+  const bounded = (key: keyof typeof BUCKET_LIMITS): number => {
+    if (raw[key] === undefined) return BUCKET_DEFAULTS[key]
+    const n = Number(raw[key])
+    if (n > BUCKET_LIMITS[key]) problems.push({ path: `${at}.${key}`, message: `must be at most ${BUCKET_LIMITS[key]}` })
+    return n
   }
+  return { id, streams: (raw.streams as string[]).slice(), batch: bounded('batch'), batchTimeout: bounded('batchTimeout') }
 }
 
 function deepFreeze<T> (o: T): T {
@@ -320,13 +329,13 @@ export function parseBucketsConfig (doc: unknown): BucketsConfig {
     const id = str(b.id)
     if (buckets.has(id)) problems.push({ path: `$.buckets[${i}].id`, message: `bucket "${id}" is defined twice` })
     checkRefs(b, `$.buckets[${i}]`)
-    buckets.set(id, bucket(b, id))
+    buckets.set(id, bucket(b, id, `$.buckets[${i}]`, problems))
   })
   let defaultBucket: BucketConfig | null = null
   if (root.defaultBucket !== undefined) {
     const d = root.defaultBucket as Json
     checkRefs(d, '$.defaultBucket')
-    defaultBucket = bucket(d, str(d.id ?? 'default'))
+    defaultBucket = bucket(d, str(d.id ?? 'default'), '$.defaultBucket', problems)
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return deepFreeze({ streams, buckets, defaultBucket, warnings })

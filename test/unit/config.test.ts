@@ -46,7 +46,7 @@ test("kahego's example buckets file loads unchanged", () => {
 test('each invalid buckets case names its JSON path', () => {
   const cases: Array<[string, (d: ReturnType<typeof base> & Record<string, unknown>) => void, string, RegExp]> = [
     ['undefined stream', (d) => { d.buckets[0]!.streams = ['nope'] }, '$.buckets[0].streams[0]', /not defined/],
-    ['slice above 1', (d) => { (d.streamsConfigs.f as Record<string, unknown>).slice = 1.5 }, '$.streamsConfigs.f.slice', /<= 1|match/],
+    ['slice above 1', (d) => { (d.streamsConfigs.f as Record<string, unknown>).slice = 1.5 }, '$.streamsConfigs.f.slice', /must be at most 1$/],
     ['slice below 0', (d) => { (d.streamsConfigs.f as Record<string, unknown>).slice = -0.1 }, '$.streamsConfigs.f.slice', /.+/],
     ['unknown stream type', (d) => { (d.streamsConfigs.f as Record<string, unknown>).type = 'redis' }, '$.streamsConfigs.f.type', /one of/],
     ['unknown file setting', (d) => { (d.streamsConfigs.f.settings as Record<string, unknown>).colour = 'red' }, '$.streamsConfigs.f.settings', /unknown property "colour"/],
@@ -58,6 +58,16 @@ test('each invalid buckets case names its JSON path', () => {
     ['duplicate bucket', (d) => { d.buckets.push({ ...d.buckets[0]! }) }, '$.buckets[1].id', /twice/],
     ['unknown top-level key', (d) => { d.extra = 1 }, '$', /unknown property "extra"/],
     ['missing buckets', (d) => { delete (d as Record<string, unknown>).buckets }, '$', /missing required property "buckets"/],
+    // Issue 10: a typo must not turn fsync off; batch and batchTimeout have bounds.
+    ['fsync typo', (d) => { (d.streamsConfigs.f.settings as Record<string, unknown>).fsync = 'flase' }, '$.streamsConfigs.f.settings.fsync', /^must be one of true, false, "true", "false"$/],
+    ['fsync as a number', (d) => { (d.streamsConfigs.f.settings as Record<string, unknown>).fsync = 0 }, '$.streamsConfigs.f.settings.fsync', /^must be one of true, false, "true", "false"$/],
+    ['fsync "TRUE"', (d) => { (d.streamsConfigs.f.settings as Record<string, unknown>).fsync = 'TRUE' }, '$.streamsConfigs.f.settings.fsync', /^must be one of true, false, "true", "false"$/],
+    ['batch 1e308', (d) => { d.buckets[0]!.batch = 1e308 }, '$.buckets[0].batch', /at most 1000000/],
+    ['batch as a long string', (d) => { (d.buckets[0] as Record<string, unknown>).batch = '1000001' }, '$.buckets[0].batch', /at most 1000000/],
+    ['batch fraction', (d) => { d.buckets[0]!.batch = 1.5 }, '$.buckets[0].batch', /whole number/],
+    ['batchTimeout 1e308', (d) => { d.buckets[0]!.batchTimeout = 1e308 }, '$.buckets[0].batchTimeout', /at most 3600000/],
+    ['batchTimeout string above', (d) => { (d.buckets[0] as Record<string, unknown>).batchTimeout = '3600001' }, '$.buckets[0].batchTimeout', /at most 3600000/],
+    ['defaultBucket batch 1e308', (d) => { d.defaultBucket = { streams: ['f'], batch: 1e308 } }, '$.defaultBucket.batch', /at most 1000000/],
   ]
   for (const [name, mutate, path, message] of cases) {
     const doc = base() as ReturnType<typeof base> & Record<string, unknown>
@@ -65,6 +75,21 @@ test('each invalid buckets case names its JSON path', () => {
     const found = problems(() => parseBucketsConfig(doc))
     assert.ok(found.some((p) => p.path === path && message.test(p.message)), `${name}: expected ${path} ~ ${message}, got ${JSON.stringify(found)}`)
   }
+})
+
+test('fsync: true, false, "true" or "false"; batch and batchTimeout up to their bounds', () => {
+  const parsed = (fsync: unknown, batch: unknown, batchTimeout: unknown) => {
+    const doc = base() as ReturnType<typeof base> & Record<string, unknown>
+    ;(doc.streamsConfigs.f.settings as Record<string, unknown>).fsync = fsync
+    Object.assign(doc.buckets[0]!, { batch, batchTimeout })
+    const c = parseBucketsConfig(doc)
+    const f = c.streams.get('f')!
+    return { fsync: f.type === 'file' && f.settings.fsync, batch: c.buckets.get('a')!.batch, batchTimeout: c.buckets.get('a')!.batchTimeout }
+  }
+  assert.deepEqual(parsed(false, 1000000, 3600000), { fsync: false, batch: 1000000, batchTimeout: 3600000 })
+  assert.deepEqual(parsed('false', '1000000', ' 3600000 '), { fsync: false, batch: 1000000, batchTimeout: 3600000 })
+  assert.deepEqual(parsed('true', 1, 1), { fsync: true, batch: 1, batchTimeout: 1 })
+  assert.deepEqual(parsed(true, '7', '9'), { fsync: true, batch: 7, batchTimeout: 9 })
 })
 
 test('every problem is reported at once', () => {
