@@ -9,6 +9,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import { type ConfigProblem, ConfigError } from '../errors.ts'
 import { PACKAGE_ROOT } from '../package-root.ts'
 import { checkFileNameTemplate } from '../streams/rotating-file.ts'
+import { overlappingFileName } from './file-name-overlap.ts'
 import { parseInteger, parseSize } from './sizes.ts'
 import { LIBRDKAFKA_PROPERTIES } from './librdkafka-properties.ts'
 
@@ -307,6 +308,34 @@ function deepFreeze<T> (o: T): T {
   return o
 }
 
+/**
+ * Two file streams (a backup counts as one) whose templates could produce the same file
+ * under the same folder, or one inside the other, would count, prune and replay each
+ * other's files: an error at the later one's path (see file-name-overlap.ts for the rule).
+ */
+function checkSharedFolders (streams: ReadonlyMap<string, StreamConfig>, problems: ConfigProblem[]): void {
+  const files: Array<{ at: string, settings: FileSettings }> = []
+  for (const [id, top] of streams) {
+    let at = `$.streamsConfigs${jsonPath('/' + id).slice(1)}`
+    for (let c: StreamConfig | null = top; c !== null; c = c.backup, at += '.backup') {
+      // A template already refused is reported on its own.
+      if (c.type === 'file' && checkFileNameTemplate(c.settings.path, c.settings.fileNameTemplate) === null) files.push({ at, settings: c.settings })
+    }
+  }
+  files.forEach((b, i) => {
+    for (const a of files.slice(0, i)) {
+      const name = overlappingFileName(a.settings, b.settings)
+      if (name === null) continue
+      problems.push({
+        path: `${b.at}.settings.path`,
+        message: `shares files with ${a.at}: both could write ${name}, ` +
+          'so each would count, delete (maxFiles) and replay the other\'s files; give each stream its own path, or templates that cannot produce each other\'s names (another fixed prefix or extension)',
+      })
+      return
+    }
+  })
+}
+
 /** Validates parsed JSON. Throws ConfigError listing every problem with its JSON path. */
 export function parseBucketsConfig (doc: unknown): BucketsConfig {
   const validate = schemaValidator()
@@ -319,6 +348,7 @@ export function parseBucketsConfig (doc: unknown): BucketsConfig {
   for (const [id, raw] of Object.entries(root.streamsConfigs as Record<string, Json>)) {
     streams.set(id, stream(id, raw, `$.streamsConfigs${jsonPath('/' + id).slice(1)}`, problems, warnings, false))
   }
+  checkSharedFolders(streams, problems)
   const checkRefs = (b: Json, at: string): void => {
     (b.streams as string[]).forEach((s, i) => {
       if (!streams.has(s)) problems.push({ path: `${at}.streams[${i}]`, message: `stream "${s}" is not defined in streamsConfigs` })

@@ -139,6 +139,35 @@ test('ssl.ca.location is read while parsing: the stream gets the contents; an un
   assert.deepEqual(both.map((p) => p.path), [at, '$.buckets[0].streams[0]'])
 })
 
+test('file streams that could claim each other\'s files are an error: same folder (or one inside the other) and overlapping templates', () => {
+  const file = (path: string, fileNameTemplate?: string, backup?: object) => ({ type: 'file', settings: { path, ...(fileNameTemplate === undefined ? {} : { fileNameTemplate }) }, ...(backup === undefined ? {} : { backup }) })
+  const doc = (streams: Record<string, object>) => ({ streamsConfigs: streams, buckets: [{ id: 'a', streams: Object.keys(streams) }] })
+  const shared = (streams: Record<string, object>) => {
+    try {
+      parseBucketsConfig(doc(streams))
+      return []
+    } catch (err) {
+      assert.ok(err instanceof ConfigError)
+      return err.problems.map((p) => `${p.path}: ${p.message}`)
+    }
+  }
+  // Same folder, default templates: two streams, a stream and its own backup, a stream and another's backup.
+  assert.match(shared({ x: file('/d'), y: file('/d') }).join('\n'), /^\$\.streamsConfigs\.y\.settings\.path: shares files with \$\.streamsConfigs\.x: both could write \/d\/\S+\.frames, /)
+  assert.deepEqual(shared({ x: file('/d', undefined, file('/d/')) }).map((p) => p.split(':')[0]), ['$.streamsConfigs.x.backup.settings.path'])
+  assert.deepEqual(shared({ x: file('/e'), k: { type: 'kafka', settings: { 'bootstrap.servers': 'h:1' }, backup: file('/e/.') } }).map((p) => p.split(':')[0]), ['$.streamsConfigs.k.backup.settings.path'])
+  // One folder inside the other, where the names can meet: /d/a/<ts>.log is bucket a's file of x.
+  assert.equal(shared({ x: file('/d', '{bucket}{PS}{ts}.log'), y: file('/d/a', '{ts}.log') }).length, 1)
+  // A name one template makes with a collision suffix, the other plainly: b-0.log.1.
+  assert.equal(shared({ x: file('/d', '{bucket}.{ts}'), y: file('/d', '{bucket}-{ts}.log') }).length, 1)
+  // {hostname} is any host name: the check does not depend on the machine.
+  assert.equal(shared({ x: file('/d', '{hostname}-{bucket}.log'), y: file('/d', 'web-{bucket}.log') }).length, 1)
+  // Provably apart: other folders, other fixed prefixes, other extensions, other subfolders.
+  assert.deepEqual(shared({ x: file('/d'), y: file('/e'), z: file('/d/backup') }), [])
+  assert.deepEqual(shared({ x: file('/d', 'x-{bucket}-{ts}.log'), y: file('/d', 'y-{bucket}-{ts}.log') }), [])
+  assert.deepEqual(shared({ x: file('/d', '{bucket}-{ts}.a'), y: file('/d', '{bucket}-{ts}.b', file('/d', '{bucket}-{ts}.c')) }), [])
+  assert.deepEqual(shared({ x: file('/d', 'copy/{bucket}-{ts}.f'), y: file('/d', 'backup/{bucket}-{ts}.f') }), [])
+})
+
 test('unreadable and non-JSON buckets files are config errors naming the file', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'kahets-cfg-'))
   await writeFile(join(dir, 'bad.json'), '{ "streamsConfigs": ')
