@@ -1,7 +1,7 @@
 // The kahets command line.
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
+import { EXIT_USAGE, UsageError, parseCommandLine, usage, type Command } from './command-line.ts'
 import { loadBucketsFile } from './config/buckets.ts'
 import { loadEnv } from './config/env.ts'
 import { ConfigError, KahetsError } from './errors.ts'
@@ -9,22 +9,6 @@ import { createLogger } from './log.ts'
 import { PACKAGE_ROOT } from './package-root.ts'
 import { startDaemon } from './daemon.ts'
 import { replayFiles } from './replay-command.ts'
-
-const USAGE = `Usage: kahets [run|check-config|replay FILE...] [options]
-
-Commands:
-  run               start the sidecar (default)
-  check-config      validate the env and the buckets file; print every error; exit 1 on any
-  replay FILE...    send frame files (backup or file-stream files) through the running
-                    kahets at SOCKET; torn tails are reported and skipped
-
-Options:
-  --env-file PATH   read this env file instead of .env.{environment}.local
-  -h, --help        show this help
-  -v, --version     print the version
-
-Environment: environment (default dev) picks .env.{environment}.local; see README.md for
-every variable (SOCKET, BUCKETS_FILE, MAXMEMORY, LOG_LEVEL, ...).`
 
 function version (): string {
   const pkg = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }
@@ -37,10 +21,6 @@ function printConfigError (err: ConfigError): void {
 }
 
 async function replay (files: string[], envFile: string | undefined): Promise<number> {
-  if (files.length === 0) {
-    process.stderr.write(`kahets: replay needs at least one FILE\n\n${USAGE}\n`)
-    return 2
-  }
   let env
   try {
     env = loadEnv({ envFile })
@@ -65,41 +45,43 @@ async function replay (files: string[], envFile: string | undefined): Promise<nu
   return 0
 }
 
+// The commands, in the order --help lists them; a new command is one more entry.
+const COMMANDS: readonly Command[] = [
+  { name: 'run', summary: 'start the sidecar (the default)', run: async ({ envFile }) => await runOrCheck('run', envFile) },
+  { name: 'check-config', summary: 'validate the env and the buckets file; print every error; exit 1 on any', run: async ({ envFile }) => await runOrCheck('check-config', envFile) },
+  {
+    name: 'replay',
+    args: 'FILE...',
+    minArgs: 1,
+    summary: 'send frame files (backup or file-stream files) through the running kahets at SOCKET; torn tails are reported and skipped',
+    run: async ({ args, envFile }) => await replay(args, envFile),
+  },
+]
+
 async function main (argv: string[]): Promise<number> {
   let parsed
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        'env-file': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    })
+    parsed = parseCommandLine(argv, COMMANDS)
   } catch (err) {
-    process.stderr.write(`kahets: ${(err as Error).message}\n\n${USAGE}\n`)
-    return 2
+    if (!(err instanceof UsageError)) throw err
+    process.stderr.write(`kahets: ${err.message}\n\n${usage(COMMANDS)}\n`)
+    return EXIT_USAGE
   }
-  const { values, positionals } = parsed
-  if (values.help === true) {
-    process.stdout.write(USAGE + '\n')
+  if (parsed.kind === 'help') {
+    process.stdout.write(usage(COMMANDS) + '\n')
     return 0
   }
-  if (values.version === true) {
+  if (parsed.kind === 'version') {
     process.stdout.write(`kahets ${version()}\n`)
     return 0
   }
-  const command = positionals[0] ?? 'run'
-  if (command === 'replay') return await replay(positionals.slice(1), values['env-file'])
-  if (!['run', 'check-config'].includes(command) || positionals.length > 1) {
-    process.stderr.write(`kahets: unknown command ${JSON.stringify(positionals.join(' '))}\n\n${USAGE}\n`)
-    return 2
-  }
+  return await parsed.command.run(parsed)
+}
 
+async function runOrCheck (command: 'run' | 'check-config', envFile: string | undefined): Promise<number> {
   let env, buckets
   try {
-    env = loadEnv({ envFile: values['env-file'] })
+    env = loadEnv({ envFile })
     buckets = loadBucketsFile(env.bucketsFile)
   } catch (err) {
     if (err instanceof ConfigError) {
