@@ -97,9 +97,6 @@ async function runOrCheck (command: 'run' | 'check-config', envFile: string | un
     return 0
   }
 
-  // MAXCPUS (kahego's GOMAXPROCS) sizes libuv's thread pool, which runs file writes and
-  // fsync; JavaScript itself runs on one thread.
-  process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, env.maxCpus))
   const log = createLogger(env.logLevel)
   let daemon
   try {
