@@ -215,3 +215,14 @@ test('env: defaults, the env file, process env winning, and every bad value name
   assert.ok(bad.every((p) => p.message.includes('invalid value')))
   assert.match(problems(() => loadEnv({ cwd: dir, env: {}, envFile: 'nope.env' }))[0]!.message, /not found/)
 })
+
+test('env: the file cannot set what Node.js, libuv or OpenSSL read at start; the process environment may', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kahets-env-'))
+  await writeFile(join(dir, 'k.env'), 'NODE_OPTIONS=--max-old-space-size=64\nUV_THREADPOOL_SIZE=16\nNODE_EXTRA_CA_CERTS=/x.pem\nOPENSSL_CONF=/y\nSSL_CERT_FILE=/z\nKAHEGO_ONLY=1\nSOCKET=/tmp/k.sock\n')
+  const found = problems(() => loadEnv({ cwd: dir, env: {}, envFile: 'k.env' }))
+  assert.deepEqual(found.map((p) => p.path), ['NODE_OPTIONS', 'UV_THREADPOOL_SIZE', 'NODE_EXTRA_CA_CERTS', 'OPENSSL_CONF', 'SSL_CERT_FILE'])
+  assert.ok(found.every((p) => p.message.includes('Node.js reads it when the process starts')))
+  // Names kahets does not know are ignored, as before; the process environment is not the file.
+  await writeFile(join(dir, 'ok.env'), 'KAHEGO_ONLY=1\nSOCKET=/tmp/k.sock\n')
+  assert.equal(loadEnv({ cwd: dir, env: { NODE_OPTIONS: '--max-old-space-size=64', UV_THREADPOOL_SIZE: '8' }, envFile: 'ok.env' }).socket, '/tmp/k.sock')
+})
