@@ -9,10 +9,10 @@
 //
 //   segment ( "/" segment )* ( "." [1-9] [0-9]{0,8} )?        (the collision suffix)
 //
-// with {bucket} any of [A-Za-z0-9._-]{1,255}, {ts} [0-9]{1,15}, {rand} [A-Za-z0-9]{8} and
-// {hostname} [A-Za-z0-9._-]{1,64} (any host, so the answer does not depend on the machine
-// that checks the file). Each placeholder is taken on its own, even where a template
-// repeats one: that only makes the check stricter. The two languages are intersected by
+// with {bucket} any of [A-Za-z0-9._-]+, {ts} [0-9]{1,15}, {rand} [A-Za-z0-9]{8} and
+// {hostname} [A-Za-z0-9._-]+ (any host, so the answer does not depend on the machine that
+// checks the file). Each placeholder is taken on its own, even where a template repeats
+// one, and names have no length bound: both only make the check stricter. The two languages are intersected by
 // walking both automata in step; the first shared name found is returned as the proof.
 import path from 'node:path'
 import { parseTemplate, type Token } from '../streams/rotating-file.ts'
@@ -32,10 +32,13 @@ const DIGIT: CharTest = (c) => c >= '0' && c <= '9'
 const ALNUM: CharTest = (c) => /^[A-Za-z0-9]$/.test(c)
 
 const PLACEHOLDER_SHAPE: Record<Exclude<Token['kind'], 'literal'>, { test: CharTest, min: number, max: number }> = {
-  bucket: { test: BUCKET_CHAR, min: 1, max: 255 },
+  // Bucket and host names are taken as unbounded in length: a few states instead of
+  // hundreds (the walk stays fast for any template), at the cost of refusing a pair whose
+  // only shared names would need a bucket name longer than 255 characters.
+  bucket: { test: BUCKET_CHAR, min: 1, max: Infinity },
   ts: { test: DIGIT, min: 1, max: 15 },
   rand: { test: ALNUM, min: 8, max: 8 },
-  hostname: { test: BUCKET_CHAR, min: 1, max: 64 },
+  hostname: { test: BUCKET_CHAR, min: 1, max: Infinity },
 }
 
 class Builder {
@@ -60,6 +63,14 @@ class Builder {
   }
 
   repeat (test: CharTest, min: number, max: number): void {
+    if (max === Infinity) {
+      for (let i = 0; i < min; i++) this.char(test)
+      const loop = this.#state()
+      this.empty[this.at]!.push(loop)
+      this.edges[loop]!.push({ test, to: loop })
+      this.at = loop
+      return
+    }
     const exit = this.#state()
     for (let i = 0; i < max; i++) {
       if (i >= min) this.empty[this.at]!.push(exit)
