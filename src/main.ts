@@ -53,7 +53,7 @@ const COMMANDS: readonly Command[] = [
     name: 'replay',
     args: 'FILE...',
     minArgs: 1,
-    summary: 'send frame files (backup or file-stream files) through the running kahets at SOCKET; torn tails are reported and skipped',
+    summary: 'send frame files through the running kahets at SOCKET (torn tails skipped)',
     run: async ({ args, envFile }) => await replay(args, envFile),
   },
 ]
