@@ -51,7 +51,7 @@ export type Parsed =
   | { readonly kind: 'command', readonly command: Command, readonly args: string[], readonly values: OptionValues, readonly envFile: string | undefined }
 
 function flag (name: string, spec: OptionSpecs[string], valueName = 'VALUE'): string {
-  return `${spec.short === undefined ? '    ' : `-${spec.short}, `}--${name}${spec.type === 'string' ? ` ${valueName}` : ''}`
+  return `${spec.short === undefined ? '' : `-${spec.short}, `}--${name}${spec.type === 'string' ? ` ${valueName}` : ''}`
 }
 
 export function usage (commands: readonly Command[]): string {
@@ -60,7 +60,7 @@ export function usage (commands: readonly Command[]): string {
     rows.push([`  ${c.name}${c.args === undefined ? '' : ` ${c.args}`}`, c.summary])
     for (const [name, spec] of Object.entries(c.options ?? {})) rows.push([`      ${flag(name, spec, c.optionValue?.[name])}`, c.optionHelp?.[name] ?? ''])
   }
-  const options: Array<[string, string]> = Object.entries(GLOBAL_OPTIONS).map(([name, spec]) => [`  ${flag(name, spec, 'PATH')}`, GLOBAL_HELP[name as keyof typeof GLOBAL_OPTIONS]])
+  const options: Array<[string, string]> = Object.entries(GLOBAL_OPTIONS).map(([name, spec]) => [`  ${'short' in spec ? '' : '    '}${flag(name, spec, 'PATH')}`, GLOBAL_HELP[name as keyof typeof GLOBAL_OPTIONS]])
   const width = Math.max(...[...rows, ...options].map(([left]) => left.length)) + 2
   const render = (r: Array<[string, string]>): string[] => r.map(([left, right]) => left.padEnd(width) + right)
   return [
