@@ -185,6 +185,15 @@ test('METRICS=unix:PATH never deletes a file that is not a socket, refuses a pat
   assert.equal(await unixGet(path, '/healthz'), 200)
   assert.equal(await third.stop(), 0)
   assert.equal(existsSync(path), false, 'the socket file is removed on exit')
+
+  // host:port: a port in use is refused as well.
+  const port = await freePort()
+  const tcp = await startKahets({ buckets, env: { METRICS: `127.0.0.1:${port}` } })
+  const tcpSecond = await startKahets({ buckets, env: { METRICS: `127.0.0.1:${port}` }, waitReady: false })
+  assert.equal(await exitCode(tcpSecond), 1, tcpSecond.output())
+  assert.match(tcpSecond.output(), /METRICS: cannot listen: .*EADDRINUSE/)
+  assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200)
+  assert.equal(await tcp.stop(), 0)
 })
 
 /** The exit code of a kahets expected to refuse to start, within a deadline. */
