@@ -16,6 +16,8 @@ export interface Daemon {
   readonly budget: MemoryBudget
   readonly manager: BucketManager
   readonly listener: Listener
+  /** Streams built and not yet closed (backups included): a rejected reload leaves this unchanged. */
+  readonly openStreams: number
   /** Clean shutdown (SPEC §4). Safe to call more than once. */
   stop (): Promise<void>
   /** SIGHUP: re-reads the buckets file; an invalid file is logged and the running one kept. */
@@ -35,12 +37,30 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
   await loadStreamModules(buckets)
   const stats = new Stats()
   const budget = new MemoryBudget(env.maxMemory)
+  // Every stream built is counted until it is closed, so a stream a failed reload built and
+  // never handed over shows up in /metrics (kahets_streams_open) instead of leaking silently.
+  const factory = opts.createStream ?? defaultCreateStream
+  let openStreams = 0
+  const createStream: StreamFactory = (config, streamLog) => {
+    const stream = factory(config, streamLog)
+    openStreams++
+    let closed = false
+    const close = stream.close.bind(stream)
+    stream.close = async () => {
+      if (!closed) {
+        closed = true
+        openStreams--
+      }
+      await close()
+    }
+    return stream
+  }
   const manager = new BucketManager({
     config: buckets,
     stats,
     budget,
     log,
-    createStream: opts.createStream ?? defaultCreateStream,
+    createStream,
     shutdownTimeoutMs: env.shutdownTimeoutMs,
   })
   const listener = new Listener({
@@ -96,12 +116,23 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         log.error({ err }, 'reload rejected: cannot load the code of a stream it names; keeping the running configuration')
         return false
       }
-      await manager.reload(next)
+      try {
+        await manager.reload(next)
+      } catch (err) {
+        // The manager stopped whatever it had built for this file before it gave up.
+        log.error({ err, file: env.bucketsFile }, 'reload rejected: cannot build the streams it names; keeping the running configuration')
+        return false
+      }
       return true
+    }).catch((err: unknown) => {
+      // Each reload stands alone: one that failed in a way not foreseen above must not hand
+      // its error to every later SIGHUP through this chain (issue 10, finding 9).
+      log.error({ err }, 'reload failed; keeping the running configuration')
+      return false
     })
     return reloading
   }
-  const daemon: Daemon = { stats, budget, manager, listener, stop, reload }
+  const daemon: Daemon = { stats, budget, manager, listener, stop, reload, get openStreams () { return openStreams } }
   if (env.metrics !== null) {
     try {
       metrics = await startMetricsServer(daemon, env.metrics, log)

@@ -1,7 +1,7 @@
 // The kahets command line.
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
+import { EXIT_USAGE, UsageError, parseCommandLine, usage, type Command } from './command-line.ts'
 import { loadBucketsFile } from './config/buckets.ts'
 import { loadEnv } from './config/env.ts'
 import { ConfigError, KahetsError } from './errors.ts'
@@ -11,28 +11,6 @@ import { startDaemon } from './daemon.ts'
 import { describeReplay, replayFiles } from './replay-command.ts'
 import { describeInspect, inspectFile } from './inspect-command.ts'
 import { stat } from 'node:fs/promises'
-
-const USAGE = `Usage: kahets [run|check-config|replay FILE...|inspect FILE...] [options]
-
-Commands:
-  run               start the sidecar (default)
-  check-config      validate the env and the buckets file; print every error; exit 1 on any
-  replay FILE...    send backup files (spool) and frame files (file streams, kahego's .bckstm)
-                    through the running kahets at SOCKET; only verified frames are sent, torn
-                    tails and damaged ranges are reported and skipped; exit 1 on damage
-  inspect FILE...   per file: format, records, buckets, bytes, oldest/newest record time,
-                    damaged ranges; exit 1 on damage
-
-Options:
-  --env-file PATH   read this env file instead of .env.{environment}.local
-  --dry-run         replay: read, verify and report; send nothing
-  --dump            inspect: write every frame as a JSON line to stdout (the summary goes to
-                    stderr); key and payload as UTF-8 text when valid, else base64
-  -h, --help        show this help
-  -v, --version     print the version
-
-Environment: environment (default dev) picks .env.{environment}.local; see README.md for
-every variable (SOCKET, BUCKETS_FILE, MAXMEMORY, LOG_LEVEL, ...).`
 
 function version (): string {
   const pkg = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }
@@ -66,10 +44,6 @@ function plural (n: number, word: string): string {
 }
 
 async function replay (files: string[], opts: { envFile: string | undefined, dryRun: boolean }): Promise<number> {
-  if (files.length === 0) {
-    process.stderr.write(`kahets: replay needs at least one FILE\n\n${USAGE}\n`)
-    return 2
-  }
   const totalBytes = await fileSizes(files)
   if (typeof totalBytes === 'string') {
     process.stderr.write(`kahets: replay: ${totalBytes}\n`)
@@ -117,10 +91,6 @@ async function replay (files: string[], opts: { envFile: string | undefined, dry
 }
 
 async function inspect (files: string[], opts: { dump: boolean }): Promise<number> {
-  if (files.length === 0) {
-    process.stderr.write(`kahets: inspect needs at least one FILE\n\n${USAGE}\n`)
-    return 2
-  }
   // With --dump stdout carries only JSON lines.
   const summary = opts.dump ? process.stderr : process.stdout
   let damaged = 0
@@ -140,52 +110,54 @@ async function inspect (files: string[], opts: { dump: boolean }): Promise<numbe
 
 // --- end replay and inspect ---
 
+// The commands, in the order --help lists them; a new command is one more entry.
+const COMMANDS: readonly Command[] = [
+  { name: 'run', summary: 'start the sidecar (the default)', run: async ({ envFile }) => await runOrCheck('run', envFile) },
+  { name: 'check-config', summary: 'validate the env and the buckets file; print every error; exit 1 on any', run: async ({ envFile }) => await runOrCheck('check-config', envFile) },
+  {
+    name: 'replay',
+    args: 'FILE...',
+    minArgs: 1,
+    summary: 'send backup files (spool) and frame files (file streams, kahego\'s .bckstm) through the running kahets at SOCKET; only verified frames are sent, torn tails and damaged ranges are reported and skipped; exit 1 on damage',
+    options: { 'dry-run': { type: 'boolean' } },
+    optionHelp: { 'dry-run': 'read, verify and report; send nothing' },
+    run: async ({ args, values, envFile }) => await replay(args, { envFile, dryRun: values['dry-run'] === true }),
+  },
+  {
+    name: 'inspect',
+    args: 'FILE...',
+    minArgs: 1,
+    summary: 'per file: format, records, buckets, bytes, oldest/newest record time, damaged ranges; exit 1 on damage',
+    options: { dump: { type: 'boolean' } },
+    optionHelp: { dump: 'write every frame as a JSON line to stdout (the summary goes to stderr); key and payload as UTF-8 text when valid, else base64' },
+    run: async ({ args, values }) => await inspect(args, { dump: values.dump === true }),
+  },
+]
+
 async function main (argv: string[]): Promise<number> {
   let parsed
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        'env-file': { type: 'string' },
-        'dry-run': { type: 'boolean' },
-        dump: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    })
+    parsed = parseCommandLine(argv, COMMANDS)
   } catch (err) {
-    process.stderr.write(`kahets: ${(err as Error).message}\n\n${USAGE}\n`)
-    return 2
+    if (!(err instanceof UsageError)) throw err
+    process.stderr.write(`kahets: ${err.message}\n\n${usage(COMMANDS)}\n`)
+    return EXIT_USAGE
   }
-  const { values, positionals } = parsed
-  if (values.help === true) {
-    process.stdout.write(USAGE + '\n')
+  if (parsed.kind === 'help') {
+    process.stdout.write(usage(COMMANDS) + '\n')
     return 0
   }
-  if (values.version === true) {
+  if (parsed.kind === 'version') {
     process.stdout.write(`kahets ${version()}\n`)
     return 0
   }
-  const command = positionals[0] ?? 'run'
-  if (values['dry-run'] === true && command !== 'replay') {
-    process.stderr.write(`kahets: --dry-run is for replay\n\n${USAGE}\n`)
-    return 2
-  }
-  if (values.dump === true && command !== 'inspect') {
-    process.stderr.write(`kahets: --dump is for inspect\n\n${USAGE}\n`)
-    return 2
-  }
-  if (command === 'replay') return await replay(positionals.slice(1), { envFile: values['env-file'], dryRun: values['dry-run'] === true })
-  if (command === 'inspect') return await inspect(positionals.slice(1), { dump: values.dump === true })
-  if (!['run', 'check-config'].includes(command) || positionals.length > 1) {
-    process.stderr.write(`kahets: unknown command ${JSON.stringify(positionals.join(' '))}\n\n${USAGE}\n`)
-    return 2
-  }
+  return await parsed.command.run(parsed)
+}
 
+async function runOrCheck (command: 'run' | 'check-config', envFile: string | undefined): Promise<number> {
   let env, buckets
   try {
-    env = loadEnv({ envFile: values['env-file'] })
+    env = loadEnv({ envFile })
     buckets = loadBucketsFile(env.bucketsFile)
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -201,9 +173,6 @@ async function main (argv: string[]): Promise<number> {
     return 0
   }
 
-  // MAXCPUS (kahego's GOMAXPROCS) sizes libuv's thread pool, which runs file writes and
-  // fsync; JavaScript itself runs on one thread.
-  process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, env.maxCpus))
   const log = createLogger(env.logLevel)
   let daemon
   try {

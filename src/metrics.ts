@@ -2,11 +2,11 @@
 // Values are read from the live actors and counters when scraped; nothing on the hot path
 // touches prom-client.
 import { createServer, type Server } from 'node:http'
-import { unlink } from 'node:fs/promises'
 import { Counter, Gauge, Registry } from 'prom-client'
 import type { MetricsAddress } from './config/env.ts'
 import type { Daemon } from './daemon.ts'
 import type { Logger } from './log.ts'
+import { claimSocketPath } from './socket-file.ts'
 
 export interface FlowSnapshot {
   bucket: string
@@ -123,6 +123,7 @@ export function buildRegistry (daemon: Daemon): Registry {
   counter('kahets_spool_corrupt_bytes_total', 'Bytes of those damaged runs, skipped on replay.', ['stream'], (c) => {
     for (const s of allStreams(daemon)) c.inc({ stream: s.id }, s.replayProgress.corruptBytes)
   })
+  gauge('kahets_streams_open', 'Streams (Kafka clients, file writers; backups included) built and not yet closed.', [], (g) => { g.set(daemon.openStreams) })
   gauge('kahets_connected_clients', 'Open client connections.', [], (g) => { g.set(daemon.stats.connections) })
   counter('kahets_connections_total', 'Client connections accepted.', [], (c) => { c.inc(daemon.stats.connectionsTotal) })
   gauge('kahets_buffered_bytes', 'Frame bytes held in memory, charged against MAXMEMORY.', [], (g) => { g.set(daemon.budget.used) })
@@ -174,7 +175,9 @@ export async function startMetricsServer (daemon: Daemon, address: MetricsAddres
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('kahets: /metrics or /healthz\n')
   })
-  if ('path' in address) await unlink(address.path).catch(() => {})
+  if ('path' in address && await claimSocketPath(address.path) === 'stale') {
+    log.warn({ metrics: `unix:${address.path}` }, 'METRICS: removing stale socket file left by a previous run')
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     if ('path' in address) server.listen(address.path, resolve)

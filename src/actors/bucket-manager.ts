@@ -121,10 +121,19 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
   async reload (config: BucketsConfig): Promise<void> {
     const old = this.#streams
     const next = new Map<string, StreamActor>()
-    for (const [id, sc] of config.streams) {
-      const same = this.#config.streams.get(id)
-      const keep = old.get(id)
-      next.set(id, keep !== undefined && same !== undefined && JSON.stringify(same) === JSON.stringify(sc) ? keep : this.#streamActor(id, sc, 'primary'))
+    const built: StreamActor[] = []
+    try {
+      for (const [id, sc] of config.streams) {
+        const same = this.#config.streams.get(id)
+        const keep = old.get(id)
+        if (keep !== undefined && same !== undefined && JSON.stringify(same) === JSON.stringify(sc)) next.set(id, keep)
+        else next.set(id, this.#streamActor(id, sc, 'primary', built))
+      }
+    } catch (err) {
+      // A reload that cannot be built leaves nothing behind: what it built so far is stopped
+      // (closing its streams) and the running configuration stays (issue 10, finding 9).
+      await Promise.all(built.map((a) => a.stop()))
+      throw err
     }
     this.#config = config
     this.#streams = next
@@ -166,8 +175,9 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
     return actor
   }
 
-  #streamActor (id: string, config: StreamConfig, role: 'primary' | 'backup'): StreamActor {
-    const backup = config.backup === null ? null : this.#streamActor(`${id}.backup`, config.backup, 'backup')
+  /** `built` collects every actor made here (backups too), so a failed reload can stop them. */
+  #streamActor (id: string, config: StreamConfig, role: 'primary' | 'backup', built: StreamActor[] = []): StreamActor {
+    const backup = config.backup === null ? null : this.#streamActor(`${id}.backup`, config.backup, 'backup', built)
     const log = this.#log.child({ stream: id })
     const actor = new StreamActor({
       id,
@@ -180,6 +190,7 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
       log,
       supervisor: this,
     })
+    built.push(actor)
     if (role === 'primary') {
       actor.checkLeftovers().catch((err: unknown) => { this.#log.error({ err, stream: id }, 'cannot list backup files left by an earlier run') })
     }

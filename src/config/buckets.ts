@@ -2,12 +2,14 @@
 // then checked for what a schema cannot say (references between streams and buckets,
 // templates that would escape their folder, setting values). The result is typed and frozen;
 // nothing deeper in the runtime checks configuration again.
+import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
 import { type ConfigProblem, ConfigError } from '../errors.ts'
 import { PACKAGE_ROOT } from '../package-root.ts'
 import { checkFileNameTemplate } from '../streams/rotating-file.ts'
+import { overlappingFileName } from './file-name-overlap.ts'
 import { parseInteger, parseSize } from './sizes.ts'
 import { LIBRDKAFKA_PROPERTIES } from './librdkafka-properties.ts'
 
@@ -34,7 +36,12 @@ export interface KafkaSettings {
   readonly maxInFlight: number
   readonly requestTimeoutMs: number
   readonly clientId: string
-  readonly ssl: null | { readonly caLocation: string | null }
+  /**
+   * security.protocol ssl/sasl_ssl. `ca` holds the contents of ssl.ca.location, read (and
+   * checked to hold PEM certificates) while the buckets file is parsed, so an unreadable CA
+   * is a config error with its JSON path and the stream never touches the file.
+   */
+  readonly ssl: null | { readonly caLocation: string | null, readonly ca: string | null }
   readonly sasl: null | { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512', readonly username: string, readonly password: string }
   readonly probeIntervalMs: number
   readonly replayBytesPerSec: number
@@ -69,6 +76,11 @@ export interface BucketsConfig {
 }
 
 export const BUCKET_DEFAULTS = { batch: 1000, batchTimeout: 1000 }
+/**
+ * Upper bounds (issue 10): a batch of a million messages or a window of an hour is already
+ * far past any use; above that (1e308) a value can only be a mistake.
+ */
+export const BUCKET_LIMITS = { batch: 1_000_000, batchTimeout: 3_600_000 }
 export const FILE_DEFAULTS = { maxFiles: 0, sizeRotate: 100 * 1024 * 1024, fileNameTemplate: '{bucket}{PS}{ts}-{rand}.frames' }
 export const KAFKA_DEFAULTS = {
   acks: -1 as const,
@@ -120,7 +132,10 @@ function describe (e: ErrorObject): string {
   switch (e.keyword) {
     case 'required': return `missing required property "${String(e.params.missingProperty)}"`
     case 'additionalProperties': return `unknown property "${String(e.params.additionalProperty)}"`
-    case 'enum': return `must be one of ${JSON.stringify(e.params.allowedValues)}`
+    case 'enum': return `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`
+    case 'maximum': return `must be at most ${String(e.params.limit)}`
+    case 'minimum': return `must be at least ${String(e.params.limit)}`
+    case 'type': return `must be ${String(e.params.type).split(',').map((t) => t === 'integer' ? 'a whole number' : /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`).join(' or ')}`
     default: return e.message ?? e.keyword
   }
 }
@@ -128,21 +143,19 @@ function describe (e: ErrorObject): string {
 function schemaProblems (errors: ErrorObject[]): ConfigProblem[] {
   // oneOf/if failures repeat what their branches said; keep the specific messages.
   const useful = errors.filter((e) => e.keyword !== 'if' && e.keyword !== 'oneOf')
-  const seen = new Set<string>()
-  const problems: ConfigProblem[] = []
-  for (const e of useful.length > 0 ? useful : errors) {
-    const p = { path: jsonPath(e.instancePath), message: describe(e) }
-    const k = `${p.path}\0${p.message}`
-    if (!seen.has(k)) {
-      seen.add(k)
-      problems.push(p)
-    }
-  }
   // A value that matches no branch of a oneOf yields one message per branch; collapse those
-  // so each path reads as one complaint.
-  const byPath = new Map<string, string[]>()
-  for (const p of problems) byPath.set(p.path, [...(byPath.get(p.path) ?? []), p.message])
-  return [...byPath].map(([path, messages]) => ({ path, message: messages.join('; ') }))
+  // so each path reads as one complaint, and drop a type mismatch against the other branch
+  // ("must be a string" beside "must be at most 1000000") when the other is a bound.
+  const byPath = new Map<string, ErrorObject[]>()
+  for (const e of useful.length > 0 ? useful : errors) {
+    const at = jsonPath(e.instancePath)
+    byPath.set(at, [...(byPath.get(at) ?? []), e])
+  }
+  return [...byPath].map(([path, errs]) => {
+    const bound = errs.some((e) => e.keyword === 'maximum' || e.keyword === 'minimum')
+    const specific = bound ? errs.filter((e) => e.keyword !== 'type') : errs
+    return { path, message: [...new Set(specific.map(describe))].join('; ') }
+  })
 }
 
 type Json = Record<string, unknown>
@@ -160,6 +173,7 @@ function fileSettings (raw: Json, at: string, problems: ConfigProblem[]): FileSe
   if (sizeRotate === null || sizeRotate < 1) problems.push({ path: `${at}.sizeRotate`, message: `not a size: ${JSON.stringify(raw.sizeRotate)}` })
   const templateProblem = checkFileNameTemplate(path, fileNameTemplate)
   if (templateProblem !== null) problems.push({ path: `${at}.fileNameTemplate`, message: templateProblem })
+  // The schema allows only true, false, "true" and "false" (a typo must not turn fsync off).
   const fsync = raw.fsync === undefined ? true : raw.fsync === true || raw.fsync === 'true'
   return { path, maxFiles: maxFiles ?? 0, sizeRotate: sizeRotate ?? 1, fileNameTemplate, fsync }
 }
@@ -193,7 +207,11 @@ function kafkaSettings (raw: Json, at: string, problems: ConfigProblem[], warnin
   if (!Number.isFinite(lingerMs) || lingerMs < 0) problems.push({ path: `${at}["queue.buffering.max.ms"]`, message: `not a number of ms ≥ 0: ${JSON.stringify(lingerRaw)}` })
 
   const protocol = str(pick('security.protocol') ?? 'plaintext').toLowerCase()
-  const ssl = protocol === 'ssl' || protocol === 'sasl_ssl' ? { caLocation: raw['ssl.ca.location'] === undefined ? null : str(raw['ssl.ca.location']) } : null
+  let ssl: KafkaSettings['ssl'] = null
+  if (protocol === 'ssl' || protocol === 'sasl_ssl') {
+    const caLocation = raw['ssl.ca.location'] === undefined ? null : str(raw['ssl.ca.location'])
+    ssl = { caLocation, ca: caLocation === null ? null : readCaFile(caLocation, `${at}["ssl.ca.location"]`, problems) }
+  }
   let sasl: KafkaSettings['sasl'] = null
   if (protocol.startsWith('sasl')) {
     const mechanism = str(pick('sasl.mechanisms', 'sasl.mechanism') ?? 'PLAIN').toLowerCase() as 'plain'
@@ -228,6 +246,36 @@ function kafkaSettings (raw: Json, at: string, problems: ConfigProblem[], warnin
   }
 }
 
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g
+
+/**
+ * ssl.ca.location's contents, read now rather than when the stream is built: a reload that
+ * names a bad file is rejected whole, before any stream exists (issue 10, finding 9).
+ */
+function readCaFile (file: string, at: string, problems: ConfigProblem[]): string | null {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    problems.push({ path: at, message: `cannot read CA file ${file}: ${(err as Error).message}` })
+    return null
+  }
+  const certificates = text.match(PEM_CERTIFICATE) ?? []
+  if (certificates.length === 0) {
+    problems.push({ path: at, message: `CA file ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)` })
+    return null
+  }
+  for (const pem of certificates) {
+    try {
+      new X509Certificate(pem)
+    } catch (err) {
+      problems.push({ path: at, message: `CA file ${file} holds a certificate that does not parse: ${(err as Error).message}` })
+      return null
+    }
+  }
+  return text
+}
+
 function slice (v: unknown): number {
   return v === undefined ? 1 : Number(v)
 }
@@ -240,13 +288,15 @@ function stream (id: string, raw: Json, at: string, problems: ConfigProblem[], w
   return { ...base, type: 'kafka', settings: kafkaSettings(settingsRaw, `${at}.settings`, problems, warnings) }
 }
 
-function bucket (raw: Json, id: string): BucketConfig {
-  return {
-    id,
-    streams: (raw.streams as string[]).slice(),
-    batch: raw.batch === undefined ? BUCKET_DEFAULTS.batch : Number(raw.batch),
-    batchTimeout: raw.batchTimeout === undefined ? BUCKET_DEFAULTS.batchTimeout : Number(raw.batchTimeout),
+function bucket (raw: Json, id: string, at: string, problems: ConfigProblem[]): BucketConfig {
+  // The schema bounds numbers; a string ("5000", as kahego writes them) is bounded here.
+  const bounded = (key: keyof typeof BUCKET_LIMITS): number => {
+    if (raw[key] === undefined) return BUCKET_DEFAULTS[key]
+    const n = Number(raw[key])
+    if (n > BUCKET_LIMITS[key]) problems.push({ path: `${at}.${key}`, message: `must be at most ${BUCKET_LIMITS[key]}` })
+    return n
   }
+  return { id, streams: (raw.streams as string[]).slice(), batch: bounded('batch'), batchTimeout: bounded('batchTimeout') }
 }
 
 function deepFreeze<T> (o: T): T {
@@ -256,6 +306,34 @@ function deepFreeze<T> (o: T): T {
     else for (const v of Object.values(o)) deepFreeze(v)
   }
   return o
+}
+
+/**
+ * Two file streams (a backup counts as one) whose templates could produce the same file
+ * under the same folder, or one inside the other, would count, prune and replay each
+ * other's files: an error at the later one's path (see file-name-overlap.ts for the rule).
+ */
+function checkSharedFolders (streams: ReadonlyMap<string, StreamConfig>, problems: ConfigProblem[]): void {
+  const files: Array<{ at: string, settings: FileSettings }> = []
+  for (const [id, top] of streams) {
+    let at = `$.streamsConfigs${jsonPath('/' + id).slice(1)}`
+    for (let c: StreamConfig | null = top; c !== null; c = c.backup, at += '.backup') {
+      // A template already refused is reported on its own.
+      if (c.type === 'file' && checkFileNameTemplate(c.settings.path, c.settings.fileNameTemplate) === null) files.push({ at, settings: c.settings })
+    }
+  }
+  files.forEach((b, i) => {
+    for (const a of files.slice(0, i)) {
+      const name = overlappingFileName(a.settings, b.settings)
+      if (name === null) continue
+      problems.push({
+        path: `${b.at}.settings.path`,
+        message: `shares files with ${a.at}: both could write ${name}, ` +
+          'so each would count, delete (maxFiles) and replay the other\'s files; give each stream its own path, or templates that cannot produce each other\'s names (another fixed prefix or extension)',
+      })
+      return
+    }
+  })
 }
 
 /** Validates parsed JSON. Throws ConfigError listing every problem with its JSON path. */
@@ -270,6 +348,7 @@ export function parseBucketsConfig (doc: unknown): BucketsConfig {
   for (const [id, raw] of Object.entries(root.streamsConfigs as Record<string, Json>)) {
     streams.set(id, stream(id, raw, `$.streamsConfigs${jsonPath('/' + id).slice(1)}`, problems, warnings, false))
   }
+  checkSharedFolders(streams, problems)
   const checkRefs = (b: Json, at: string): void => {
     (b.streams as string[]).forEach((s, i) => {
       if (!streams.has(s)) problems.push({ path: `${at}.streams[${i}]`, message: `stream "${s}" is not defined in streamsConfigs` })
@@ -280,13 +359,13 @@ export function parseBucketsConfig (doc: unknown): BucketsConfig {
     const id = str(b.id)
     if (buckets.has(id)) problems.push({ path: `$.buckets[${i}].id`, message: `bucket "${id}" is defined twice` })
     checkRefs(b, `$.buckets[${i}]`)
-    buckets.set(id, bucket(b, id))
+    buckets.set(id, bucket(b, id, `$.buckets[${i}]`, problems))
   })
   let defaultBucket: BucketConfig | null = null
   if (root.defaultBucket !== undefined) {
     const d = root.defaultBucket as Json
     checkRefs(d, '$.defaultBucket')
-    defaultBucket = bucket(d, str(d.id ?? 'default'))
+    defaultBucket = bucket(d, str(d.id ?? 'default'), '$.defaultBucket', problems)
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return deepFreeze({ streams, buckets, defaultBucket, warnings })

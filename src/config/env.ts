@@ -52,6 +52,18 @@ function parseMetrics (v: string): MetricsAddress | null {
   return port <= 65535 ? { host, port } : null
 }
 
+/**
+ * Variables the runtime reads at process start (Node.js, libuv's thread pool, OpenSSL). The
+ * env file is read by kahets after that, so one set there could not take effect; it is
+ * refused rather than silently ignored (issue 10, finding 10). kahets never copies the
+ * file's variables into process.env.
+ */
+const RUNTIME_VARIABLES = /^(NODE_\w+|UV_\w+|OPENSSL_CONF|OPENSSL_MODULES|SSL_CERT_FILE|SSL_CERT_DIR)$/
+
+function isRuntimeVariable (name: string): boolean {
+  return RUNTIME_VARIABLES.test(name)
+}
+
 export interface EnvOptions {
   /** --env-file; otherwise `.env.{environment}.local` in cwd. */
   envFile?: string
@@ -78,6 +90,10 @@ export function loadEnv (opts: EnvOptions = {}): EnvConfig {
     problems.push({ path: envFile, message: 'env file not found' })
   } else {
     envFile = null
+  }
+
+  for (const name of Object.keys(fileVars).filter(isRuntimeVariable)) {
+    problems.push({ path: name, message: `set in ${envFile}, but Node.js reads it when the process starts, before kahets reads that file: set it in the process environment instead (systemd Environment=, the shell)` })
   }
 
   const get = (name: keyof typeof ENV_DEFAULTS): string => (processEnv[name] ?? fileVars[name] ?? ENV_DEFAULTS[name]).trim()

@@ -21,8 +21,7 @@
 // dropped, issue 3) and the other topics keep flowing. Anything else means Kafka itself is not
 // answering; the write rejects with STREAM_UNAVAILABLE and the stream actor fails over.
 import type { KafkaSettings } from '../config/buckets.ts'
-import { readFileSync } from 'node:fs'
-import { ConfigError, ErrorCodes, KahetsError } from '../errors.ts'
+import { ErrorCodes, KahetsError } from '../errors.ts'
 import { RateLimitedLog, type Logger } from '../log.ts'
 import type { Frame } from '../protocol/frame.ts'
 import type { DropReason } from '../stats.ts'
@@ -195,15 +194,6 @@ export function withTimeout<T> (p: Promise<T>, ms: number, what: string): Promis
     timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms)
   })
   return Promise.race([p, deadline]).finally(() => clearTimeout(timer))
-}
-
-/** ssl.ca.location read once, for either client; a file that cannot be read is a config error. */
-export function readCaFile (caLocation: string): string {
-  try {
-    return readFileSync(caLocation, 'utf8')
-  } catch (err) {
-    throw new ConfigError([{ path: 'ssl.ca.location', message: `cannot read CA file ${caLocation}: ${(err as Error).message}` }])
-  }
 }
 
 export abstract class BatchingKafkaStream implements Stream {

@@ -24,7 +24,6 @@ import {
   DISCONNECT_TIMEOUT_MS,
   KAFKAJS_RETRY,
   crc32,
-  readCaFile,
   withTimeout,
   type Chunk,
 } from './kafka-batching.ts'
@@ -79,8 +78,9 @@ export class KafkaStream extends BatchingKafkaStream {
 
   static #ssl (settings: KafkaSettings): KafkaConfig['ssl'] {
     if (settings.ssl === null) return undefined
-    if (settings.ssl.caLocation === null) return true
-    return { ca: [readCaFile(settings.ssl.caLocation)] }
+    // The CA file was read while the buckets file was parsed (src/config/buckets.ts).
+    if (settings.ssl.ca === null) return true
+    return { ca: [settings.ssl.ca] }
   }
 
   static #sasl (settings: KafkaSettings): KafkaConfig['sasl'] {

@@ -36,7 +36,6 @@ import {
   DISCONNECT_TIMEOUT_MS,
   KAFKAJS_RETRY,
   crc32,
-  readCaFile,
   withTimeout,
   type Chunk,
   type Item,
@@ -130,8 +129,9 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
 
   static #tls (settings: KafkaSettings): Pick<Options, 'tls'> {
     if (settings.ssl === null) return {}
-    if (settings.ssl.caLocation === null) return { tls: {} }
-    return { tls: { ca: [readCaFile(settings.ssl.caLocation)] } }
+    // The CA file was read while the buckets file was parsed (src/config/buckets.ts).
+    if (settings.ssl.ca === null) return { tls: {} }
+    return { tls: { ca: [settings.ssl.ca] } }
   }
 
   static #sasl (settings: KafkaSettings): Pick<Options, 'sasl'> {

@@ -76,16 +76,16 @@ const SUFFIX_SOURCE = '(?:\\.(?<n>[1-9]\\d{0,8}))?'
 // cannot spin us forever; a real run needs one suffix per rotation within one second.
 const MAX_SUFFIX = 100_000
 
-type Token =
+export type Token =
   | { readonly kind: 'literal', readonly text: string }
   | { readonly kind: 'bucket' | 'hostname' | 'rand' | 'ts' }
-type Segment = readonly Token[]
+export type Segment = readonly Token[]
 
 // ---------------------------------------------------------------------------------------
 // Templates
 
 /** Splits a template into path segments; unknown `{x}` stay literal (checkFileNameTemplate reports them). */
-function parseTemplate (template: string): { segments: Segment[], unknown: string[] } {
+export function parseTemplate (template: string): { segments: Segment[], unknown: string[] } {
   const segments: Token[][] = [[]]
   const unknown: string[] = []
   const addLiteral = (text: string): void => {

@@ -93,6 +93,74 @@ test('check-config prints every error with its JSON path and exits 1', async () 
   assert.match(ok.stdout, /configuration OK/)
 })
 
+test('check-config reports every error at once with its JSON path: booleans, bounds, shared folders, CA files', async () => {
+  const dir = await makeTempDir()
+  await writeFile(join(dir, '.env.dev.local'), 'BUCKETS_FILE=./buckets.json\n')
+  // Shape errors, all in one report.
+  await writeFile(join(dir, 'buckets.json'), JSON.stringify({
+    streamsConfigs: { f: { type: 'file', settings: { path: join(dir, 'f'), fsync: 'flase' } } },
+    buckets: [{ id: 'a', streams: ['f'], batch: 1e308, batchTimeout: 1e308 }],
+  }))
+  const shape = await cli(['check-config'], {}, dir)
+  assert.equal(shape.code, 1)
+  assert.match(shape.stderr, /invalid configuration \(3 problems\)/)
+  assert.match(shape.stderr, /\$\.streamsConfigs\.f\.settings\.fsync: must be one of true, false, "true", "false"/)
+  assert.match(shape.stderr, /\$\.buckets\[0\]\.batch: must be at most 1000000/)
+  assert.match(shape.stderr, /\$\.buckets\[0\]\.batchTimeout: must be at most 3600000/)
+  // Once the shape is right: bounds on strings, shared folders, an unreadable CA, references.
+  const bad = {
+    streamsConfigs: {
+      f: { type: 'file', settings: { path: join(dir, 'f') } },
+      g: { type: 'file', settings: { path: join(dir, 'f') } },
+      k: { type: 'kafka', settings: { 'bootstrap.servers': '127.0.0.1:1', 'security.protocol': 'ssl', 'ssl.ca.location': join(dir, 'no-ca.pem') } },
+    },
+    buckets: [{ id: 'a', streams: ['f', 'missing'], batch: '2000000' }],
+  }
+  await writeFile(join(dir, 'buckets.json'), JSON.stringify(bad))
+  const r = await cli(['check-config'], {}, dir)
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /invalid configuration \(4 problems\)/)
+  assert.match(r.stderr, /\$\.streamsConfigs\.g\.settings\.path: shares files with \$\.streamsConfigs\.f: both could write /)
+  assert.match(r.stderr, /\$\.streamsConfigs\.k\.settings\["ssl\.ca\.location"\]: cannot read CA file .*no-ca\.pem/)
+  assert.match(r.stderr, /\$\.buckets\[0\]\.streams\[1\]: stream "missing" is not defined/)
+  assert.match(r.stderr, /\$\.buckets\[0\]\.batch: must be at most 1000000/)
+  // And `run` refuses the same file: two streams would delete each other's files.
+  const k = await startKahets({ buckets: bad, dir, waitReady: false })
+  await waitFor(() => k.proc.exitCode !== null, { what: 'kahets to refuse the file' })
+  assert.equal(k.proc.exitCode, 1)
+  assert.match(k.output(), /shares files with/)
+})
+
+test('kahets parses its own flags: a missing --env-file is its own usage error (exit 2), never Node\'s', async () => {
+  const missing = await cli(['run', '--env-file', '/nonexistent/kahets.env'])
+  assert.equal(missing.code, 2, missing.stderr)
+  assert.match(missing.stderr, /^kahets: --env-file \/nonexistent\/kahets\.env: no such file\n/)
+  assert.doesNotMatch(missing.stderr, /^node:/m)
+  const equals = await cli(['check-config', '--env-file=/nonexistent/kahets.env'])
+  assert.equal(equals.code, 2)
+  const bogus = await cli(['run', '--bogus'])
+  assert.equal(bogus.code, 2)
+  assert.match(bogus.stderr, /Unknown option '--bogus'/)
+  const noFile = await cli(['replay'])
+  assert.equal(noFile.code, 2)
+  assert.match(noFile.stderr, /replay needs FILE\.\.\./)
+})
+
+test('the env file cannot set NODE_OPTIONS or other runtime options of the process: refused, never applied', async () => {
+  const dir = await makeTempDir()
+  const marker = join(dir, 'injected')
+  await writeFile(join(dir, 'inject.cjs'), `require('fs').writeFileSync(${JSON.stringify(marker)}, 'ran')\n`)
+  await writeFile(join(dir, 'buckets.json'), JSON.stringify(buckets).replaceAll('{dir}', dir))
+  await writeFile(join(dir, 'kahets.env'), `BUCKETS_FILE=./buckets.json\nSOCKET=${join(dir, 'k.sock')}\nNODE_OPTIONS="--require ${join(dir, 'inject.cjs')}"\nUV_THREADPOOL_SIZE=64\n`)
+  for (const command of ['check-config', 'run']) {
+    const r = await cli([command, '--env-file', join(dir, 'kahets.env')], { NODE_OPTIONS: '' }, dir)
+    assert.equal(r.code, 1, `${command}: ${r.stderr}`)
+    assert.match(r.stderr, /NODE_OPTIONS: set in .*kahets\.env, but Node\.js reads it when the process starts/)
+    assert.match(r.stderr, /UV_THREADPOOL_SIZE: set in /)
+    assert.equal(existsSync(marker), false, `${command}: the env file's NODE_OPTIONS was applied`)
+  }
+})
+
 test('the shipped default configuration is valid', async () => {
   const root = join(import.meta.dirname, '../..')
   const r = await cli(['check-config', '--env-file', 'config/.env.dev.local'], {}, root)

@@ -46,7 +46,7 @@ test("kahego's example buckets file loads unchanged", () => {
 test('each invalid buckets case names its JSON path', () => {
   const cases: Array<[string, (d: ReturnType<typeof base> & Record<string, unknown>) => void, string, RegExp]> = [
     ['undefined stream', (d) => { d.buckets[0]!.streams = ['nope'] }, '$.buckets[0].streams[0]', /not defined/],
-    ['slice above 1', (d) => { (d.streamsConfigs.f as Record<string, unknown>).slice = 1.5 }, '$.streamsConfigs.f.slice', /<= 1|match/],
+    ['slice above 1', (d) => { (d.streamsConfigs.f as Record<string, unknown>).slice = 1.5 }, '$.streamsConfigs.f.slice', /must be at most 1$/],
     ['slice below 0', (d) => { (d.streamsConfigs.f as Record<string, unknown>).slice = -0.1 }, '$.streamsConfigs.f.slice', /.+/],
     ['unknown stream type', (d) => { (d.streamsConfigs.f as Record<string, unknown>).type = 'redis' }, '$.streamsConfigs.f.type', /one of/],
     ['unknown file setting', (d) => { (d.streamsConfigs.f.settings as Record<string, unknown>).colour = 'red' }, '$.streamsConfigs.f.settings', /unknown property "colour"/],
@@ -58,6 +58,16 @@ test('each invalid buckets case names its JSON path', () => {
     ['duplicate bucket', (d) => { d.buckets.push({ ...d.buckets[0]! }) }, '$.buckets[1].id', /twice/],
     ['unknown top-level key', (d) => { d.extra = 1 }, '$', /unknown property "extra"/],
     ['missing buckets', (d) => { delete (d as Record<string, unknown>).buckets }, '$', /missing required property "buckets"/],
+    // Issue 10: a typo must not turn fsync off; batch and batchTimeout have bounds.
+    ['fsync typo', (d) => { (d.streamsConfigs.f.settings as Record<string, unknown>).fsync = 'flase' }, '$.streamsConfigs.f.settings.fsync', /^must be one of true, false, "true", "false"$/],
+    ['fsync as a number', (d) => { (d.streamsConfigs.f.settings as Record<string, unknown>).fsync = 0 }, '$.streamsConfigs.f.settings.fsync', /^must be one of true, false, "true", "false"$/],
+    ['fsync "TRUE"', (d) => { (d.streamsConfigs.f.settings as Record<string, unknown>).fsync = 'TRUE' }, '$.streamsConfigs.f.settings.fsync', /^must be one of true, false, "true", "false"$/],
+    ['batch 1e308', (d) => { d.buckets[0]!.batch = 1e308 }, '$.buckets[0].batch', /at most 1000000/],
+    ['batch as a long string', (d) => { (d.buckets[0] as Record<string, unknown>).batch = '1000001' }, '$.buckets[0].batch', /at most 1000000/],
+    ['batch fraction', (d) => { d.buckets[0]!.batch = 1.5 }, '$.buckets[0].batch', /whole number/],
+    ['batchTimeout 1e308', (d) => { d.buckets[0]!.batchTimeout = 1e308 }, '$.buckets[0].batchTimeout', /at most 3600000/],
+    ['batchTimeout string above', (d) => { (d.buckets[0] as Record<string, unknown>).batchTimeout = '3600001' }, '$.buckets[0].batchTimeout', /at most 3600000/],
+    ['defaultBucket batch 1e308', (d) => { d.defaultBucket = { streams: ['f'], batch: 1e308 } }, '$.defaultBucket.batch', /at most 1000000/],
   ]
   for (const [name, mutate, path, message] of cases) {
     const doc = base() as ReturnType<typeof base> & Record<string, unknown>
@@ -65,6 +75,21 @@ test('each invalid buckets case names its JSON path', () => {
     const found = problems(() => parseBucketsConfig(doc))
     assert.ok(found.some((p) => p.path === path && message.test(p.message)), `${name}: expected ${path} ~ ${message}, got ${JSON.stringify(found)}`)
   }
+})
+
+test('fsync: true, false, "true" or "false"; batch and batchTimeout up to their bounds', () => {
+  const parsed = (fsync: unknown, batch: unknown, batchTimeout: unknown) => {
+    const doc = base() as ReturnType<typeof base> & Record<string, unknown>
+    ;(doc.streamsConfigs.f.settings as Record<string, unknown>).fsync = fsync
+    Object.assign(doc.buckets[0]!, { batch, batchTimeout })
+    const c = parseBucketsConfig(doc)
+    const f = c.streams.get('f')!
+    return { fsync: f.type === 'file' && f.settings.fsync, batch: c.buckets.get('a')!.batch, batchTimeout: c.buckets.get('a')!.batchTimeout }
+  }
+  assert.deepEqual(parsed(false, 1000000, 3600000), { fsync: false, batch: 1000000, batchTimeout: 3600000 })
+  assert.deepEqual(parsed('false', '1000000', ' 3600000 '), { fsync: false, batch: 1000000, batchTimeout: 3600000 })
+  assert.deepEqual(parsed('true', 1, 1), { fsync: true, batch: 1, batchTimeout: 1 })
+  assert.deepEqual(parsed(true, '7', '9'), { fsync: true, batch: 7, batchTimeout: 9 })
 })
 
 test('every problem is reported at once', () => {
@@ -91,6 +116,56 @@ test('Kafka settings: librdkafka names kahets does not use warn; unknown names a
   const kafkajs = parseBucketsConfig(kafka({ 'kahets.client': 'kafkajs' })).streams.get('k')!
   assert.ok(kafkajs.type === 'kafka' && kafkajs.settings.client === 'kafkajs')
   assert.ok(problems(() => parseBucketsConfig(kafka({ 'kahets.client': 'rdkafka' }))).some((p) => p.path === '$.streamsConfigs.k.settings["kahets.client"]'))
+})
+
+test('ssl.ca.location is read while parsing: the stream gets the contents; an unreadable or non-PEM file is an error at its path', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kahets-cfg-'))
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIBiTCCAS+gAwIBAgIULEqxYsLNEOpWNdjuK8wRp0GImIYwCgYIKoZIzj0EAwIw\nGTEXMBUGA1UEAwwOa2FoZXRzLXRlc3QtY2EwIBcNMjYxMTMwMDMzMDE2WhgPMjEy\nNjExMDYwMzMwMTZaMBkxFzAVBgNVBAMMDmthaGV0cy10ZXN0LWNhMFkwEwYHKoZI\nzj0CAQYIKoZIzj0DAQcDQgAEuxPTWBC5bdCdAxczN9sU42Brh962yQ4G5o4nqWS5\nqR/Zu/Fy7aL/MojDyOJnZ/dUKu6VKmC1onSCvGtnFRjq8qNTMFEwHQYDVR0OBBYE\nFCIH+JxkIUQgJ+ScDEaBxBkq6DKgMB8GA1UdIwQYMBaAFCIH+JxkIUQgJ+ScDEaB\nxBkq6DKgMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIgbtuXFLVY\nuCa1HPmRK1ZLlK9KNC6LwGrW0XibRfGe7MACIQCAaISz7nQDYAh6MhFY+G4dR1DW\nf6W5Q0Glb1X7K19Hlw==\n-----END CERTIFICATE-----\n'
+  await writeFile(join(dir, 'ca.pem'), pem)
+  await writeFile(join(dir, 'junk.pem'), 'not a certificate')
+  const tls = (ca: string, backup?: object) => ({
+    streamsConfigs: { k: { type: 'kafka', settings: { 'bootstrap.servers': '127.0.0.1:9093', 'security.protocol': 'SSL', 'ssl.ca.location': ca }, ...(backup === undefined ? {} : { backup }) } },
+    buckets: [{ id: 'a', streams: ['k'] }],
+  })
+  const k = parseBucketsConfig(tls(join(dir, 'ca.pem'))).streams.get('k')!
+  assert.ok(k.type === 'kafka')
+  assert.deepEqual(k.settings.ssl, { caLocation: join(dir, 'ca.pem'), ca: pem })
+  const at = '$.streamsConfigs.k.settings["ssl.ca.location"]'
+  assert.deepEqual(problems(() => parseBucketsConfig(tls(join(dir, 'missing.pem')))).map((p) => p.path), [at])
+  assert.match(problems(() => parseBucketsConfig(tls(join(dir, 'missing.pem'))))[0]!.message, /cannot read CA file .*missing\.pem: ENOENT/)
+  assert.match(problems(() => parseBucketsConfig(tls(join(dir, 'junk.pem'))))[0]!.message, /holds no PEM certificate/)
+  // With every other problem, in one error.
+  const both = problems(() => parseBucketsConfig({ ...tls(join(dir, 'missing.pem')), buckets: [{ id: 'a', streams: ['nope'] }] }))
+  assert.deepEqual(both.map((p) => p.path), [at, '$.buckets[0].streams[0]'])
+})
+
+test('file streams that could claim each other\'s files are an error: same folder (or one inside the other) and overlapping templates', () => {
+  const file = (path: string, fileNameTemplate?: string, backup?: object) => ({ type: 'file', settings: { path, ...(fileNameTemplate === undefined ? {} : { fileNameTemplate }) }, ...(backup === undefined ? {} : { backup }) })
+  const doc = (streams: Record<string, object>) => ({ streamsConfigs: streams, buckets: [{ id: 'a', streams: Object.keys(streams) }] })
+  const shared = (streams: Record<string, object>) => {
+    try {
+      parseBucketsConfig(doc(streams))
+      return []
+    } catch (err) {
+      assert.ok(err instanceof ConfigError)
+      return err.problems.map((p) => `${p.path}: ${p.message}`)
+    }
+  }
+  // Same folder, default templates: two streams, a stream and its own backup, a stream and another's backup.
+  assert.match(shared({ x: file('/d'), y: file('/d') }).join('\n'), /^\$\.streamsConfigs\.y\.settings\.path: shares files with \$\.streamsConfigs\.x: both could write \/d\/\S+\.frames, /)
+  assert.deepEqual(shared({ x: file('/d', undefined, file('/d/')) }).map((p) => p.split(':')[0]), ['$.streamsConfigs.x.backup.settings.path'])
+  assert.deepEqual(shared({ x: file('/e'), k: { type: 'kafka', settings: { 'bootstrap.servers': 'h:1' }, backup: file('/e/.') } }).map((p) => p.split(':')[0]), ['$.streamsConfigs.k.backup.settings.path'])
+  // One folder inside the other, where the names can meet: /d/a/<ts>.log is bucket a's file of x.
+  assert.equal(shared({ x: file('/d', '{bucket}{PS}{ts}.log'), y: file('/d/a', '{ts}.log') }).length, 1)
+  // A name one template makes with a collision suffix, the other plainly: b-0.log.1.
+  assert.equal(shared({ x: file('/d', '{bucket}.{ts}'), y: file('/d', '{bucket}-{ts}.log') }).length, 1)
+  // {hostname} is any host name: the check does not depend on the machine.
+  assert.equal(shared({ x: file('/d', '{hostname}-{bucket}.log'), y: file('/d', 'web-{bucket}.log') }).length, 1)
+  // Provably apart: other folders, other fixed prefixes, other extensions, other subfolders.
+  assert.deepEqual(shared({ x: file('/d'), y: file('/e'), z: file('/d/backup') }), [])
+  assert.deepEqual(shared({ x: file('/d', 'x-{bucket}-{ts}.log'), y: file('/d', 'y-{bucket}-{ts}.log') }), [])
+  assert.deepEqual(shared({ x: file('/d', '{bucket}-{ts}.a'), y: file('/d', '{bucket}-{ts}.b', file('/d', '{bucket}-{ts}.c')) }), [])
+  assert.deepEqual(shared({ x: file('/d', 'copy/{bucket}-{ts}.f'), y: file('/d', 'backup/{bucket}-{ts}.f') }), [])
 })
 
 test('unreadable and non-JSON buckets files are config errors naming the file', async () => {
@@ -139,4 +214,15 @@ test('env: defaults, the env file, process env winning, and every bad value name
   assert.deepEqual(bad.map((p) => p.path).sort(), ['LOG_LEVEL', 'MAXCPUS', 'MAXMEMORY', 'MAX_FRAME_BYTES', 'METRICS', 'SOCKET_MODE'])
   assert.ok(bad.every((p) => p.message.includes('invalid value')))
   assert.match(problems(() => loadEnv({ cwd: dir, env: {}, envFile: 'nope.env' }))[0]!.message, /not found/)
+})
+
+test('env: the file cannot set what Node.js, libuv or OpenSSL read at start; the process environment may', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kahets-env-'))
+  await writeFile(join(dir, 'k.env'), 'NODE_OPTIONS=--max-old-space-size=64\nUV_THREADPOOL_SIZE=16\nNODE_EXTRA_CA_CERTS=/x.pem\nOPENSSL_CONF=/y\nSSL_CERT_FILE=/z\nKAHEGO_ONLY=1\nSOCKET=/tmp/k.sock\n')
+  const found = problems(() => loadEnv({ cwd: dir, env: {}, envFile: 'k.env' }))
+  assert.deepEqual(found.map((p) => p.path), ['NODE_OPTIONS', 'UV_THREADPOOL_SIZE', 'NODE_EXTRA_CA_CERTS', 'OPENSSL_CONF', 'SSL_CERT_FILE'])
+  assert.ok(found.every((p) => p.message.includes('Node.js reads it when the process starts')))
+  // Names kahets does not know are ignored, as before; the process environment is not the file.
+  await writeFile(join(dir, 'ok.env'), 'KAHEGO_ONLY=1\nSOCKET=/tmp/k.sock\n')
+  assert.equal(loadEnv({ cwd: dir, env: { NODE_OPTIONS: '--max-old-space-size=64', UV_THREADPOOL_SIZE: '8' }, envFile: 'ok.env' }).socket, '/tmp/k.sock')
 })
