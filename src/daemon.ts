@@ -47,6 +47,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     socketPath: env.socket,
     socketMode: env.socketMode,
     maxFrameBytes: env.maxFrameBytes,
+    shutdownTimeoutMs: env.shutdownTimeoutMs,
+    shutdownDrainMs: env.shutdownDrainMs,
     router: manager,
     stats,
     log,

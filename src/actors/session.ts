@@ -7,6 +7,7 @@ import { ProtocolError } from '../errors.ts'
 import { FrameDecoder, type InvalidReason } from '../protocol/decoder.ts'
 import type { Frame } from '../protocol/frame.ts'
 import type { Stats } from '../stats.ts'
+import type { HalfClose } from '../half-close.ts'
 import { Actor, type Supervisor } from './actor.ts'
 
 export interface Router {
@@ -17,7 +18,10 @@ export type SessionMsg =
   | { readonly type: 'chunk', readonly chunk: Buffer }
   | { readonly type: 'closed' }
 
-export type SessionSignal = { readonly kind: 'drain' }
+export type SessionSignal =
+  | { readonly kind: 'drain', readonly deadline: number }
+  | { readonly kind: 'quiet?' }
+  | { readonly kind: 'bound' }
 
 export interface SessionOptions {
   id: number
@@ -27,12 +31,15 @@ export interface SessionOptions {
   maxFrameBytes: number
   log: Logger
   supervisor: Supervisor
+  /** shutdown(2) for the drain, or null to read until the client is quiet (half-close.ts). */
+  halfClose: HalfClose | null
+  /** The fallback drain: the client is taken as done once it has been quiet this long. */
+  drainQuietMs: number
+  /** Bytes left unread when the shutdown bound hit (kahets_shutdown_unread_bytes_total). */
+  unread: (bytes: number) => void
 }
 
 const warnings = new RateLimitedLog()
-// At shutdown a session keeps reading until its client has been quiet this long: what the
-// client already sent is then in (SPEC §4, shutdown reads what clients already sent).
-const DRAIN_QUIET_MS = 50
 
 export class Session extends Actor<SessionMsg, SessionSignal> {
   readonly id: number
@@ -41,9 +48,11 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
   readonly #stats: Stats
   readonly #log: Logger
   readonly #decoder: FrameDecoder
+  readonly #opts: SessionOptions
   #lastData = Date.now()
   #closed = false
-  #quietTimer: NodeJS.Timeout | null = null
+  #timer: NodeJS.Timeout | null = null
+  #deadline = Infinity
 
   constructor (opts: SessionOptions) {
     super(`session:${opts.id}`, opts.supervisor)
@@ -52,6 +61,7 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     this.#router = opts.router
     this.#stats = opts.stats
     this.#log = opts.log
+    this.#opts = opts
     this.#decoder = new FrameDecoder({
       frames: (batch) => { this.#route(batch) },
       invalid: (reason, bytes) => { this.#invalid(reason, bytes) },
@@ -93,17 +103,30 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
   protected override receiveSystem (msg: SessionSignal): void {
     switch (msg.kind) {
       case 'drain':
+        this.#deadline = msg.deadline
+        if (this.#closed || this.#socket.destroyed) {
+          void this.stop()
+          return
+        }
+        // Half-closed, the socket reads what the client had sent and then ends ('closed').
+        if (this.#opts.halfClose?.shutdownRead(this.#socket) === true) this.#arm(msg.deadline - Date.now(), { kind: 'bound' })
+        else this.#waitQuiet()
+        return
+      case 'quiet?':
         this.#waitQuiet()
         return
+      case 'bound':
+        this.#bound()
+        return
       default: {
-        const never: never = msg.kind
-        throw new Error(`unknown signal ${String(never)}`)
+        const never: never = msg
+        throw new Error(`unknown signal ${JSON.stringify(never)}`)
       }
     }
   }
 
   protected override onStop (): void {
-    if (this.#quietTimer !== null) clearTimeout(this.#quietTimer)
+    if (this.#timer !== null) clearTimeout(this.#timer)
     this.#end()
     this.#socket.destroy()
   }
@@ -120,19 +143,45 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     this.#socket.resume()
   }
 
-  /** Shutdown: read until the client is quiet, then close; resolves when the session stopped. */
-  drain (): Promise<void> {
-    this.signal({ kind: 'drain' })
+  /**
+   * Shutdown: half-close the read side and read to the end (or, without the binding, read
+   * until the client is quiet), then close; at `deadline` what is still unread is counted
+   * and the session closes anyway. Resolves when the session stopped.
+   */
+  drain (deadline: number): Promise<void> {
+    this.signal({ kind: 'drain', deadline })
     return this.stopped
   }
 
+  #arm (ms: number, signal: SessionSignal): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => { this.#timer = null; this.signal(signal) }, Math.max(0, ms))
+  }
+
   #waitQuiet (): void {
-    const quietFor = Date.now() - this.#lastData
-    if (quietFor >= DRAIN_QUIET_MS || this.#socket.destroyed) {
+    const now = Date.now()
+    if (now >= this.#deadline) {
+      this.#bound()
+      return
+    }
+    const quietFor = now - this.#lastData
+    if (quietFor >= this.#opts.drainQuietMs || this.#socket.destroyed) {
       void this.stop()
       return
     }
-    this.#quietTimer = setTimeout(() => { this.#quietTimer = null; this.signal({ kind: 'drain' }) }, DRAIN_QUIET_MS - quietFor)
+    this.#arm(Math.min(this.#opts.drainQuietMs - quietFor, this.#deadline - now), { kind: 'quiet?' })
+  }
+
+  /** SHUTDOWN_TIMEOUT hit before the client's bytes were all read: count them, then close. */
+  #bound (): void {
+    const kernel = this.#opts.halfClose?.unreadBytes(this.#socket) ?? null
+    const partial = this.#decoder.pendingBytes
+    const unread = (kernel ?? 0) + partial
+    if (unread > 0 || kernel === null) {
+      if (unread > 0) this.#opts.unread(unread)
+      this.#log.error({ session: this.id, unreadBytes: kernel ?? 'unknown', partialFrameBytes: partial }, 'SHUTDOWN_TIMEOUT reached: closing a connection with bytes still unread')
+    }
+    void this.stop()
   }
 
   #end (): void {
