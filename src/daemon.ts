@@ -52,6 +52,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     router: manager,
     stats,
     log,
+    budget,
   })
   const pressureLog = new RateLimitedLog()
   budget.onPressure((underPressure) => {

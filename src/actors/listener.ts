@@ -6,6 +6,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ErrorCodes, KahetsError } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import type { MemoryBudget } from '../memory-budget.ts'
 import type { Stats } from '../stats.ts'
 import { HALF_CLOSE_SWITCH, loadHalfClose, type HalfClose } from '../half-close.ts'
 import { Actor, type ActorRef, type Directive, type Supervisor } from './actor.ts'
@@ -18,6 +19,8 @@ export interface ListenerOptions {
   router: Router
   stats: Stats
   log: Logger
+  /** Unfinished frames are charged to it by their sessions. */
+  budget: MemoryBudget
   /** Reading clients at shutdown is bounded by this (SHUTDOWN_TIMEOUT). */
   shutdownTimeoutMs: number
   /** Without the half-close binding, a client quiet this long is taken as done (SHUTDOWN_DRAIN_MS). */
@@ -135,6 +138,7 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
       maxFrameBytes: this.#opts.maxFrameBytes,
       log: this.#log,
       supervisor: this,
+      budget: this.#opts.budget,
       halfClose: this.#halfClose,
       drainQuietMs: this.#opts.shutdownDrainMs,
       unread: (bytes) => { this.#unreadBytes += bytes },

@@ -8,6 +8,7 @@ import { FrameDecoder, type InvalidReason } from '../protocol/decoder.ts'
 import type { Frame } from '../protocol/frame.ts'
 import type { Stats } from '../stats.ts'
 import type { HalfClose } from '../half-close.ts'
+import type { Admission, MemoryBudget } from '../memory-budget.ts'
 import { Actor, type Supervisor } from './actor.ts'
 
 export interface Router {
@@ -31,6 +32,8 @@ export interface SessionOptions {
   maxFrameBytes: number
   log: Logger
   supervisor: Supervisor
+  /** Unfinished frames are charged here from their first byte (memory-budget.ts). */
+  budget: MemoryBudget
   /** shutdown(2) for the drain, or null to read until the client is quiet (half-close.ts). */
   halfClose: HalfClose | null
   /** The fallback drain: the client is taken as done once it has been quiet this long. */
@@ -53,6 +56,17 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
   #closed = false
   #timer: NodeJS.Timeout | null = null
   #deadline = Infinity
+  /** What this session's unfinished frame is charged to the budget. */
+  #charged = 0
+  #pauseWanted = false
+  #draining = false
+  #socketPaused = false
+  /** The unfinished frame (decoder.partialsStarted) read to its end despite a pause, or -1. */
+  #finishing = -1
+  /** The unfinished frame that has MAXMEMORY's leave to hold its whole buffer, or -1. */
+  #admitted = -1
+  #waiting: Admission | null = null
+  #waitingFor = -1
 
   constructor (opts: SessionOptions) {
     super(`session:${opts.id}`, opts.supervisor)
@@ -65,7 +79,7 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     this.#decoder = new FrameDecoder({
       frames: (batch) => { this.#route(batch) },
       invalid: (reason, bytes) => { this.#invalid(reason, bytes) },
-    }, { maxFrameBytes: opts.maxFrameBytes })
+    }, { maxFrameBytes: opts.maxFrameBytes, mayHoldWhole: (total) => this.#mayHoldWhole(total) })
     this.#socket.on('data', (chunk: Buffer) => {
       this.#lastData = Date.now()
       if (this.state !== 'stopped') this.tell({ type: 'chunk', chunk })
@@ -87,6 +101,9 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
           warnings.warn(this.#log, 'oversized', { session: this.id, err: err.message }, 'oversized frame: closing the connection')
           this.#closed = true
           this.#socket.destroy()
+        } finally {
+          this.#charge()
+          this.#applyPause()
         }
         return
       case 'closed':
@@ -131,16 +148,72 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     this.#socket.destroy()
   }
 
-  /** Memory pressure (memory-budget.ts): stop reading; what the client sends waits in the kernel. */
+  /**
+   * Memory pressure (memory-budget.ts): stop reading; what the client sends waits in the
+   * kernel. An unfinished frame begun before the pause that has its whole buffer is read to
+   * its end first: that costs no memory, and the frames that were begun complete and leave.
+   */
   pauseReading (): void {
-    this.#socket.pause()
+    this.#pauseWanted = true
+    this.#finishing = this.#decoder.partialTotal > 0 ? this.#decoder.partialsStarted : -1
+    this.#applyPause()
   }
 
   resumeReading (): void {
+    this.#pauseWanted = false
     // A drain waits for the client to be quiet; a paused socket was only quiet because it
     // was not read, so the quiet period starts now.
     this.#lastData = Date.now()
-    this.#socket.resume()
+    this.#applyPause()
+  }
+
+  #applyPause (): void {
+    const d = this.#decoder
+    let read: boolean
+    if (this.#draining) read = true // shutdown reads what clients sent, pressure or not
+    else if (this.#waiting !== null) read = false
+    else if (!this.#pauseWanted) read = true
+    else read = d.partialTotal > 0 && d.partialsStarted === this.#finishing && (d.holdsWholeBuffer || this.#admitted === d.partialsStarted)
+    if (read === !this.#socketPaused) return
+    this.#socketPaused = !read
+    if (read) this.#socket.resume()
+    else this.#socket.pause()
+  }
+
+  /** The decoder asks for the whole buffer of a large frame: MAXMEMORY admits it, or it waits. */
+  #mayHoldWhole (total: number): boolean {
+    const frame = this.#decoder.partialsStarted
+    if (this.#admitted === frame) return true
+    if (this.#waiting !== null) return false
+    const waiting = this.#opts.budget.admit(total, this.#charged, () => {
+      this.#waiting = null
+      this.#admitted = frame
+      this.#charged = total
+      this.#applyPause()
+    })
+    if (waiting === null) {
+      this.#admitted = frame
+      this.#charged = total
+      return true
+    }
+    this.#waiting = waiting
+    this.#waitingFor = frame
+    return false
+  }
+
+  /** Keeps the budget's charge equal to what the unfinished frame holds (or was admitted to). */
+  #charge (): void {
+    const d = this.#decoder
+    if (this.#waiting !== null && (d.partialTotal === 0 || d.partialsStarted !== this.#waitingFor)) {
+      // The frame completed (or the connection ended) before its turn came.
+      this.#opts.budget.cancel(this.#waiting)
+      this.#waiting = null
+    }
+    const held = d.partialTotal > 0 && this.#admitted === d.partialsStarted ? d.partialTotal : d.heldBytes
+    if (held === this.#charged) return
+    const delta = held - this.#charged
+    this.#charged = held
+    this.#opts.budget.holdUnfinished(delta, this.#waiting)
   }
 
   /**
@@ -149,6 +222,8 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
    * and the session closes anyway. Resolves when the session stopped.
    */
   drain (deadline: number): Promise<void> {
+    this.#draining = true
+    this.#applyPause()
     this.signal({ kind: 'drain', deadline })
     return this.stopped
   }
@@ -188,6 +263,7 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     if (this.#closed && this.#decoder.pendingBytes === 0) return
     this.#closed = true
     const lost = this.#decoder.end()
+    this.#charge()
     if (lost > 0) {
       this.#stats.truncatedFrames++
       warnings.warn(this.#log, 'truncated', { session: this.id, bytes: lost }, 'connection ended mid-frame: partial frame discarded')
@@ -195,6 +271,8 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
   }
 
   #route (batch: Frame[]): void {
+    // A frame that just completed leaves the unfinished charge before its bucket charges it.
+    this.#charge()
     // Usually a chunk carries one bucket; split only when it does not.
     const first = batch[0]!.bucket
     let bytes = 0
