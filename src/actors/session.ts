@@ -5,7 +5,8 @@ import type { Logger } from '../log.ts'
 import { RateLimitedLog } from '../log.ts'
 import { ProtocolError } from '../errors.ts'
 import { FrameDecoder, type InvalidReason } from '../protocol/decoder.ts'
-import type { Frame } from '../protocol/frame.ts'
+import { WireFrame, type Frame } from '../protocol/frame.ts'
+import { compact } from '../protocol/compact.ts'
 import type { Stats } from '../stats.ts'
 import type { HalfClose } from '../half-close.ts'
 import type { Admission, MemoryBudget } from '../memory-budget.ts'
@@ -67,6 +68,8 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
   #admitted = -1
   #waiting: Admission | null = null
   #waitingFor = -1
+  /** The chunk being decoded (see #held). */
+  #chunk: Buffer | null = null
 
   constructor (opts: SessionOptions) {
     super(`session:${opts.id}`, opts.supervisor)
@@ -93,6 +96,7 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     switch (msg.type) {
       case 'chunk':
         if (this.#closed) return
+        this.#chunk = msg.chunk
         try {
           this.#decoder.push(msg.chunk)
         } catch (err) {
@@ -102,6 +106,7 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
           this.#closed = true
           this.#socket.destroy()
         } finally {
+          this.#chunk = null
           this.#charge()
           this.#applyPause()
         }
@@ -282,7 +287,7 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
       if (f.bucket !== first) mixed = true
     }
     if (!mixed) {
-      this.#router.deliver(first, batch, bytes)
+      this.#router.deliver(first, this.#held(batch, bytes), bytes)
       return
     }
     const groups = new Map<string, { frames: Frame[], bytes: number }>()
@@ -292,7 +297,24 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
       g.frames.push(f)
       g.bytes += f.size
     }
-    for (const [bucket, g] of groups) this.#router.deliver(bucket, g.frames, g.bytes)
+    for (const [bucket, g] of groups) this.#router.deliver(bucket, this.#held(g.frames, g.bytes), g.bytes)
+  }
+
+  /**
+   * Frames as a bucket may hold them: copied out of the chunk when they would keep a much
+   * larger chunk alive than MAXMEMORY charges (compact.ts). The common case — the frames of
+   * one bucket fill the chunk just read — is decided without looking at each frame.
+   */
+  #held (frames: Frame[], bytes: number): readonly Frame[] {
+    const chunk = this.#chunk
+    const head = frames[0]!
+    const last = frames[frames.length - 1]!
+    if (chunk !== null && last instanceof WireFrame && last.origin.chunk === chunk) {
+      // Only the first frame of a chunk can come from elsewhere: an unfinished frame it completed.
+      const inChunk = head !== last && !(head instanceof WireFrame && head.origin.chunk === chunk) ? bytes - head.size : bytes
+      if (inChunk * 2 >= chunk.length) return frames
+    }
+    return compact(frames)
   }
 
   #invalid (reason: InvalidReason, bytes: number): void {
