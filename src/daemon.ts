@@ -67,9 +67,12 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     socketPath: env.socket,
     socketMode: env.socketMode,
     maxFrameBytes: env.maxFrameBytes,
+    shutdownTimeoutMs: env.shutdownTimeoutMs,
+    shutdownDrainMs: env.shutdownDrainMs,
     router: manager,
     stats,
     log,
+    budget,
   })
   const pressureLog = new RateLimitedLog()
   budget.onPressure((underPressure) => {

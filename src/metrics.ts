@@ -126,6 +126,7 @@ export function buildRegistry (daemon: Daemon): Registry {
   gauge('kahets_streams_open', 'Streams (Kafka clients, file writers; backups included) built and not yet closed.', [], (g) => { g.set(daemon.openStreams) })
   gauge('kahets_connected_clients', 'Open client connections.', [], (g) => { g.set(daemon.stats.connections) })
   counter('kahets_connections_total', 'Client connections accepted.', [], (c) => { c.inc(daemon.stats.connectionsTotal) })
+  counter('kahets_shutdown_unread_bytes_total', 'Bytes clients had sent that shutdown left unread at SHUTDOWN_TIMEOUT (logged too).', [], (c) => { c.inc(daemon.listener.shutdownUnreadBytes) })
   gauge('kahets_buffered_bytes', 'Frame bytes held in memory, charged against MAXMEMORY.', [], (g) => { g.set(daemon.budget.used) })
   gauge('kahets_buffered_bytes_limit', 'MAXMEMORY.', [], (g) => { g.set(daemon.budget.limit) })
   gauge('kahets_reads_paused', '1 while clients are not read: MAXMEMORY reached and the backup behind.', [], (g) => { g.set(daemon.budget.underPressure ? 1 : 0) })

@@ -6,6 +6,7 @@ import type { Logger } from '../log.ts'
 import { RateLimitedLog } from '../log.ts'
 import type { MemoryBudget } from '../memory-budget.ts'
 import { memoryCharge, type Frame } from '../protocol/frame.ts'
+import { compact } from '../protocol/compact.ts'
 import type { BucketStats, FlowStats } from '../stats.ts'
 import { Actor, type Supervisor } from './actor.ts'
 import { Charge, type Delivery } from './delivery.ts'
@@ -185,7 +186,8 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     const picked: Frame[] = []
     for (const f of frames) if (this.#random() < b.slice) picked.push(f)
     b.flow.sampledOut += frames.length - picked.length
-    return picked.length === 0 ? null : { frames: picked, bytes: sumBytes(picked) }
+    // A sampled slice would keep whole socket chunks alive for a fraction of their frames.
+    return picked.length === 0 ? null : { frames: compact(picked), bytes: sumBytes(picked) }
   }
 }
 

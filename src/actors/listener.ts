@@ -6,7 +6,9 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ErrorCodes, KahetsError } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import type { MemoryBudget } from '../memory-budget.ts'
 import type { Stats } from '../stats.ts'
+import { HALF_CLOSE_SWITCH, loadHalfClose, type HalfClose } from '../half-close.ts'
 import { Actor, type ActorRef, type Directive, type Supervisor } from './actor.ts'
 import { Session, type Router } from './session.ts'
 
@@ -17,6 +19,12 @@ export interface ListenerOptions {
   router: Router
   stats: Stats
   log: Logger
+  /** Unfinished frames are charged to it by their sessions. */
+  budget: MemoryBudget
+  /** Reading clients at shutdown is bounded by this (SHUTDOWN_TIMEOUT). */
+  shutdownTimeoutMs: number
+  /** Without the half-close binding, a client quiet this long is taken as done (SHUTDOWN_DRAIN_MS). */
+  shutdownDrainMs: number
 }
 
 const LISTEN_BACKLOG = 4096
@@ -46,6 +54,8 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
   #nextId = 1
   #readsPaused = false
   #lastAcceptAt = 0
+  #halfClose: HalfClose | null = null
+  #unreadBytes = 0
 
   constructor (opts: ListenerOptions) {
     super('listener', null)
@@ -54,6 +64,8 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
   }
 
   get sessions (): number { return this.#sessions.size }
+  /** Bytes clients had sent that shutdown could not read within SHUTDOWN_TIMEOUT. */
+  get shutdownUnreadBytes (): number { return this.#unreadBytes }
 
   /** Memory pressure: every session (and each new one) stops reading until it is lifted. */
   pauseReading (paused: boolean): void {
@@ -77,6 +89,13 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
       if (await answers(path)) throw new KahetsError(ErrorCodes.SOCKET_IN_USE, `another process is serving ${path}; refusing to start a second instance`)
       this.#log.warn({ socket: path }, 'removing stale socket file left by a previous run')
       await unlink(path)
+    }
+    const halfClose = await loadHalfClose()
+    if (typeof halfClose === 'string') {
+      this.#log.warn({ reason: halfClose, quietMs: this.#opts.shutdownDrainMs, switch: HALF_CLOSE_SWITCH }, 'shutdown cannot half-close connections: it reads each until the client has been quiet for SHUTDOWN_DRAIN_MS, and what a client writes after that is lost')
+    } else {
+      this.#halfClose = halfClose
+      this.#log.info('shutdown reads every connection to its end (shutdown(2), SHUT_RD)')
     }
     // Connections are taken at once, not through the mailbox: at shutdown the ones already in
     // the listen backlog must still be accepted while onStop runs (see there).
@@ -119,6 +138,10 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
       maxFrameBytes: this.#opts.maxFrameBytes,
       log: this.#log,
       supervisor: this,
+      budget: this.#opts.budget,
+      halfClose: this.#halfClose,
+      drainQuietMs: this.#opts.shutdownDrainMs,
+      unread: (bytes) => { this.#unreadBytes += bytes },
     })
     this.#sessions.add(session)
     if (this.#readsPaused) session.pauseReading()
@@ -133,13 +156,15 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
    * them. A client whose connection is still in the listen backlog has sent too (its write went to
    * the kernel, and its send() returned true): the socket file goes first, so that no new
    * client can connect, then what the backlog holds is accepted until none has come for
-   * BACKLOG_QUIET_MS, and only then is the server closed.
+   * BACKLOG_QUIET_MS, and only then is the server closed. Each connection is then
+   * half-closed and read to its end (session.ts, drain), all within SHUTDOWN_TIMEOUT.
    */
   protected override async onStop (): Promise<void> {
+    const deadline = Date.now() + this.#opts.shutdownTimeoutMs
     await unlink(this.#opts.socketPath).catch(() => {})
-    const deadline = Date.now() + BACKLOG_DRAIN_MAX_MS
+    const backlogDeadline = Math.min(deadline, Date.now() + BACKLOG_DRAIN_MAX_MS)
     this.#lastAcceptAt = Date.now()
-    while (this.#server !== null && Date.now() - this.#lastAcceptAt < BACKLOG_QUIET_MS && Date.now() < deadline) {
+    while (this.#server !== null && Date.now() - this.#lastAcceptAt < BACKLOG_QUIET_MS && Date.now() < backlogDeadline) {
       await sleep(BACKLOG_QUIET_MS / 5)
     }
     const server = this.#server
@@ -148,7 +173,8 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
     // Shutdown reads everything clients already sent, pressure or not (what does not fit
     // spills to the backup or is counted as dropped).
     this.#setReadsPaused(false)
-    await Promise.all([...this.#sessions].map((s) => s.drain()))
+    await Promise.all([...this.#sessions].map((s) => s.drain(deadline)))
     await closed
+    if (this.#unreadBytes > 0) this.#log.error({ unreadBytes: this.#unreadBytes }, 'shutdown: bytes clients had sent were left unread at SHUTDOWN_TIMEOUT (kahets_shutdown_unread_bytes_total)')
   }
 }

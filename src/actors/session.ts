@@ -5,8 +5,11 @@ import type { Logger } from '../log.ts'
 import { RateLimitedLog } from '../log.ts'
 import { ProtocolError } from '../errors.ts'
 import { FrameDecoder, type InvalidReason } from '../protocol/decoder.ts'
-import type { Frame } from '../protocol/frame.ts'
+import { WireFrame, type Frame } from '../protocol/frame.ts'
+import { compact } from '../protocol/compact.ts'
 import type { Stats } from '../stats.ts'
+import type { HalfClose } from '../half-close.ts'
+import type { Admission, MemoryBudget } from '../memory-budget.ts'
 import { Actor, type Supervisor } from './actor.ts'
 
 export interface Router {
@@ -17,7 +20,10 @@ export type SessionMsg =
   | { readonly type: 'chunk', readonly chunk: Buffer }
   | { readonly type: 'closed' }
 
-export type SessionSignal = { readonly kind: 'drain' }
+export type SessionSignal =
+  | { readonly kind: 'drain', readonly deadline: number }
+  | { readonly kind: 'quiet?' }
+  | { readonly kind: 'bound' }
 
 export interface SessionOptions {
   id: number
@@ -27,12 +33,17 @@ export interface SessionOptions {
   maxFrameBytes: number
   log: Logger
   supervisor: Supervisor
+  /** Unfinished frames are charged here from their first byte (memory-budget.ts). */
+  budget: MemoryBudget
+  /** shutdown(2) for the drain, or null to read until the client is quiet (half-close.ts). */
+  halfClose: HalfClose | null
+  /** The fallback drain: the client is taken as done once it has been quiet this long. */
+  drainQuietMs: number
+  /** Bytes left unread when the shutdown bound hit (kahets_shutdown_unread_bytes_total). */
+  unread: (bytes: number) => void
 }
 
 const warnings = new RateLimitedLog()
-// At shutdown a session keeps reading until its client has been quiet this long: what the
-// client already sent is then in (SPEC §4, shutdown reads what clients already sent).
-const DRAIN_QUIET_MS = 50
 
 export class Session extends Actor<SessionMsg, SessionSignal> {
   readonly id: number
@@ -41,9 +52,24 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
   readonly #stats: Stats
   readonly #log: Logger
   readonly #decoder: FrameDecoder
+  readonly #opts: SessionOptions
   #lastData = Date.now()
   #closed = false
-  #quietTimer: NodeJS.Timeout | null = null
+  #timer: NodeJS.Timeout | null = null
+  #deadline = Infinity
+  /** What this session's unfinished frame is charged to the budget. */
+  #charged = 0
+  #pauseWanted = false
+  #draining = false
+  #socketPaused = false
+  /** The unfinished frame (decoder.partialsStarted) read to its end despite a pause, or -1. */
+  #finishing = -1
+  /** The unfinished frame that has MAXMEMORY's leave to hold its whole buffer, or -1. */
+  #admitted = -1
+  #waiting: Admission | null = null
+  #waitingFor = -1
+  /** The chunk being decoded (see #held). */
+  #chunk: Buffer | null = null
 
   constructor (opts: SessionOptions) {
     super(`session:${opts.id}`, opts.supervisor)
@@ -52,10 +78,11 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     this.#router = opts.router
     this.#stats = opts.stats
     this.#log = opts.log
+    this.#opts = opts
     this.#decoder = new FrameDecoder({
       frames: (batch) => { this.#route(batch) },
       invalid: (reason, bytes) => { this.#invalid(reason, bytes) },
-    }, { maxFrameBytes: opts.maxFrameBytes })
+    }, { maxFrameBytes: opts.maxFrameBytes, mayHoldWhole: (total) => this.#mayHoldWhole(total) })
     this.#socket.on('data', (chunk: Buffer) => {
       this.#lastData = Date.now()
       if (this.state !== 'stopped') this.tell({ type: 'chunk', chunk })
@@ -69,6 +96,7 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     switch (msg.type) {
       case 'chunk':
         if (this.#closed) return
+        this.#chunk = msg.chunk
         try {
           this.#decoder.push(msg.chunk)
         } catch (err) {
@@ -77,6 +105,10 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
           warnings.warn(this.#log, 'oversized', { session: this.id, err: err.message }, 'oversized frame: closing the connection')
           this.#closed = true
           this.#socket.destroy()
+        } finally {
+          this.#chunk = null
+          this.#charge()
+          this.#applyPause()
         }
         return
       case 'closed':
@@ -93,52 +125,150 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
   protected override receiveSystem (msg: SessionSignal): void {
     switch (msg.kind) {
       case 'drain':
+        this.#deadline = msg.deadline
+        if (this.#closed || this.#socket.destroyed) {
+          void this.stop()
+          return
+        }
+        // Half-closed, the socket reads what the client had sent and then ends ('closed').
+        if (this.#opts.halfClose?.shutdownRead(this.#socket) === true) this.#arm(msg.deadline - Date.now(), { kind: 'bound' })
+        else this.#waitQuiet()
+        return
+      case 'quiet?':
         this.#waitQuiet()
         return
+      case 'bound':
+        this.#bound()
+        return
       default: {
-        const never: never = msg.kind
-        throw new Error(`unknown signal ${String(never)}`)
+        const never: never = msg
+        throw new Error(`unknown signal ${JSON.stringify(never)}`)
       }
     }
   }
 
   protected override onStop (): void {
-    if (this.#quietTimer !== null) clearTimeout(this.#quietTimer)
+    if (this.#timer !== null) clearTimeout(this.#timer)
     this.#end()
     this.#socket.destroy()
   }
 
-  /** Memory pressure (memory-budget.ts): stop reading; what the client sends waits in the kernel. */
+  /**
+   * Memory pressure (memory-budget.ts): stop reading; what the client sends waits in the
+   * kernel. An unfinished frame begun before the pause that has its whole buffer is read to
+   * its end first: that costs no memory, and the frames that were begun complete and leave.
+   */
   pauseReading (): void {
-    this.#socket.pause()
+    this.#pauseWanted = true
+    this.#finishing = this.#decoder.partialTotal > 0 ? this.#decoder.partialsStarted : -1
+    this.#applyPause()
   }
 
   resumeReading (): void {
+    this.#pauseWanted = false
     // A drain waits for the client to be quiet; a paused socket was only quiet because it
     // was not read, so the quiet period starts now.
     this.#lastData = Date.now()
-    this.#socket.resume()
+    this.#applyPause()
   }
 
-  /** Shutdown: read until the client is quiet, then close; resolves when the session stopped. */
-  drain (): Promise<void> {
-    this.signal({ kind: 'drain' })
+  #applyPause (): void {
+    const d = this.#decoder
+    let read: boolean
+    if (this.#draining) read = true // shutdown reads what clients sent, pressure or not
+    else if (this.#waiting !== null) read = false
+    else if (!this.#pauseWanted) read = true
+    else read = d.partialTotal > 0 && d.partialsStarted === this.#finishing && (d.holdsWholeBuffer || this.#admitted === d.partialsStarted)
+    if (read === !this.#socketPaused) return
+    this.#socketPaused = !read
+    if (read) this.#socket.resume()
+    else this.#socket.pause()
+  }
+
+  /** The decoder asks for the whole buffer of a large frame: MAXMEMORY admits it, or it waits. */
+  #mayHoldWhole (total: number): boolean {
+    const frame = this.#decoder.partialsStarted
+    if (this.#admitted === frame) return true
+    if (this.#waiting !== null) return false
+    const waiting = this.#opts.budget.admit(total, this.#charged, () => {
+      this.#waiting = null
+      this.#admitted = frame
+      this.#charged = total
+      this.#applyPause()
+    })
+    if (waiting === null) {
+      this.#admitted = frame
+      this.#charged = total
+      return true
+    }
+    this.#waiting = waiting
+    this.#waitingFor = frame
+    return false
+  }
+
+  /** Keeps the budget's charge equal to what the unfinished frame holds (or was admitted to). */
+  #charge (): void {
+    const d = this.#decoder
+    if (this.#waiting !== null && (d.partialTotal === 0 || d.partialsStarted !== this.#waitingFor)) {
+      // The frame completed (or the connection ended) before its turn came.
+      this.#opts.budget.cancel(this.#waiting)
+      this.#waiting = null
+    }
+    const held = d.partialTotal > 0 && this.#admitted === d.partialsStarted ? d.partialTotal : d.heldBytes
+    if (held === this.#charged) return
+    const delta = held - this.#charged
+    this.#charged = held
+    this.#opts.budget.holdUnfinished(delta, this.#waiting)
+  }
+
+  /**
+   * Shutdown: half-close the read side and read to the end (or, without the binding, read
+   * until the client is quiet), then close; at `deadline` what is still unread is counted
+   * and the session closes anyway. Resolves when the session stopped.
+   */
+  drain (deadline: number): Promise<void> {
+    this.#draining = true
+    this.#applyPause()
+    this.signal({ kind: 'drain', deadline })
     return this.stopped
   }
 
+  #arm (ms: number, signal: SessionSignal): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => { this.#timer = null; this.signal(signal) }, Math.max(0, ms))
+  }
+
   #waitQuiet (): void {
-    const quietFor = Date.now() - this.#lastData
-    if (quietFor >= DRAIN_QUIET_MS || this.#socket.destroyed) {
+    const now = Date.now()
+    if (now >= this.#deadline) {
+      this.#bound()
+      return
+    }
+    const quietFor = now - this.#lastData
+    if (quietFor >= this.#opts.drainQuietMs || this.#socket.destroyed) {
       void this.stop()
       return
     }
-    this.#quietTimer = setTimeout(() => { this.#quietTimer = null; this.signal({ kind: 'drain' }) }, DRAIN_QUIET_MS - quietFor)
+    this.#arm(Math.min(this.#opts.drainQuietMs - quietFor, this.#deadline - now), { kind: 'quiet?' })
+  }
+
+  /** SHUTDOWN_TIMEOUT hit before the client's bytes were all read: count them, then close. */
+  #bound (): void {
+    const kernel = this.#opts.halfClose?.unreadBytes(this.#socket) ?? null
+    const partial = this.#decoder.pendingBytes
+    const unread = (kernel ?? 0) + partial
+    if (unread > 0 || kernel === null) {
+      if (unread > 0) this.#opts.unread(unread)
+      this.#log.error({ session: this.id, unreadBytes: kernel ?? 'unknown', partialFrameBytes: partial }, 'SHUTDOWN_TIMEOUT reached: closing a connection with bytes still unread')
+    }
+    void this.stop()
   }
 
   #end (): void {
     if (this.#closed && this.#decoder.pendingBytes === 0) return
     this.#closed = true
     const lost = this.#decoder.end()
+    this.#charge()
     if (lost > 0) {
       this.#stats.truncatedFrames++
       warnings.warn(this.#log, 'truncated', { session: this.id, bytes: lost }, 'connection ended mid-frame: partial frame discarded')
@@ -146,6 +276,8 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
   }
 
   #route (batch: Frame[]): void {
+    // A frame that just completed leaves the unfinished charge before its bucket charges it.
+    this.#charge()
     // Usually a chunk carries one bucket; split only when it does not.
     const first = batch[0]!.bucket
     let bytes = 0
@@ -155,7 +287,7 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
       if (f.bucket !== first) mixed = true
     }
     if (!mixed) {
-      this.#router.deliver(first, batch, bytes)
+      this.#router.deliver(first, this.#held(batch, bytes), bytes)
       return
     }
     const groups = new Map<string, { frames: Frame[], bytes: number }>()
@@ -165,7 +297,24 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
       g.frames.push(f)
       g.bytes += f.size
     }
-    for (const [bucket, g] of groups) this.#router.deliver(bucket, g.frames, g.bytes)
+    for (const [bucket, g] of groups) this.#router.deliver(bucket, this.#held(g.frames, g.bytes), g.bytes)
+  }
+
+  /**
+   * Frames as a bucket may hold them: copied out of the chunk when they would keep a much
+   * larger chunk alive than MAXMEMORY charges (compact.ts). The common case — the frames of
+   * one bucket fill the chunk just read — is decided without looking at each frame.
+   */
+  #held (frames: Frame[], bytes: number): readonly Frame[] {
+    const chunk = this.#chunk
+    const head = frames[0]!
+    const last = frames[frames.length - 1]!
+    if (chunk !== null && last instanceof WireFrame && last.origin.chunk === chunk) {
+      // Only the first frame of a chunk can come from elsewhere: an unfinished frame it completed.
+      const inChunk = head !== last && !(head instanceof WireFrame && head.origin.chunk === chunk) ? bytes - head.size : bytes
+      if (inChunk * 2 >= chunk.length) return frames
+    }
+    return compact(frames)
   }
 
   #invalid (reason: InvalidReason, bytes: number): void {

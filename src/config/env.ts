@@ -25,6 +25,8 @@ export interface EnvConfig {
   readonly metrics: MetricsAddress | null
   /** How long shutdown waits for Kafka before writing what is left to the backup. */
   readonly shutdownTimeoutMs: number
+  /** Only where shutdown(2) is unavailable: a client quiet this long at shutdown is taken as done. */
+  readonly shutdownDrainMs: number
 }
 
 export const ENV_DEFAULTS = {
@@ -36,6 +38,7 @@ export const ENV_DEFAULTS = {
   LOG_LEVEL: 'INFO',
   MAX_FRAME_BYTES: '1MB',
   SHUTDOWN_TIMEOUT: '10000',
+  SHUTDOWN_DRAIN_MS: '50',
 }
 
 // kahego's level names, plus the spellings people type.
@@ -114,6 +117,8 @@ export function loadEnv (opts: EnvOptions = {}): EnvConfig {
   if (maxFrameBytes === null || maxFrameBytes < 16 || maxFrameBytes > 0xffffffff) bad('MAX_FRAME_BYTES', get('MAX_FRAME_BYTES'), 'a size between 16B and 4GB such as 1MB')
   const shutdownTimeoutMs = parseInteger(get('SHUTDOWN_TIMEOUT'), 0)
   if (shutdownTimeoutMs === null) bad('SHUTDOWN_TIMEOUT', get('SHUTDOWN_TIMEOUT'), 'milliseconds, a whole number ≥ 0')
+  const shutdownDrainMs = parseInteger(get('SHUTDOWN_DRAIN_MS'), 1)
+  if (shutdownDrainMs === null) bad('SHUTDOWN_DRAIN_MS', get('SHUTDOWN_DRAIN_MS'), 'milliseconds, a whole number ≥ 1')
   const metricsRaw = (processEnv.METRICS ?? fileVars.METRICS ?? '').trim()
   const metrics = metricsRaw === '' ? null : parseMetrics(metricsRaw)
   if (metricsRaw !== '' && metrics === null) bad('METRICS', metricsRaw, 'host:port or unix:/path')
@@ -131,5 +136,6 @@ export function loadEnv (opts: EnvOptions = {}): EnvConfig {
     maxFrameBytes: maxFrameBytes!,
     metrics,
     shutdownTimeoutMs: shutdownTimeoutMs!,
+    shutdownDrainMs: shutdownDrainMs!,
   })
 }

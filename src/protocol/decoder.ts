@@ -10,8 +10,17 @@
 // bucketLen 0 is reserved for control frames and is invalid today. An invalid body is
 // skipped whole (its length is trusted, so the stream stays in sync); a length above
 // maxFrameBytes means the stream cannot be trusted and the decoder stops.
+//
+// An unfinished frame is held in one buffer (heldBytes, charged to MAXMEMORY by the session).
+// A frame of up to EAGER_BYTES gets its whole buffer at once. A larger one first holds only
+// the bytes that came with it, and gets its whole buffer when the next chunk arrives: a
+// connection paused for memory pressure then holds at most what it had read, not a whole
+// frame it announced (README, "Bounded memory").
 import { ErrorCodes, ProtocolError } from '../errors.ts'
 import { type Frame, FrameOrigin, WireFrame, LENGTH_BYTES, DEFAULT_MAX_FRAME_BYTES, isValidBucketBytes } from './frame.ts'
+
+/** Frames up to this size (a socket chunk) get their whole buffer when they begin. */
+export const EAGER_BYTES = 64 * 1024
 
 export type InvalidReason = 'bad_bucket' | 'fields_overflow' | 'control_frame'
 
@@ -26,9 +35,13 @@ export class FrameDecoder {
   readonly #sink: FrameSink
   readonly #maxFrameBytes: number
   readonly #now: () => number
-  // A frame that straddles chunks is assembled here: exactly one allocation per such frame.
+  readonly #mayHoldWhole: (total: number) => boolean
+  // A frame that straddles chunks is assembled here: one allocation per such frame, two for
+  // one larger than EAGER_BYTES (see above). #partialTotal is its whole size on the wire.
   #partial: Buffer | null = null
   #partialFill = 0
+  #partialTotal = 0
+  #partialsStarted = 0
   // The length field itself may be split; it is gathered in this small buffer first.
   readonly #header = Buffer.alloc(LENGTH_BYTES)
   #headerFill = 0
@@ -39,15 +52,42 @@ export class FrameDecoder {
   #lastBucketLen = 0
   #lastBucket = ''
 
-  constructor (sink: FrameSink, opts: { maxFrameBytes?: number, now?: () => number } = {}) {
+  /**
+   * `mayHoldWhole(total)` is asked before a large unfinished frame gets its whole buffer
+   * (the session asks MAXMEMORY); while it says no, the frame holds only the bytes read.
+   */
+  constructor (sink: FrameSink, opts: { maxFrameBytes?: number, now?: () => number, mayHoldWhole?: (total: number) => boolean } = {}) {
     this.#sink = sink
     this.#maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
     this.#now = opts.now ?? Date.now
+    this.#mayHoldWhole = opts.mayHoldWhole ?? (() => true)
   }
 
   /** Bytes of an unfinished frame held back, waiting for the rest. */
   get pendingBytes (): number {
     return this.#partial !== null ? this.#partialFill : this.#headerFill
+  }
+
+  /** Memory held for the unfinished frame: its buffer, which may be larger than pendingBytes. */
+  get heldBytes (): number {
+    return this.#partial !== null ? this.#partial.length : this.#headerFill
+  }
+
+  /**
+   * The unfinished frame has its whole buffer: reading the rest of it costs no more memory.
+   * `partialsStarted` tells one unfinished frame from the next.
+   */
+  get holdsWholeBuffer (): boolean {
+    return this.#partial !== null && this.#partial.length === this.#partialTotal
+  }
+
+  get partialsStarted (): number {
+    return this.#partialsStarted
+  }
+
+  /** The whole size of the unfinished frame, 0 when its length is not known yet. */
+  get partialTotal (): number {
+    return this.#partial !== null ? this.#partialTotal : 0
   }
 
   /**
@@ -78,8 +118,8 @@ export class FrameDecoder {
           this.#emit(origin, pos, pos + total, out)
           pos += total
         } else {
-          this.#partial = Buffer.allocUnsafe(total)
-          this.#partialFill = chunk.copy(this.#partial, 0, pos, end)
+          this.#startPartial(total, end - pos)
+          this.#partialFill = chunk.copy(this.#partial!, 0, pos, end)
           pos = end
         }
       }
@@ -97,6 +137,13 @@ export class FrameDecoder {
     return lost
   }
 
+  /** An unfinished frame of `total` bytes begins, `available` of them at hand. */
+  #startPartial (total: number, available: number): void {
+    this.#partial = Buffer.allocUnsafe(total <= EAGER_BYTES ? total : Math.min(total, available))
+    this.#partialTotal = total
+    this.#partialsStarted++
+  }
+
   #continuePartial (chunk: Buffer, pos: number, out: Frame[], now: number): number {
     if (this.#headerFill > 0) {
       const take = Math.min(LENGTH_BYTES - this.#headerFill, chunk.length - pos)
@@ -107,9 +154,18 @@ export class FrameDecoder {
       const n = this.#header.readUInt32LE(0)
       this.#headerFill = 0
       this.#checkLength(n)
-      this.#partial = Buffer.allocUnsafe(LENGTH_BYTES + n)
-      this.#header.copy(this.#partial, 0)
+      this.#startPartial(LENGTH_BYTES + n, LENGTH_BYTES + chunk.length - pos)
+      this.#header.copy(this.#partial!, 0)
       this.#partialFill = LENGTH_BYTES
+    } else if (this.#partial !== null && this.#partial.length < this.#partialTotal) {
+      // A large frame's next chunk arrived: it gets its whole buffer if the owner allows,
+      // else just room for this chunk's bytes.
+      const size = this.#mayHoldWhole(this.#partialTotal)
+        ? this.#partialTotal
+        : Math.min(this.#partialTotal, this.#partialFill + chunk.length - pos)
+      const grown = Buffer.allocUnsafe(size)
+      this.#partial.copy(grown, 0, 0, this.#partialFill)
+      this.#partial = grown
     }
     const partial = this.#partial
     if (partial === null) return pos
@@ -117,7 +173,7 @@ export class FrameDecoder {
     chunk.copy(partial, this.#partialFill, pos, pos + take)
     this.#partialFill += take
     pos += take
-    if (this.#partialFill === partial.length) {
+    if (this.#partialFill === this.#partialTotal) {
       this.#partial = null
       this.#partialFill = 0
       this.#emit(new FrameOrigin(partial, now), 0, partial.length, out)

@@ -215,3 +215,49 @@ test('after an oversized frame the decoder refuses more input', () => {
   assert.throws(() => d.push(Buffer.from([0x09, 0, 0, 0])), ProtocolError)
   assert.throws(() => d.push(encodeFrame({ bucket: 'a', payload: '' })), ProtocolError)
 })
+
+test('a large unfinished frame holds only what came until the next chunk, then its whole buffer', () => {
+  const payload = randomBytes(300 * 1024)
+  const bytes = encodeFrame({ bucket: 'big', key: null, payload })
+  const got: Buffer[] = []
+  const d = new FrameDecoder({ frames: (b) => { for (const f of b) got.push(Buffer.from(f.payload)) }, invalid: () => assert.fail('invalid') }, { maxFrameBytes: 1024 * 1024 })
+  d.push(bytes.subarray(0, 1000))
+  assert.equal(d.heldBytes, 1000, 'the announced 300 KiB are not allocated on the first chunk')
+  assert.equal(d.holdsWholeBuffer, false)
+  assert.equal(d.partialTotal, bytes.length)
+  d.push(bytes.subarray(1000, 2000))
+  assert.equal(d.heldBytes, bytes.length)
+  assert.equal(d.holdsWholeBuffer, true)
+  d.push(bytes.subarray(2000))
+  assert.equal(d.heldBytes, 0)
+  assert.deepEqual(got, [payload])
+})
+
+test('a small unfinished frame gets its whole buffer at once', () => {
+  const bytes = encodeFrame({ bucket: 'b', key: null, payload: Buffer.alloc(1000, 1) })
+  const d = new FrameDecoder({ frames: () => {}, invalid: () => {} })
+  d.push(bytes.subarray(0, 10))
+  assert.equal(d.heldBytes, bytes.length)
+  assert.equal(d.holdsWholeBuffer, true)
+})
+
+test('round trip: large frames, random chunking, the whole buffer granted or refused at random', () => {
+  for (let round = 0; round < 20; round++) {
+    const msgs = Array.from({ length: 5 }, (_, i) => ({ bucket: `b${i}`, key: i % 2 === 0 ? null : Buffer.from('k'), payload: randomBytes(Math.floor(Math.random() * 200_000)) }))
+    const bytes = encodeFrames(msgs)
+    const got: Frame[] = []
+    const d = new FrameDecoder({ frames: (b) => { got.push(...b) }, invalid: () => assert.fail('invalid') }, {
+      maxFrameBytes: 1024 * 1024,
+      mayHoldWhole: () => Math.random() < 0.5,
+    })
+    let at = 0
+    while (at < bytes.length) {
+      const n = 1 + Math.floor(Math.random() * 70_000)
+      d.push(bytes.subarray(at, at + n))
+      at += n
+      assert.ok(d.heldBytes <= (d.partialTotal === 0 ? 3 : d.partialTotal))
+    }
+    assert.equal(d.end(), 0)
+    assert.deepEqual(got.map((f) => [f.bucket, f.key?.toString() ?? null, f.payload.toString('hex')]), msgs.map((m) => [m.bucket, m.key?.toString() ?? null, m.payload.toString('hex')]))
+  }
+})

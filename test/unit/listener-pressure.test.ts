@@ -24,6 +24,9 @@ async function pressuredListener (budget: MemoryBudget): Promise<{ listener: Lis
     router: { deliver: (_bucket: string, frames: readonly Frame[]) => { for (const f of frames) got.push(f.payload.toString()) } },
     stats: new Stats(),
     log: createLogger('fatal'),
+    budget,
+    shutdownTimeoutMs: 5000,
+    shutdownDrainMs: 50,
   })
   budget.onPressure((on) => { listener.pauseReading(on) })
   await listener.start()
