@@ -136,7 +136,8 @@ export class AckClient {
     this.#frames.push(frame)
     this.#unsettledBytes += frame.length
     this.#sent++
-    this.#scheduleWrite()
+    if (this.#socket === null) this.#scheduleReconnect()
+    else this.#scheduleWrite()
     return this.#belowBounds()
   }
 
@@ -164,7 +165,8 @@ export class AckClient {
         }, timeoutMs)
       }
       this.#flushWaiters.push(w)
-      this.#sync()
+      if (this.#socket === null) this.#scheduleReconnect()
+      else this.#sync()
     })
   }
 
@@ -254,7 +256,8 @@ export class AckClient {
   }
 
   #settle (settled: number, refused: number): void {
-    const upTo = Math.min(settled, this.#sent)
+    // Never past what this connection carried, whatever kahets says.
+    const upTo = Math.min(settled, this.#written)
     if (upTo > this.#settled) {
       let n = upTo - this.#settled
       while (n-- > 0) {
@@ -312,7 +315,9 @@ export class AckClient {
     if (socket !== this.#socket) return
     this.#socket = null
     socket.destroy()
-    if (this.#closed) return
+    // An idle client reconnects at its next send() or flush(), so a script that has nothing
+    // left to send is not kept alive retrying a kahets that is gone.
+    if (this.#closed || (this.unsettled === 0 && this.#flushWaiters.length === 0)) return
     this.#scheduleReconnect()
   }
 
@@ -331,7 +336,7 @@ export class AckClient {
         this.#attach(s)
       }, (err: Error) => {
         if (wait === RECONNECT_MIN_MS) this.#log(`kahets client: cannot reconnect to ${this.#path} (${err.message}); retrying`)
-        this.#scheduleReconnect()
+        if (this.unsettled > 0 || this.#flushWaiters.length > 0) this.#scheduleReconnect()
       })
     }, wait)
   }

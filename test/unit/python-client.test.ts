@@ -188,4 +188,14 @@ print(json.dumps(r))
     assert.match(stderr, /5 frame\(s\) sent to .* were not confirmed by kahets within 0\.200 s/)
     assert.doesNotMatch(stderr, /ResourceWarning/)
   })
+
+  test('acknowledged mode: a script that never calls close() is flushed at exit, and what is unconfirmed is logged', async () => {
+    const s = await server({ silent: true })
+    const { stderr } = await python(`
+k = kahets.Client(sys.argv[1], ack='accepted', timeout=0.1)
+k.send('orders', 'never settled')
+`, [s.path])
+    assert.match(stderr, /1 frame\(s\) sent to .* were not confirmed by kahets within 0\.100 s/)
+    assert.equal(s.conns[0]!.control.filter((c) => c.type === 'sync').length, 1, 'the exit flush sent SYNC')
+  })
 })

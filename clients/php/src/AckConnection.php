@@ -247,7 +247,7 @@ final class AckConnection
 
     private function settle(int $settled, int $refused): void
     {
-        $settled = min($settled, $this->sent);
+        $settled = min($settled, $this->written); // never past what this connection carried
         for ($i = $this->settled; $i < $settled; $i++) {
             $this->bytes -= strlen($this->frames[$i]);
             unset($this->frames[$i]);

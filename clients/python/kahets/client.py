@@ -7,10 +7,12 @@ frame conn_base + i, because a new connection first sends again every kept frame
 After CLOSING <read> the frames before `read` count as settled (kahets still delivers them)
 and the rest are sent again; after a broken connection, the frames past the last ACK are.
 """
+import atexit
 import logging
 import select
 import socket
 import time
+import weakref
 from collections import deque
 from typing import Deque, Optional, Set
 
@@ -21,6 +23,16 @@ log = logging.getLogger('kahets')
 
 # Socket paths this process logged as down: "kahets is down" once per process, not per Client.
 _down: Set[str] = set()
+
+# Clients in acknowledged mode: at exit, one that was never closed is closed (flushed, and what
+# kahets did not confirm is logged), so a script that forgets close() still learns of it.
+_ack_clients: 'weakref.WeakSet[Client]' = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for client in list(_ack_clients):
+        client.close()
 
 
 class Client:
@@ -56,6 +68,8 @@ class Client:
         """How many frames kahets refused that it reported during the last flush() (or since the one before)."""
         self.last_refusal: Optional[str] = None
         """The last REFUSED detail kahets sent: 'frame <global index>: <reason>'."""
+        if ack is not None:
+            _ack_clients.add(self)
 
     # -- public ---------------------------------------------------------------------------
 
@@ -259,7 +273,7 @@ class Client:
         return True
 
     def _settle(self, settled: int, refused: int) -> None:
-        settled = min(settled, self._sent)
+        settled = min(settled, self._written)  # never past what this connection carried
         while self._settled < settled:
             self._bytes -= len(self._frames.popleft())
             self._settled += 1
