@@ -69,6 +69,7 @@ async function runScript (interpreter: string[], script: string, socketPath: str
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8')
+  child.stdin.on('error', () => {}) // a child that died early: its exit code tells
   child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
   const exit = new Promise<number | null>((resolve, reject) => {
     child.on('error', reject)

@@ -42,6 +42,7 @@ export class AckServer {
   readonly conns: AckConn[] = []
   readonly server: net.Server
   readonly path: string
+  readonly #stops: Array<() => void> = []
 
   private constructor (socketPath: string, readonly opts: AckServerOptions) {
     this.path = socketPath
@@ -63,6 +64,17 @@ export class AckServer {
   /** Every data frame read, over all connections, in order. */
   allFrames (): Buffer[] {
     return this.conns.flatMap((c) => c.frames)
+  }
+
+  /**
+   * Shuts down as kahets does (docs/protocol.md, "CLOSING"): stops accepting, and tells every
+   * acknowledged connection how many data frames it read before closing it; bytes that arrive
+   * later are not read. Connections without HELLO are closed without a byte.
+   */
+  async shutdown (): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    for (const stop of this.#stops) stop()
+    await closed
   }
 
   async close (): Promise<void> {
@@ -117,7 +129,8 @@ export class AckServer {
       if (first && this.opts.closingAfter !== undefined && conn.frames.length === this.opts.closingAfter) {
         done = true
         write(encodeClosing(conn.frames.length))
-        socket.end()
+        // Closed for good, as kahets does: the client still reads CLOSING from its buffer.
+        socket.end(() => socket.destroy())
         return
       }
       if (first && this.opts.breakAfter !== undefined && conn.frames.length === this.opts.breakAfter.read) {
@@ -140,6 +153,16 @@ export class AckServer {
         pos += 4 + n
       }
       pending = pending.subarray(pos)
+    })
+    this.#stops.push(() => {
+      if (done || conn.closed) return
+      done = true
+      if (conn.level !== null) {
+        conn.bytesOut += 14
+        socket.end(encodeClosing(conn.frames.length), () => socket.destroy())
+      } else {
+        socket.destroy()
+      }
     })
     socket.on('error', () => {})
     socket.on('close', () => {
