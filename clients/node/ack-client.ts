@@ -141,6 +141,23 @@ export class AckClient {
     return this.#belowBounds()
   }
 
+  /**
+   * Sends one whole frame as it is, unvalidated, counted as one data frame (for tests of what
+   * kahets refuses: a bad bucket name, fields that do not fit N). Returns false like send().
+   */
+  sendRaw (frame: Buffer): boolean {
+    if (this.#closing || this.#closed) throw new Error('kahets client is closed')
+    if (frame.length < LENGTH_BYTES || frame.readUInt32LE(0) !== frame.length - LENGTH_BYTES || frame[LENGTH_BYTES] === 0) {
+      throw new RangeError('sendRaw takes one whole data frame: its length field must match and its bucketLen must not be 0')
+    }
+    this.#frames.push(Buffer.from(frame))
+    this.#unsettledBytes += frame.length
+    this.#sent++
+    if (this.#socket === null) this.#scheduleReconnect()
+    else this.#scheduleWrite()
+    return this.#belowBounds()
+  }
+
   /** Resolves once send() would return true again: the socket drained and unsettled frames under their bounds. */
   drain (): Promise<void> {
     this.#writeNow()

@@ -81,6 +81,19 @@ describe('Node client, acknowledged mode', () => {
     assert.match(lines.join('\n'), /reconnected to .*; sending 75 unsettled frames again/)
   })
 
+  test('sendRaw() carries a frame kahets will refuse, counted as one data frame', async () => {
+    const s = await server({ refuse: (b) => !/^[A-Za-z0-9._-]+$/.test(b) })
+    const client = await connect(s.path, { ack: 'accepted' })
+    const bad = Buffer.from([0x05, 0, 0, 0, 0x03, 0x61, 0x2f, 0x62, 0x00]) // bucket "a/b", no key
+    client.send('orders', 'ok')
+    client.sendRaw(bad)
+    client.send('orders', 'ok too')
+    assert.deepEqual(await client.flush(5000), { settled: 3, refused: 1 })
+    assert.deepEqual(s.conns[0]!.frames[1], bad)
+    assert.throws(() => client.sendRaw(Buffer.from([0x02, 0, 0, 0, 0x00, 0x03])), RangeError, 'a control frame is not a data frame')
+    await client.close()
+  })
+
   test('a kahets that never acknowledges: flush() rejects after its timeout, frames are kept', async () => {
     const s = await server({ silent: true })
     const client = await connect(s.path, { ack: 'accepted' })
