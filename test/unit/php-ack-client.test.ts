@@ -41,6 +41,18 @@ async function php (body: string, args: string[], loader = `require ${JSON.strin
 }
 
 describe('PHP client, acknowledged mode', () => {
+  test('a kahets that does not acknowledge: the exit flush waits at most the timeout, then logs', async () => {
+    const s = await server({ silent: true })
+    const started = Date.now()
+    const { stderr } = await php(`
+$k = new Kahets\\Client($argv[1], ['ack' => 'durable', 'timeout' => 0.3]);
+$k->send('orders', 'never settled');
+`, [s.path])
+    assert.match(stderr, /1 frame\(s\) sent to .* were not confirmed by kahets within 0\.300 s at exit; they may be lost/)
+    assert.ok(Date.now() - started < 10_000)
+    assert.equal(s.conns[0]!.control.filter((c) => c.type === 'sync').length, 1, 'the exit flush sent SYNC')
+  })
+
   test('says HELLO at its level first, sends frames unchanged, flush() reports settled and refused', async () => {
     const s = await server({ refuse: (b) => b === 'nobody' })
     const msgs = messages(100, (i) => (i % 10 === 0 ? 'nobody' : 'orders'))
@@ -120,7 +132,7 @@ echo json_encode($r), "\\n";
     const lines = stderr.trim().split('\n')
     assert.equal(lines.length, 2, stderr)
     assert.match(lines[0]!, /kahets client: cannot connect to .*missing\.sock .*No such file or directory/)
-    assert.match(lines[1]!, /kahets client: 3 frame\(s\) sent to .*missing\.sock were not confirmed by kahets within 0\.200 s at exit; they may be lost/)
+    assert.match(lines[1]!, /kahets client: 3 frame\(s\) sent to .*missing\.sock were not confirmed by kahets, which is not running; they are lost/)
   })
 
   test('frames kept while kahets is down are sent once it is up, by flush()', async () => {

@@ -184,6 +184,13 @@ final class AckConnection
             $this->close();
             return;
         }
+        // kahets down: say so at once rather than hold the end of every request for the
+        // timeout (a web request's response waits for shutdown functions unless the
+        // application called fastcgi_finish_request()).
+        if ($this->stream === null && !$this->connect()) {
+            Log::error($this->logger, sprintf('%d frame(s) sent to %s were not confirmed by kahets, which is not running; they are lost', $this->unsettled(), $this->path));
+            return;
+        }
         if (!$this->flush($this->timeout)) {
             Log::error($this->logger, sprintf('%d frame(s) sent to %s were not confirmed by kahets within %.3f s at exit; they may be lost', $this->unsettled(), $this->path, $this->timeout));
         }
