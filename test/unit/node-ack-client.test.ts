@@ -90,6 +90,7 @@ describe('Node client, acknowledged mode', () => {
     client.send('orders', 'ok too')
     assert.deepEqual(await client.flush(5000), { settled: 3, refused: 1 })
     assert.deepEqual(s.conns[0]!.frames[1], bad)
+    assert.deepEqual(client.lastRefusal, { index: 1, reason: 'unknown_bucket' }, 'the REFUSED detail, by index since connect()')
     assert.throws(() => client.sendRaw(Buffer.from([0x02, 0, 0, 0, 0x00, 0x03])), RangeError, 'a control frame is not a data frame')
     await client.close()
   })

@@ -70,9 +70,9 @@ $k->sendMany([['orders', 'a'], ['nobody', 'b'], ['orders', 'c', 'key']]);
 $first = [$k->flush(), $k->lastRefused()];
 $k->send('nobody', 'd');
 $k->send('nobody', 'e');
-echo json_encode([$first, [$k->flush(), $k->lastRefused()], [$k->settled(), $k->refused(), $k->unsettled()]]), "\\n";
+echo json_encode([$first, [$k->flush(), $k->lastRefused()], [$k->settled(), $k->refused(), $k->unsettled()], $k->lastRefusal()]), "\\n";
 `, [a.path])
-    assert.deepEqual(JSON.parse(stdout), [[true, 1], [true, 2], [5, 3, 0]])
+    assert.deepEqual(JSON.parse(stdout), [[true, 1], [true, 2], [5, 3, 0], 'frame 4: unknown_bucket'])
     assert.deepEqual(a.conns[0]!.control[0], { type: 'hello', version: 1, level: 1 })
   })
 

@@ -206,6 +206,12 @@ final class Client
         return $this->lastRefused;
     }
 
+    /** Acknowledged mode: the last REFUSED detail kahets sent, "frame <index>: <reason>" (index counted since the process's first frame), or null. */
+    public function lastRefusal(): ?string
+    {
+        return $this->ack?->lastRefusal();
+    }
+
     /** Acknowledged mode: frames this process sent that kahets settled so far (0 when fire-and-forget). */
     public function settled(): int
     {
