@@ -17,6 +17,8 @@ export const ErrorCodes = {
   FILES_EXHAUSTED: 'KAHETS_FILES_EXHAUSTED',
   /** A spool (backup) file record failed its checksum or framing. */
   SPOOL_CORRUPT: 'KAHETS_SPOOL_CORRUPT',
+  /** A control frame (bucketLen 0, docs/protocol.md) that cannot be read: skipped, the connection stays. */
+  CONTROL_FRAME_INVALID: 'KAHETS_CONTROL_FRAME_INVALID',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

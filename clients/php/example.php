@@ -1,7 +1,9 @@
 <?php
 
 // Sends COUNT keyed messages to the bucket "example" through kahets and reports how many
-// were accepted. Usage: php clients/php/example.php [SOCKET] [COUNT]
+// were accepted. Usage: php clients/php/example.php [SOCKET] [COUNT] [accepted|durable]
+// With a third argument the client runs in acknowledged mode (a kahets with acknowledged
+// mode needed) and waits for kahets to settle the messages.
 // Exits 1 if any send failed (kahets down, for instance); the reasons are in the error log
 // (stderr for the CLI).
 
@@ -16,7 +18,8 @@ if ($count < 0) {
     exit(2);
 }
 
-$kahets = new \Kahets\Client($socket);
+$ack = $argv[3] ?? null;
+$kahets = new \Kahets\Client($socket, ['ack' => $ack]);
 $accepted = 0;
 for ($i = 0; $i < $count; $i++) {
     $payload = json_encode(['n' => $i, 'at' => microtime(true), 'host' => gethostname()]) ?: '{}';
@@ -26,4 +29,9 @@ for ($i = 0; $i < $count; $i++) {
 }
 
 printf("%d of %d messages accepted by kahets at %s\n", $accepted, $count, $socket);
+if ($ack !== null) {
+    $settled = $kahets->flush(5.0);
+    printf("%s: %d settled, %d refused\n", $settled ? 'all settled' : 'NOT all settled', $kahets->settled(), $kahets->refused());
+    exit($accepted === $count && $settled && $kahets->refused() === 0 ? 0 : 1);
+}
 exit($accepted === $count ? 0 : 1);
