@@ -76,6 +76,21 @@ echo json_encode([$first, [$k->flush(), $k->lastRefused()], [$k->settled(), $k->
     assert.deepEqual(a.conns[0]!.control[0], { type: 'hello', version: 1, level: 1 })
   })
 
+  test('random bytes from a peer: Control::parse() returns frames or null, never a warning or an exception', async () => {
+    const { stdout, stderr } = await php(`
+for ($i = 0; $i < 3000; $i++) {
+    $raw = random_bytes(1 + $i % 40);
+    foreach ([$raw, pack('VC', strlen($raw) + 1, 0) . $raw] as $buf) {
+        $r = Kahets\\Control::parse($buf);
+        if ($r !== null && !is_array($r)) { echo "bad\\n"; }
+    }
+}
+echo "ok\\n";
+`, [])
+    assert.equal(stdout, 'ok\n')
+    assert.equal(stderr, '')
+  })
+
   test('CLOSING then reconnect resends exactly the frames past read', async () => {
     const s = await server({ closingAfter: 30 })
     const msgs = messages(100)

@@ -71,6 +71,21 @@ print(json.dumps({'frames': frames.hex(), 'hello': [wire.hello(1).hex(), wire.he
     assert.deepEqual(r.replies, [['ack', 5, 1], ['synced', 9, 7, 2], ['refused', 3, 'unknown_bucket'], ['closing', 2 ** 53 - 1]])
   })
 
+  test('random bytes from a peer: the reader raises only ProtocolError', async () => {
+    const { stdout } = await python(`
+import os
+for i in range(3000):
+    raw = os.urandom(1 + i % 40)
+    for buf in (bytearray(raw), bytearray(bytes([len(raw) + 1, 0, 0, 0, 0]) + raw)):
+        try:
+            wire.parse(buf)
+        except wire.ProtocolError:
+            pass
+print('ok')
+`)
+    assert.equal(stdout, 'ok\n')
+  })
+
   test('invalid input raises ValueError and sends nothing', async () => {
     const { stdout } = await python(`
 bad = []
