@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts'
 import { RateLimitedLog } from '../log.ts'
 import type { MemoryBudget } from '../memory-budget.ts'
 import type { Frame } from '../protocol/frame.ts'
+import { refuseFrames, type Receipt } from '../receipts.ts'
 import type { Stats } from '../stats.ts'
 import type { StreamFactory } from '../streams/create-stream.ts'
 import { Actor, type ActorRef, type Directive, type Supervisor } from './actor.ts'
@@ -57,7 +58,7 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
    * The routing step of a client session: hands a decoded batch of one bucket to that
    * bucket's actor (created on first use), or counts it as unknown.
    */
-  deliver (bucket: string, frames: readonly Frame[], bytes: number): void {
+  deliver (bucket: string, frames: readonly Frame[], bytes: number, receipt: Receipt | null = null): void {
     const actor = this.#buckets.get(bucket) ?? this.#spawnBucket(bucket)
     if (actor === null) {
       this.#stats.unknownBucketFrames += frames.length
@@ -66,10 +67,14 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
       const flow = stats.flow('')
       flow.received += frames.length
       flow.drop('unknown_bucket', frames.length)
+      if (receipt !== null) {
+        refuseFrames(frames, 'unknown_bucket')
+        receipt.release()
+      }
       unknownLog.warn(this.#log, `unknown:${bucket}`, { bucket, frames: frames.length }, 'frames for an unknown bucket dropped (no such bucket and no defaultBucket)')
       return
     }
-    actor.tell({ type: 'frames', frames, bytes })
+    actor.tell({ type: 'frames', frames, bytes, receipt })
   }
 
   childFailed (child: ActorRef, error: unknown): Directive {

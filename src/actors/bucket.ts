@@ -9,7 +9,8 @@ import { memoryCharge, type Frame } from '../protocol/frame.ts'
 import { compact } from '../protocol/compact.ts'
 import type { BucketStats, FlowStats } from '../stats.ts'
 import { Actor, type Supervisor } from './actor.ts'
-import { Charge, type Delivery } from './delivery.ts'
+import { Charge, NO_RECEIPTS, type Delivery } from './delivery.ts'
+import { refuseFrames, type Receipt } from '../receipts.ts'
 import type { StreamActor } from './stream-actor.ts'
 
 /**
@@ -27,7 +28,7 @@ export interface Binding {
 }
 
 export type BucketMsg =
-  | { readonly type: 'frames', readonly frames: readonly Frame[], readonly bytes: number }
+  | { readonly type: 'frames', readonly frames: readonly Frame[], readonly bytes: number, readonly receipt: Receipt | null }
   | { readonly type: 'timeout' }
 
 export type BucketSignal =
@@ -60,6 +61,8 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
   // Bytes charged to MAXMEMORY for the pending frames: wire bytes plus per-frame overhead.
   #pendingCharge = 0
   #timer: NodeJS.Timeout | null = null
+  // Receipts of durable acknowledged frames among #pending, each holding one hold of ours.
+  #pendingReceipts: Receipt[] = []
 
   constructor (opts: BucketOptions) {
     super(`bucket:${opts.name}`, opts.supervisor)
@@ -79,7 +82,7 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
   protected override receive (msg: BucketMsg): void {
     switch (msg.type) {
       case 'frames':
-        this.#accept(msg.frames, msg.bytes)
+        this.#accept(msg.frames, msg.bytes, msg.receipt)
         return
       case 'timeout':
         this.#timer = null
@@ -115,14 +118,21 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     this.#flush()
   }
 
-  #accept (frames: readonly Frame[], bytes: number): void {
+  #accept (frames: readonly Frame[], bytes: number, receipt: Receipt | null): void {
     this.#stats.received += frames.length
     this.#stats.receivedBytes += bytes
     for (const b of this.#bindings) b.flow.received += frames.length
     const charge = memoryCharge(frames.length, bytes)
     if (!this.#budget.tryAcquire(charge)) {
-      this.#overflow(frames, bytes)
+      this.#overflow(frames, bytes, receipt)
+      receipt?.release()
       return
+    }
+    // Acknowledged frames (receipts.ts): *accepted* once taken; *durable* once the batch they
+    // leave in is done with by every stream (its Charge holds the receipt).
+    if (receipt !== null) {
+      if (receipt.durable) this.#pendingReceipts.push(receipt)
+      else receipt.release()
     }
     for (const f of frames) this.#pending.push(f)
     this.#pendingBytes += bytes
@@ -137,7 +147,7 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
   // MAXMEMORY's intake limit reached (SPEC §4): never block the client because Kafka is slow.
   // Each stream's share goes straight to that stream's backup, charged until the file has it
   // (memory-budget.ts), or is dropped and counted when the stream has none.
-  #overflow (frames: readonly Frame[], bytes: number): void {
+  #overflow (frames: readonly Frame[], bytes: number, receipt: Receipt | null): void {
     let dropped = 0
     for (const b of this.#bindings) {
       const share = this.#share(b, frames, bytes)
@@ -146,10 +156,12 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
       if (backup !== null) {
         const charge = memoryCharge(share.frames.length, share.bytes)
         this.#budget.acquireSpill(charge)
-        backup.write({ bucket: this.bucket, ...share, flow: b.flow, charge: new Charge(this.#budget, charge, 1) })
+        const receipts = receipt?.durable === true ? [receipt] : NO_RECEIPTS
+        backup.write({ bucket: this.bucket, ...share, flow: b.flow, charge: new Charge(this.#budget, charge, 1, receipts) })
         b.stream.spilled()
       } else {
         b.flow.drop('max_memory', share.frames.length)
+        refuseFrames(share.frames, 'max_memory')
         dropped += share.frames.length
       }
     }
@@ -165,7 +177,12 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     const frames = this.#pending
     if (frames.length === 0) return
     const bytes = this.#pendingBytes
-    const charge = new Charge(this.#budget, this.#pendingCharge, this.#bindings.length)
+    const receipts = this.#pendingReceipts
+    const charge = new Charge(this.#budget, this.#pendingCharge, this.#bindings.length, receipts)
+    if (receipts.length > 0) {
+      this.#pendingReceipts = []
+      for (const r of receipts) r.release()
+    }
     this.#pending = []
     this.#pendingBytes = 0
     this.#pendingCharge = 0

@@ -3,6 +3,9 @@
 import type { MemoryBudget } from '../memory-budget.ts'
 import type { Frame } from '../protocol/frame.ts'
 import type { FlowStats } from '../stats.ts'
+import type { Receipt } from '../receipts.ts'
+
+export const NO_RECEIPTS: readonly Receipt[] = Object.freeze([])
 
 /**
  * Memory held by one flushed batch, shared by every stream the batch fans out to; the bytes
@@ -13,17 +16,26 @@ export class Charge {
   readonly #budget: MemoryBudget
   readonly bytes: number
   #refs: number
+  // Durable acknowledged frames in the batch (receipts.ts): settled when the last stream is done.
+  readonly #receipts: readonly Receipt[]
 
-  constructor (budget: MemoryBudget, bytes: number, refs: number) {
+  constructor (budget: MemoryBudget, bytes: number, refs: number, receipts: readonly Receipt[] = NO_RECEIPTS) {
     this.#budget = budget
     this.bytes = bytes
     this.#refs = refs
-    if (refs === 0) budget.release(bytes)
+    this.#receipts = receipts
+    for (const r of receipts) r.hold()
+    if (refs === 0) this.#release()
   }
 
   done (): void {
     if (this.#refs <= 0) throw new Error('charge released twice')
-    if (--this.#refs === 0) this.#budget.release(this.bytes)
+    if (--this.#refs === 0) this.#release()
+  }
+
+  #release (): void {
+    this.#budget.release(this.bytes)
+    for (const r of this.#receipts) r.release()
   }
 }
 

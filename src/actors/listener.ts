@@ -99,7 +99,7 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
     }
     // Connections are taken at once, not through the mailbox: at shutdown the ones already in
     // the listen backlog must still be accepted while onStop runs (see there).
-    const server = createServer({ allowHalfOpen: false }, (socket) => {
+    const server = createServer({ allowHalfOpen: true }, (socket) => {
       if (this.#server !== null && this.state !== 'stopped') this.#accept(socket)
       else socket.destroy()
     })

@@ -11,13 +11,21 @@ import type { Stats } from '../stats.ts'
 import type { HalfClose } from '../half-close.ts'
 import type { Admission, MemoryBudget } from '../memory-budget.ts'
 import { Actor, type Supervisor } from './actor.ts'
+import { Acknowledger } from './acknowledger.ts'
+import { ControlFrameError, decodeControl, encodeClosing } from '../protocol/control.ts'
+import { tagFrames, type Receipt } from '../receipts.ts'
 
 export interface Router {
-  deliver (bucket: string, frames: readonly Frame[], bytes: number): void
+  /**
+   * Hands one bucket's frames on. `receipt` (acknowledged connections only) is held once
+   * for this call; the router or the bucket releases it (receipts.ts).
+   */
+  deliver (bucket: string, frames: readonly Frame[], bytes: number, receipt: Receipt | null): void
 }
 
 export type SessionMsg =
   | { readonly type: 'chunk', readonly chunk: Buffer }
+  | { readonly type: 'ended' }
   | { readonly type: 'closed' }
 
 export type SessionSignal =
@@ -44,6 +52,10 @@ export interface SessionOptions {
 }
 
 const warnings = new RateLimitedLog()
+/** Replies a client leaves unread before kahets stops reading it (docs/protocol.md, ACK). */
+const MAX_UNREAD_REPLY_BYTES = 64 * 1024
+/** How long a connection that was sent CLOSING may take to close before kahets closes it. */
+const CLOSING_GRACE_MS = 1000
 
 export class Session extends Actor<SessionMsg, SessionSignal> {
   readonly id: number
@@ -70,6 +82,13 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
   #waitingFor = -1
   /** The chunk being decoded (see #held). */
   #chunk: Buffer | null = null
+  /** Acknowledged mode (docs/protocol.md): set by a HELLO as the connection's first frame. */
+  #ack: Acknowledger | null = null
+  /** Frames of any kind decoded so far: a HELLO counts only as the first. */
+  #framesSeen = 0
+  /** CLOSING was sent (or the connection is being refused): nothing more is read from it. */
+  #closing = false
+  #repliesBlocked = false
 
   constructor (opts: SessionOptions) {
     super(`session:${opts.id}`, opts.supervisor)
@@ -81,7 +100,8 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     this.#opts = opts
     this.#decoder = new FrameDecoder({
       frames: (batch) => { this.#route(batch) },
-      invalid: (reason, bytes) => { this.#invalid(reason, bytes) },
+      invalid: (reason, bytes) => { this.#invalidData(reason, bytes) },
+      control: (body) => { this.#control(body) },
     }, { maxFrameBytes: opts.maxFrameBytes, mayHoldWhole: (total) => this.#mayHoldWhole(total) })
     this.#socket.on('data', (chunk: Buffer) => {
       this.#lastData = Date.now()
@@ -89,6 +109,9 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     })
     // 'close' follows 'end' and 'error' alike; errors (ECONNRESET) only end the session.
     this.#socket.on('error', (err) => { this.#log.debug({ err, session: this.id }, 'client socket error') })
+    // The listener keeps half-open sockets (allowHalfOpen), so an acknowledged connection can
+    // be sent CLOSING after its client's last byte was read; every connection is ended here.
+    this.#socket.on('end', () => { if (this.state !== 'stopped') this.tell({ type: 'ended' }); else this.#socket.end() })
     this.#socket.on('close', () => { if (this.state !== 'stopped') this.tell({ type: 'closed' }) })
   }
 
@@ -104,15 +127,27 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
           this.#stats.oversizedFrames++
           warnings.warn(this.#log, 'oversized', { session: this.id, err: err.message }, 'oversized frame: closing the connection')
           this.#closed = true
-          this.#socket.destroy()
+          if (this.#ack !== null) {
+            // It counts as read and refused: the client must not send it again.
+            this.#ack.invalid('oversized')
+            this.#sendClosing()
+          } else {
+            this.#socket.destroy()
+          }
         } finally {
           this.#chunk = null
           this.#charge()
           this.#applyPause()
         }
         return
+      case 'ended':
+        // Everything the client sent was read (at shutdown: up to the half-close).
+        if (this.#draining) this.#sendClosing()
+        else if (!this.#closing) this.#socket.end()
+        return
       case 'closed':
         this.#end()
+        this.#ack?.close()
         void this.stop()
         return
       default: {
@@ -150,7 +185,25 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
   protected override onStop (): void {
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#end()
-    this.#socket.destroy()
+    if (this.#draining) this.#sendClosing()
+    if (!this.#closing) this.#socket.destroy()
+  }
+
+  /**
+   * The last thing kahets writes on an acknowledged connection: how many data frames it read
+   * (docs/protocol.md, CLOSING). A connection without HELLO is closed without a byte.
+   */
+  #sendClosing (): void {
+    if (this.#closing) return
+    this.#closing = true
+    const ack = this.#ack
+    if (ack === null || this.#socket.destroyed || !this.#socket.writable) {
+      ack?.close()
+      this.#socket.destroy()
+      return
+    }
+    this.#socket.end(ack.closing())
+    setTimeout(() => { this.#socket.destroy() }, CLOSING_GRACE_MS).unref()
   }
 
   /**
@@ -176,7 +229,7 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     const d = this.#decoder
     let read: boolean
     if (this.#draining) read = true // shutdown reads what clients sent, pressure or not
-    else if (this.#waiting !== null) read = false
+    else if (this.#waiting !== null || this.#repliesBlocked) read = false
     else if (!this.#pauseWanted) read = true
     else read = d.partialTotal > 0 && d.partialsStarted === this.#finishing && (d.holdsWholeBuffer || this.#admitted === d.partialsStarted)
     if (read === !this.#socketPaused) return
@@ -278,6 +331,15 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
   #route (batch: Frame[]): void {
     // A frame that just completed leaves the unfinished charge before its bucket charges it.
     this.#charge()
+    this.#framesSeen += batch.length
+    if (this.#closing) return // after CLOSING (or a refused HELLO) nothing is read
+    const receipt = this.#ack?.receipt(batch.length) ?? null
+    if (receipt !== null) tagFrames(batch, receipt, 0)
+    this.#deliverAll(batch, receipt)
+    receipt?.seal()
+  }
+
+  #deliverAll (batch: Frame[], receipt: Receipt | null): void {
     // Usually a chunk carries one bucket; split only when it does not.
     const first = batch[0]!.bucket
     let bytes = 0
@@ -287,7 +349,8 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
       if (f.bucket !== first) mixed = true
     }
     if (!mixed) {
-      this.#router.deliver(first, this.#held(batch, bytes), bytes)
+      receipt?.hold()
+      this.#router.deliver(first, this.#held(batch, bytes), bytes, receipt)
       return
     }
     const groups = new Map<string, { frames: Frame[], bytes: number }>()
@@ -297,7 +360,10 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
       g.frames.push(f)
       g.bytes += f.size
     }
-    for (const [bucket, g] of groups) this.#router.deliver(bucket, this.#held(g.frames, g.bytes), g.bytes)
+    for (const [bucket, g] of groups) {
+      receipt?.hold()
+      this.#router.deliver(bucket, this.#held(g.frames, g.bytes), g.bytes, receipt)
+    }
   }
 
   /**
@@ -317,8 +383,58 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     return compact(frames)
   }
 
+  /** A data frame skipped as invalid: on an acknowledged connection it is settled and refused. */
+  #invalidData (reason: InvalidReason, bytes: number): void {
+    this.#framesSeen++
+    if (this.#closing) return
+    this.#invalid(reason, bytes)
+    this.#ack?.invalid(reason)
+  }
+
   #invalid (reason: InvalidReason, bytes: number): void {
     this.#stats.invalid(reason)
     warnings.warn(this.#log, `invalid:${reason}`, { session: this.id, reason, bytes }, 'invalid frame skipped')
+  }
+
+  /** docs/protocol.md, "Control frames": HELLO first, then SYNCs; nothing else from a client. */
+  #control (body: Buffer): void {
+    const first = this.#framesSeen === 0
+    this.#framesSeen++
+    if (this.#closing) return
+    const frame = decodeControl(body)
+    const isHello = frame instanceof ControlFrameError ? frame.problem === 'hello' : frame.type === 'hello'
+    if (this.#ack === null && first && isHello) {
+      if (frame instanceof ControlFrameError || frame.type !== 'hello') {
+        // A version or level this kahets cannot serve: CLOSING 0, nothing read.
+        this.#invalid('hello', body.length + 5)
+        this.#closing = true
+        this.#closed = true
+        if (this.#socket.writable) this.#socket.end(encodeClosing(0))
+        setTimeout(() => { this.#socket.destroy() }, CLOSING_GRACE_MS).unref()
+        return
+      }
+      this.#ack = new Acknowledger(frame.level, (reply) => { this.#reply(reply) })
+      return
+    }
+    if (this.#ack !== null && !(frame instanceof ControlFrameError) && frame.type === 'sync') {
+      this.#ack.sync(frame.token)
+      return
+    }
+    // Never answered: a client without HELLO never receives a byte.
+    this.#invalid(isHello ? 'hello' : 'control_frame', body.length + 5)
+  }
+
+  #reply (frame: Buffer): void {
+    if (this.#socket.destroyed || !this.#socket.writable) return
+    this.#socket.write(frame)
+    if (!this.#repliesBlocked && this.#socket.writableLength > MAX_UNREAD_REPLY_BYTES) {
+      // The client does not read its replies: stop reading it until it does.
+      this.#repliesBlocked = true
+      this.#applyPause()
+      this.#socket.once('drain', () => {
+        this.#repliesBlocked = false
+        this.#applyPause()
+      })
+    }
   }
 }

@@ -6,6 +6,7 @@
 // is held (README, "Bounded memory"). The common case — one bucket filling whole chunks,
 // slice 1 — copies nothing.
 import { type Frame, FrameOrigin, WireFrame } from './frame.ts'
+import { retag } from '../receipts.ts'
 
 /** Frames holding less than this share of the chunk they are read from are copied out. */
 const MIN_SHARE = 0.5
@@ -47,7 +48,9 @@ export function compact (frames: readonly Frame[]): readonly Frame[] {
     if (origin === null || origin.receivedAt !== f.receivedAt) origin = new FrameOrigin(buf, f.receivedAt)
     const start = at
     at += f.origin.chunk.copy(buf, at, f.start, f.end)
-    out.push(new WireFrame(f.bucket, origin, start, at))
+    const copy = new WireFrame(f.bucket, origin, start, at)
+    retag(f, copy)
+    out.push(copy)
   }
   return out
 }

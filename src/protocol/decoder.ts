@@ -7,7 +7,8 @@
 //   key     = keyLen bytes               ; keyLen 0 = null key
 //   payload = length - 2 - bucketLen - keyLen bytes (may be empty)
 //
-// bucketLen 0 is reserved for control frames and is invalid today. An invalid body is
+// bucketLen 0 marks a control frame (docs/protocol.md, acknowledged mode): its body goes to
+// the sink's `control`, in order with the data frames around it. An invalid body is
 // skipped whole (its length is trusted, so the stream stays in sync); a length above
 // maxFrameBytes means the stream cannot be trusted and the decoder stops.
 //
@@ -22,13 +23,19 @@ import { type Frame, FrameOrigin, WireFrame, LENGTH_BYTES, DEFAULT_MAX_FRAME_BYT
 /** Frames up to this size (a socket chunk) get their whole buffer when they begin. */
 export const EAGER_BYTES = 64 * 1024
 
-export type InvalidReason = 'bad_bucket' | 'fields_overflow' | 'control_frame'
+/** `hello`: a HELLO that is not the first frame, or one kahets cannot serve (docs/protocol.md). */
+export type InvalidReason = 'bad_bucket' | 'fields_overflow' | 'control_frame' | 'hello'
 
 export interface FrameSink {
   /** Whole frames decoded from one push(), in arrival order. Never called with an empty list. */
   frames (batch: Frame[]): void
-  /** A frame that was skipped; `bytes` is its whole size on the wire. */
+  /**
+   * A frame that was skipped; `bytes` is its whole size on the wire. Frames decoded before
+   * it were handed to `frames` first, so callbacks come in wire order.
+   */
   invalid (reason: InvalidReason, bytes: number): void
+  /** A control frame (bucketLen 0): `body` is what follows the 0, opcode first; in wire order too. */
+  control? (body: Buffer, bytes: number): void
 }
 
 export class FrameDecoder {
@@ -196,25 +203,29 @@ export class FrameDecoder {
     const size = end - start
     const n = size - LENGTH_BYTES
     const b = n >= 1 ? chunk[start + LENGTH_BYTES]! : 0
-    if (n < 1 || b === 0) {
-      this.#sink.invalid(n < 1 ? 'fields_overflow' : 'control_frame', size)
+    if (n < 1) {
+      this.#invalid(out, 'fields_overflow', size)
+      return
+    }
+    if (b === 0) {
+      if (this.#sink.control === undefined) this.#invalid(out, 'control_frame', size)
+      else {
+        this.#handOver(out)
+        this.#sink.control(chunk.subarray(start + LENGTH_BYTES + 1, end), size)
+      }
       return
     }
     const bucketStart = start + LENGTH_BYTES + 1
     const keyLenAt = bucketStart + b
-    if (keyLenAt >= end) {
-      this.#sink.invalid('fields_overflow', size)
-      return
-    }
-    if (keyLenAt + 1 + chunk[keyLenAt]! > end) {
-      this.#sink.invalid('fields_overflow', size)
+    if (keyLenAt >= end || keyLenAt + 1 + chunk[keyLenAt]! > end) {
+      this.#invalid(out, 'fields_overflow', size)
       return
     }
     let bucket: string
     if (this.#isLastBucket(chunk, bucketStart, b)) bucket = this.#lastBucket
     else {
       if (!isValidBucketBytes(chunk, bucketStart, keyLenAt)) {
-        this.#sink.invalid('bad_bucket', size)
+        this.#invalid(out, 'bad_bucket', size)
         return
       }
       bucket = chunk.toString('latin1', bucketStart, keyLenAt)
@@ -223,6 +234,16 @@ export class FrameDecoder {
       this.#lastBucket = bucket
     }
     out.push(new WireFrame(bucket, origin, start, end))
+  }
+
+  /** Frames decoded so far go to the sink before what comes after them. */
+  #handOver (out: Frame[]): void {
+    if (out.length > 0) this.#sink.frames(out.splice(0))
+  }
+
+  #invalid (out: Frame[], reason: InvalidReason, size: number): void {
+    this.#handOver(out)
+    this.#sink.invalid(reason, size)
   }
 
   #isLastBucket (raw: Buffer, start: number, len: number): boolean {
