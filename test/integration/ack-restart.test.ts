@@ -1,0 +1,140 @@
+// Acknowledged mode across restarts (issue 11, "Done when"): clients in ack mode keep every
+// frame kahets has not reported, and send again what a shutdown did not read, so restarts of
+// kahets and a crash of the broker lose nothing they wrote.
+import { test, before } from 'node:test'
+import assert from 'node:assert/strict'
+import { AckClient } from '../../clients/node/index.ts'
+import { makeTempDir, startKahets, type KahetsProcess } from '../helpers/kahets.ts'
+import { consumeAll, startBroker, type Broker } from '../helpers/broker.ts'
+import { readFrameFiles } from '../helpers/frames.ts'
+import { type AckMessage, type AckRunOptions, type AckRunResult, runNodeAck, runPhpAck, runPythonAck } from '../helpers/ack-clients.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+let broker: Broker
+before(async () => { broker = await startBroker() })
+
+const filesConfig = {
+  streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/out', fsync: true } } },
+  buckets: [{ id: 'orders', streams: ['files'], batch: 100, batchTimeout: 20 }],
+}
+
+for (const [name, run] of Object.entries<(dir: string, socket: string, o: AckRunOptions) => Promise<AckRunResult>>({
+  node: (_dir, s, o) => runNodeAck(s, o),
+  php: runPhpAck,
+  python: runPythonAck,
+})) {
+  test(`${name} client, ack accepted, kahets stopped (SIGTERM) and started again mid-stream: every frame once, in order`, async () => {
+    const dir = await makeTempDir()
+    let k = await startKahets({ buckets: filesConfig, dir })
+    const messages: AckMessage[] = Array.from({ length: 600 }, (_, i) => ({ bucket: 'orders', payload: `${name}-${i}`, key: `k${i % 5}` }))
+    const r = await run(dir, k.socket, {
+      ack: 'accepted',
+      messages,
+      midway: async () => {
+        assert.equal(await k.stop(), 0)
+        k = await startKahets({ buckets: filesConfig, dir })
+      },
+      flushTimeoutMs: 20_000,
+    })
+    assert.deepEqual({ ok: r.ok, settled: r.settled, refused: r.refused }, { ok: true, settled: 600, refused: 0 }, r.log)
+    assert.equal(await k.stop(), 0)
+    const got = (await readFrameFiles(`${dir}/out`)).flatMap((f) => f.frames).map((f) => f.payload.toString())
+    // Files are named by time: sort by the message number to compare sets, then check order per file.
+    assert.deepEqual([...got].sort(), messages.map((m) => m.payload).sort(), 'every frame exactly once')
+    for (const f of await readFrameFiles(`${dir}/out`)) {
+      const ns = f.frames.map((x) => Number(x.payload.toString().split('-')[1]))
+      assert.deepEqual(ns, [...ns].sort((a, b) => a - b), `in order within ${f.file}`)
+    }
+  })
+}
+
+const kafkaConfig = (topic: string): object => ({
+  streamsConfigs: {
+    kafka: {
+      type: 'kafka',
+      settings: { 'bootstrap.servers': broker.bootstrap, acks: 'all', 'queue.buffering.max.ms': '10', 'kahets.probe.interval.ms': '500' },
+      backup: { type: 'file', settings: { path: '{dir}/backup', sizeRotate: '4MB' } },
+    },
+  },
+  buckets: [{ id: topic, streams: ['kafka'], batch: 1000, batchTimeout: 20 }],
+})
+
+/**
+ * 8 clients write `perClient` messages each, continuously; `events` run once that many
+ * messages were sent in all (while the clients keep writing). Resolves with every client's
+ * final settlement.
+ */
+async function writeThrough (socket: string, ack: 'accepted' | 'durable', topic: string, perClient: number, events: Array<[number, () => Promise<void>]>): Promise<Array<{ settled: number, refused: number }>> {
+  let sent = 0
+  const pending = [...events].sort((a, b) => a[0] - b[0])
+  let running: Promise<void> = Promise.resolve()
+  const clients = await Promise.all(Array.from({ length: 8 }, () => AckClient.connect(socket, { ack })))
+  await Promise.all(clients.map(async (client, c) => {
+    for (let i = 0; i < perClient; i++) {
+      if (!client.send(topic, `${c}/${i}`, `k${i % 16}`)) await client.drain()
+      sent++
+      while (pending.length > 0 && sent >= pending[0]![0]) {
+        const [, run] = pending.shift()!
+        running = running.then(run)
+      }
+      if (i % 200 === 0) await new Promise((resolve) => setImmediate(resolve))
+    }
+  }))
+  await running
+  return await Promise.all(clients.map((c) => c.close(120_000)))
+}
+
+async function readBack (topic: string, total: number): Promise<{ ids: Set<string>, duplicates: number }> {
+  const got = await consumeAll(broker.bootstrap, topic, { expected: total, timeoutMs: 120_000 })
+  const ids = new Set<string>()
+  let duplicates = 0
+  for (const m of got) {
+    const id = m.value!.toString()
+    if (ids.has(id)) duplicates++
+    ids.add(id)
+  }
+  return { ids, duplicates }
+}
+
+test('ack durable, 8 clients writing while kahets is restarted twice and the broker killed and restarted: every frame in Kafka', async () => {
+  const topic = 'ack_durable_restarts'
+  const dir = await makeTempDir()
+  let k: KahetsProcess = await startKahets({ buckets: kafkaConfig(topic), dir })
+  const restart = async (): Promise<void> => {
+    assert.equal(await k.stop(), 0)
+    k = await startKahets({ buckets: kafkaConfig(topic), dir })
+  }
+  const perClient = 5000
+  const settlements = await writeThrough(k.socket, 'durable', topic, perClient, [
+    [8_000, restart],
+    [16_000, async () => {
+      await broker.kill()
+      await waitFor(() => k.output().includes('failing over') || k.output().includes('unavailable'), { timeoutMs: 30_000, what: 'kahets to notice the broker is gone' })
+      await broker.start()
+    }],
+    [26_000, restart],
+  ])
+  for (const s of settlements) assert.deepEqual(s, { settled: perClient, refused: 0 })
+  const { ids } = await readBack(topic, 8 * perClient)
+  const missing: string[] = []
+  for (let c = 0; c < 8; c++) for (let i = 0; i < perClient; i++) if (!ids.has(`${c}/${i}`)) missing.push(`${c}/${i}`)
+  assert.deepEqual(missing.slice(0, 20), [], `${missing.length} frames missing from Kafka`)
+  assert.equal(await k.stop(), 0)
+})
+
+test('ack accepted, clean restarts of kahets (broker up): every frame in Kafka exactly once', async () => {
+  const topic = 'ack_accepted_restarts'
+  const dir = await makeTempDir()
+  let k: KahetsProcess = await startKahets({ buckets: kafkaConfig(topic), dir })
+  const restart = async (): Promise<void> => {
+    assert.equal(await k.stop(), 0)
+    k = await startKahets({ buckets: kafkaConfig(topic), dir })
+  }
+  const perClient = 4000
+  const settlements = await writeThrough(k.socket, 'accepted', topic, perClient, [[8_000, restart], [20_000, restart]])
+  for (const s of settlements) assert.deepEqual(s, { settled: perClient, refused: 0 })
+  assert.equal(await k.stop(), 0)
+  const { ids, duplicates } = await readBack(topic, 8 * perClient)
+  assert.equal(ids.size, 8 * perClient, 'no frame missing')
+  assert.equal(duplicates, 0, 'no frame twice')
+})
