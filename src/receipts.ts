@@ -112,15 +112,3 @@ export function refuseFrame (frame: Frame, reason: string): void {
   if (tag !== undefined) tag.receipt.refuse(tag.index, reason)
 }
 
-/** The receipts of some frames, each once. */
-export function receiptsOf (frames: readonly Frame[]): Receipt[] {
-  const out: Receipt[] = []
-  let last: Receipt | null = null
-  for (const f of frames) {
-    const r = tags.get(f)?.receipt
-    if (r === undefined || r === last) continue
-    last = r
-    if (!out.includes(r)) out.push(r)
-  }
-  return out
-}
