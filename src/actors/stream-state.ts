@@ -8,7 +8,8 @@
 //              of spilled or diverted
 //              frames runs in the background
 //   backup     to the backup stream        probe ok → replaying (or normal: no files to replay)
-//   retrying   held in memory (no backup)  probe ok → normal
+//   retrying   held in memory (no backup,  probe ok → normal
+//              so nothing to replay)
 //   replaying  phase 1 to the backup,      replayed ok → normal; failed → backup
 //              phase 2 held in their lanes
 //
@@ -22,7 +23,7 @@
 //                                                            (normal: resume
 //                                                            when no files)
 //   probed failed       —                 —                  wait                wait              —
-//   spilled             again, wait       again              —                   again             again
+//   spilled             again, wait       again              —                   —                 again
 //   leftovers           backup, probe now —                  —                   —                 —
 //   replayed(bg)        —                 normal; again      —                   —                 —
 //                                         and wait if more
