@@ -142,8 +142,15 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     if (files.length > 0 && this.state === 'running') this.tell({ type: 'leftovers', files: files.length })
   }
 
-  /** MAXMEMORY sent some of this stream's messages straight to its backup. */
-  spilled (): void {
+  /** Can a delivery skip this stream for its backup (MAXMEMORY, bucket.ts)? */
+  get canSpill (): boolean { return this.backup !== null && this.backup.state !== 'stopped' }
+
+  /**
+   * MAXMEMORY reached (bucket.ts): the delivery skips this stream and goes straight to the
+   * backup, and a replay brings it back at the next probe tick (stream-state.ts).
+   */
+  spill (d: Delivery): void {
+    this.backup!.write(d)
     if (this.state !== 'stopped') this.tell({ type: 'spilled' })
   }
 

@@ -10,39 +10,11 @@ import type { Directive, Supervisor } from '../../src/actors/actor.ts'
 import { ErrorCodes, KahetsError } from '../../src/errors.ts'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
 import { Stats } from '../../src/stats.ts'
-import type { Stream } from '../../src/streams/stream.ts'
 import { decodeAll } from '../helpers/frames.ts'
+import { FakeStream } from '../helpers/fake-stream.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const log = pino({ level: 'silent' })
-
-class FakeStream implements Stream {
-  readonly type = 'file' as const
-  readonly written = new Map<string, string[]>()
-  /** Buckets whose writes fail with this error. */
-  readonly refuse = new Map<string, KahetsError>()
-  down = false
-  listClosedFiles?: () => Promise<string[]>
-
-  constructor (keepsFiles = false) {
-    if (keepsFiles) this.listClosedFiles = async () => []
-  }
-
-  async write (bucket: string, frames: readonly import('../../src/protocol/frame.ts').Frame[]): Promise<undefined> {
-    await Promise.resolve()
-    if (this.down) throw new KahetsError(ErrorCodes.STREAM_WRITE_FAILED, 'disk full', { retriable: true })
-    const refusal = this.refuse.get(bucket)
-    if (refusal !== undefined) throw refusal
-    const list = this.written.get(bucket) ?? []
-    for (const f of frames) list.push(f.payload.toString())
-    this.written.set(bucket, list)
-    return undefined
-  }
-
-  async probe (): Promise<boolean> { return !this.down }
-  async reset (): Promise<void> {}
-  async close (): Promise<void> {}
-}
 
 // What BucketManager.childFailed does for a stream actor.
 const supervisor: Supervisor = {
