@@ -3,7 +3,7 @@
 // nor put them back on the backup after a restart.
 import { describe, test, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
 import { KahetsClient } from '../../clients/node/index.ts'
@@ -82,6 +82,46 @@ test('a backup file left by an earlier run with a refused destination: replayed,
   assert.equal(await k.stop(), 0)
   assert.deepEqual(await payloads(join(dir, 'backup')), [], 'the leftover file is gone')
   assert.deepEqual(await payloads(join(dir, 'primary')), Array.from({ length: 20 }, (_, i) => `good-${i}`))
+})
+
+test('a subfolder in the way diverts only its bucket to the backup; once it is gone the backup drains into the primary', async () => {
+  const dir = await makeTempDir()
+  const port = await freePort()
+  const base = `http://127.0.0.1:${port}`
+  await mkdir(join(dir, 'primary'), { recursive: true })
+  await writeFile(join(dir, 'primary', 'blocked'), 'a file where the bucket\'s folder goes') // ENOTDIR for bucket "blocked"
+  const k = await startKahets({
+    dir,
+    buckets: {
+      streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/primary' }, backup: { type: 'file', settings: { path: '{dir}/backup' } } } },
+      buckets: [],
+      defaultBucket: { id: 'default', streams: ['files'], batch: 10, batchTimeout: 20 },
+    },
+    env: { METRICS: `127.0.0.1:${port}` },
+  })
+  await send(k.socket, 'blocked', 0, 50)
+  await send(k.socket, 'good', 0, 50)
+  const during = await waitFor(async () => { const s = await scrape(base); return sample(s, 'kahets_in_flight') === 0 && sample(s, 'kahets_delivered_total', { bucket: 'good' }) === 50 ? s : null }, { what: 'settled' })
+  assert.equal(assertIdentity(during, 'blocked', 'files').backedUp, 50)
+  assert.equal(assertIdentity(during, 'good', 'files').backedUp, 0)
+  const health = await fetch(`${base}/healthz`)
+  assert.equal(health.status, 200)
+  assert.deepEqual(await health.json(), { status: 'ok', degraded: [], diverted: [{ stream: 'files', bucket: 'blocked' }] })
+
+  await rm(join(dir, 'primary', 'blocked'))
+  await send(k.socket, 'blocked', 50, 60)
+  // Tried again at the next replay (file streams probe every second).
+  await waitFor(async () => {
+    const s = await scrape(base)
+    return sample(s, 'kahets_replayed_total', { bucket: 'blocked' }) + sample(s, 'kahets_delivered_total', { bucket: 'blocked' }) >= 60 && sample(s, 'kahets_in_flight') === 0
+  }, { what: 'the diverted bucket back in the primary', timeoutMs: 15_000 })
+  await waitFor(async () => (await (await fetch(`${base}/healthz`)).json() as { diverted?: unknown }).diverted === undefined, { what: 'no bucket diverted' })
+  const after = await scrape(base)
+  assertIdentity(after, 'blocked', 'files')
+  assert.equal(await k.stop(), 0)
+  assert.deepEqual(await payloads(join(dir, 'backup')), [])
+  const blocked = (await readFrameFiles(join(dir, 'primary'))).flatMap((f) => f.frames.filter((x) => x.bucket === 'blocked').map((x) => x.payload.toString()))
+  assert.deepEqual(blocked, Array.from({ length: 60 }, (_, i) => `blocked-${i}`), 'every message, in order')
 })
 
 describe('kafka', () => {
