@@ -79,6 +79,11 @@ export class Replay {
   }
 
   #replayedFrames = 0
+  #respooledFrames = 0
+  /** Frames written into the stream by this replay. */
+  get replayedFrames (): number { return this.#replayedFrames }
+  /** Frames written back to the backup by this replay (their destination refused them for now). */
+  get respooledFrames (): number { return this.#respooledFrames }
 
   async #files (files: string[]): Promise<void> {
     const { progress, log } = this.#o
@@ -111,6 +116,11 @@ export class Replay {
     await unlink(file)
   }
 
+  #respool (bucket: string, frames: Frame[]): void {
+    this.#respooledFrames += frames.length
+    this.#o.respool(bucket, frames)
+  }
+
   async #frames (frames: Frame[]): Promise<number> {
     const { stream, stats, streamId, log } = this.#o
     let bytes = 0
@@ -120,7 +130,7 @@ export class Replay {
         const chunk = group.slice(at, at + REPLAY_CHUNK_FRAMES)
         for (const f of chunk) bytes += f.size
         if (this.refusedForNow.has(bucket)) {
-          this.#o.respool(bucket, chunk)
+          this.#respool(bucket, chunk)
           continue
         }
         const flow = stats.bucket(bucket).flow(streamId)
@@ -137,7 +147,7 @@ export class Replay {
           if (decision.action === 'divert') {
             this.refusedForNow.add(bucket)
             log.warn({ bucket, frames: chunk.length, err }, 'destination refuses replayed messages for now; back to the backup')
-            this.#o.respool(bucket, chunk)
+            this.#respool(bucket, chunk)
             continue
           }
           throw err

@@ -37,7 +37,7 @@ export type StreamMsg =
   /** The backup's files must be closed (flushed) before they are replayed. */
   | { readonly type: 'rotate', readonly done: (error?: unknown) => void }
   | { readonly type: 'rotated', readonly waiting: Array<(error?: unknown) => void>, readonly error: unknown }
-  | { readonly type: 'replayed', readonly kind: 'background' | 'recovery', readonly error: unknown, readonly more: boolean, readonly refusedForNow: ReadonlySet<string> }
+  | { readonly type: 'replayed', readonly kind: 'background' | 'recovery', readonly error: unknown, readonly more: boolean, readonly refusedForNow: ReadonlySet<string>, readonly progress: boolean }
   /** A bucket spilled to this stream's backup (MAXMEMORY): those files need a replay too. */
   | { readonly type: 'spilled' }
   /** Backup files left by an earlier run: replay them once the stream answers. */
@@ -74,6 +74,9 @@ export interface StreamActorOptions {
 }
 
 const divertLog = new RateLimitedLog()
+// A destination that keeps refusing for now has its frames read back and respooled by every
+// replay: while replays do only that, the next one waits twice as long, up to this.
+const MAX_DRAIN_DELAY_MS = 60_000
 
 export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   readonly id: string
@@ -101,6 +104,8 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   /** Deliveries this (backup) actor wrote: a replay that saw this change knows more came in. */
   #accepted = 0
   #confirming = false
+  /** Delay before a background replay (see MAX_DRAIN_DELAY_MS). */
+  #drainDelayMs: number
   readonly #stats: Stats
   readonly #replayBytesPerSec: number
   readonly #queuedByBucket = new Map<string, number>()
@@ -115,6 +120,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     this.#probeIntervalMs = opts.probeIntervalMs
     this.#stats = opts.stats
     this.#replayBytesPerSec = opts.replayBytesPerSec ?? 32 * 1024 * 1024
+    this.#drainDelayMs = opts.probeIntervalMs
     this.#state = initialState(this.backup !== null && this.backup.keepsFiles)
   }
 
@@ -199,6 +205,12 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
         this.#maybeRotate()
         return
       case 'spilled':
+        // A MAXMEMORY spill drains within two probe intervals, whatever a refusing
+        // destination's backoff had reached.
+        if (this.#writing && this.#drainDelayMs !== this.#probeIntervalMs) {
+          this.#drainDelayMs = this.#probeIntervalMs
+          this.#clearProbe()
+        }
         this.#apply({ type: 'spilled' })
         return
       case 'rotated':
@@ -294,7 +306,8 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
         this.#flushLanes()
         return
       case 'wait':
-        this.#scheduleProbe(this.mode === 'retrying' ? Math.min(1000, this.#probeIntervalMs) : this.#probeIntervalMs)
+        if (this.mode === 'retrying') this.#scheduleProbe(Math.min(1000, this.#probeIntervalMs))
+        else this.#scheduleProbe(this.#writing ? this.#drainDelayMs : this.#probeIntervalMs)
         return
       case 'probe-now':
         this.#clearProbe()
@@ -575,7 +588,8 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     }
     const done = (error: unknown): void => {
       const more = backup.accepted !== mark || backup.queued.frames > 0
-      this.tell({ type: 'replayed', kind, error, more, refusedForNow: replay.refusedForNow })
+      const progress = replay.replayedFrames > 0 || replay.respooledFrames === 0
+      this.tell({ type: 'replayed', kind, error, more, refusedForNow: replay.refusedForNow, progress })
     }
     this.#replayChain = this.#replayChain.then(run).then(() => { done(null) }, (error: unknown) => { done(error ?? new Error('replay failed')) })
   }
@@ -596,6 +610,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
       if (msg.refusedForNow.has(bucket)) lane.state = 'diverted'
       else if (lane.state === 'held' || (msg.kind === 'recovery' && msg.error === null)) lane.state = 'normal'
     }
+    this.#drainDelayMs = msg.progress ? this.#probeIntervalMs : Math.min(MAX_DRAIN_DELAY_MS, this.#drainDelayMs * 2)
     if (msg.error === null) this.#log.info({ kind: msg.kind, diverted: [...msg.refusedForNow] }, 'replay finished')
     else this.#log.error({ err: msg.error, kind: msg.kind }, 'replay interrupted')
     this.#apply({ type: 'replayed', kind: msg.kind, ok: msg.error === null, more: msg.more })
