@@ -74,8 +74,11 @@ test('a backup file left by an earlier run with a refused destination: replayed,
   await mkdir(join(dir, 'backup', 'good'), { recursive: true })
   await writeFile(join(dir, 'backup', 'good', '1700000000-abcdEFGH.frames'), encodeFrames(frames))
   const k = await startKahets({ dir, buckets: fileBuckets, env: { METRICS: `127.0.0.1:${port}` } })
-  const m = await waitFor(async () => { const s = await scrape(base); return sample(s, 'kahets_replayed_total', { bucket: 'good', stream: 'files' }) === 10 ? s : null }, { what: 'the leftover file replayed' })
-  assert.equal(sample(m, 'kahets_replay_refused_total', { bucket: LONG, stream: 'files', reason: 'destination_rejected' }), 1)
+  await waitFor(async () => {
+    const s = await scrape(base)
+    return sample(s, 'kahets_replayed_total', { bucket: 'good', stream: 'files' }) === 10 &&
+      sample(s, 'kahets_replay_refused_total', { bucket: LONG, stream: 'files', reason: 'destination_rejected' }) === 1
+  }, { what: 'the leftover file replayed, the refused frame counted' })
   await waitFor(async () => (await fetch(`${base}/healthz`)).status === 200, { what: 'healthy' })
   await send(k.socket, 'good', 10, 20)
   await waitFor(async () => sample(await scrape(base), 'kahets_delivered_total', { bucket: 'good', stream: 'files' }) === 10, { what: 'new frames delivered to the primary' })
@@ -127,6 +130,35 @@ test('a subfolder in the way diverts only its bucket to the backup; once it is g
 describe('kafka', () => {
   let broker: Broker
   before(async () => { broker = await startBroker() })
+
+  test('kafka: a backup file with frames for __consumer_offsets left by an earlier run drains; those frames are set aside', async () => {
+    const dir = await makeTempDir()
+    const port = await freePort()
+    const base = `http://127.0.0.1:${port}`
+    const topic = `leftover_${Date.now()}`
+    await mkdir(join(dir, 'backup', topic), { recursive: true })
+    await writeFile(join(dir, 'backup', topic, '1700000000-abcdEFGH.frames'), encodeFrames([
+      { bucket: topic, payload: 'a' }, { bucket: '__consumer_offsets', payload: 'x' }, { bucket: topic, payload: 'b' },
+    ]))
+    const k = await startKahets({
+      dir,
+      buckets: {
+        streamsConfigs: { kafka: { type: 'kafka', settings: { 'bootstrap.servers': broker.bootstrap, 'kahets.probe.interval.ms': '1000' }, backup: { type: 'file', settings: { path: '{dir}/backup' } } } },
+        buckets: [],
+        defaultBucket: { id: 'default', streams: ['kafka'], batch: 10, batchTimeout: 20 },
+      },
+      env: { METRICS: `127.0.0.1:${port}` },
+    })
+    await waitFor(async () => {
+      const s = await scrape(base)
+      return sample(s, 'kahets_replayed_total', { bucket: topic, stream: 'kafka' }) === 2 &&
+        sample(s, 'kahets_replay_refused_total', { bucket: '__consumer_offsets', stream: 'kafka', reason: 'topic_rejected' }) === 1
+    }, { what: 'the leftover file replayed, the refused frame counted', timeoutMs: 30_000 })
+    await waitFor(async () => (await fetch(`${base}/healthz`)).status === 200, { what: 'healthy' })
+    assert.equal(await k.stop(), 0)
+    assert.deepEqual(await payloads(join(dir, 'backup')), [])
+    assert.deepEqual((await kcatRead(broker.bootstrap, topic, { format: '%s\n' })).toString().trim().split('\n'), ['a', 'b'])
+  })
 
 for (const client of ['platformatic', 'kafkajs'] as const) {
   test(`kafka (${client}): a topic Kafka refuses (__consumer_offsets) drops that bucket's frames; other buckets keep flowing`, async () => {
