@@ -142,12 +142,10 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     for (const b of this.#bindings) {
       const share = this.#share(b, frames, bytes)
       if (share === null) continue
-      const backup = b.stream.backup
-      if (backup !== null) {
+      if (b.stream.canSpill) {
         const charge = memoryCharge(share.frames.length, share.bytes)
         this.#budget.acquireSpill(charge)
-        backup.write({ bucket: this.bucket, ...share, flow: b.flow, charge: new Charge(this.#budget, charge, 1) })
-        b.stream.spilled()
+        b.stream.spill({ bucket: this.bucket, ...share, flow: b.flow, charge: new Charge(this.#budget, charge, 1) })
       } else {
         b.flow.drop('max_memory', share.frames.length)
         dropped += share.frames.length

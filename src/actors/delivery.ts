@@ -10,20 +10,23 @@ import type { FlowStats } from '../stats.ts'
  * (delivered, backed up, dropped).
  */
 export class Charge {
-  readonly #budget: MemoryBudget
+  readonly #budget: MemoryBudget | null
   readonly bytes: number
   #refs: number
 
-  constructor (budget: MemoryBudget, bytes: number, refs: number) {
+  constructor (budget: MemoryBudget | null, bytes: number, refs: number) {
     this.#budget = budget
     this.bytes = bytes
     this.#refs = refs
-    if (refs === 0) budget.release(bytes)
+    if (refs === 0) budget?.release(bytes)
   }
+
+  /** For frames read back from a file: they hold no MAXMEMORY charge. */
+  static none (): Charge { return new Charge(null, 0, 1) }
 
   done (): void {
     if (this.#refs <= 0) throw new Error('charge released twice')
-    if (--this.#refs === 0) this.#budget.release(this.bytes)
+    if (--this.#refs === 0) this.#budget?.release(this.bytes)
   }
 }
 
@@ -34,4 +37,9 @@ export interface Delivery {
   readonly bytes: number
   readonly flow: FlowStats
   readonly charge: Charge
+  /**
+   * Frames a replay read back and writes to the backup again (their destination refused them
+   * for now): already counted as backed up, so neither counted again nor in flight.
+   */
+  readonly respooled?: boolean
 }
