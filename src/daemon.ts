@@ -41,8 +41,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
   // never handed over shows up in /metrics (kahets_streams_open) instead of leaking silently.
   const factory = opts.createStream ?? defaultCreateStream
   let openStreams = 0
-  const createStream: StreamFactory = (config, streamLog) => {
-    const stream = factory(config, streamLog)
+  const createStream: StreamFactory = (config, streamLog, role) => {
+    const stream = factory(config, streamLog, role)
     openStreams++
     let closed = false
     const close = stream.close.bind(stream)

@@ -80,3 +80,31 @@ export class ConfigError extends KahetsError {
     this.problems = Object.freeze(problems.slice())
   }
 }
+
+/**
+ * A stream write failed as a whole stream (scope `stream`): thrown by the stream actor to its
+ * supervisor, which applies the directive (failover, restart) that decideFault chose
+ * (src/actors/fault-policy.ts). What the write did not deliver stays with the actor.
+ */
+export class StreamFailure extends KahetsError {
+  constructor (cause: unknown) {
+    const known = cause instanceof KahetsError ? cause : null
+    super(known?.code ?? ErrorCodes.STREAM_WRITE_FAILED, `stream write failed: ${(cause as Error)?.message ?? String(cause)}`,
+      { cause, retriable: known?.retriable ?? true, scope: 'stream' })
+    this.name = 'StreamFailure'
+  }
+}
+
+/**
+ * A Kafka refusal in kafkajs's shape (`type`: the protocol error name), for what a client
+ * reports without its protocol code, or what kahets knows the broker would answer.
+ * classifyKafkaError (src/streams/kafka-errors.ts) reads `type`.
+ */
+export class TopicRefusal extends Error {
+  readonly type: string
+  constructor (type: string, message: string, cause?: unknown) {
+    super(message, { cause })
+    this.name = 'TopicRefusal'
+    this.type = type
+  }
+}

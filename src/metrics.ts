@@ -106,7 +106,7 @@ export function buildRegistry (daemon: Daemon): Registry {
     for (const s of allStreams(daemon)) g.set({ stream: s.id }, s.queued.bytes)
   })
   gauge('kahets_stream_mode', 'Stream mode: 1 for the mode the stream is in.', ['stream', 'mode'], (g) => {
-    for (const s of allStreams(daemon)) for (const mode of ['normal', 'backup', 'retrying', 'replaying']) g.set({ stream: s.id, mode }, s.mode === mode ? 1 : 0)
+    for (const s of allStreams(daemon)) for (const mode of ['normal', 'draining', 'backup', 'retrying', 'replaying']) g.set({ stream: s.id, mode }, s.mode === mode ? 1 : 0)
   })
   gauge('kahets_replay_files_left', 'Backup files still to replay.', ['stream'], (g) => {
     for (const s of allStreams(daemon)) g.set({ stream: s.id }, s.replayProgress.filesLeft)
@@ -149,9 +149,19 @@ function allStreams (daemon: Daemon): Array<import('./actors/stream-actor.ts').S
   return out
 }
 
-export function health (daemon: Daemon): { ok: boolean, degraded: Array<{ stream: string, mode: string }> } {
-  const degraded = allStreams(daemon).filter((s) => s.mode !== 'normal').map((s) => ({ stream: s.id, mode: s.mode }))
-  return { ok: degraded.length === 0, degraded }
+export interface Health {
+  ok: boolean
+  /** Streams not taking writes (failed over, retrying, replaying after an outage). */
+  degraded: Array<{ stream: string, mode: string }>
+  /** Buckets whose destination refuses writes for now while their stream is fine (issue 10). */
+  diverted: Array<{ stream: string, bucket: string }>
+}
+
+export function health (daemon: Daemon): Health {
+  const streams = allStreams(daemon)
+  const degraded = streams.filter((s) => s.mode !== 'normal' && s.mode !== 'draining').map((s) => ({ stream: s.id, mode: s.mode }))
+  const diverted = streams.flatMap((s) => s.divertedBuckets.map((bucket) => ({ stream: s.id, bucket })))
+  return { ok: degraded.length === 0, degraded, diverted }
 }
 
 export async function startMetricsServer (daemon: Daemon, address: MetricsAddress, log: Logger): Promise<{ close (): Promise<void> }> {
@@ -171,7 +181,7 @@ export async function startMetricsServer (daemon: Daemon, address: MetricsAddres
     if (url === '/healthz') {
       const h = health(daemon)
       res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ status: h.ok ? 'ok' : 'degraded', degraded: h.degraded }) + '\n')
+      res.end(JSON.stringify({ status: h.ok ? 'ok' : 'degraded', degraded: h.degraded, ...(h.diverted.length > 0 ? { diverted: h.diverted } : {}) }) + '\n')
       return
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('kahets: /metrics or /healthz\n')

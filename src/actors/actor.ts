@@ -164,7 +164,10 @@ export abstract class Actor<M, S = never> implements ActorRef {
           }
           if (!this.isIdle()) {
             // Work is still under way outside the mailbox; its completion message wakes us.
+            // Lifecycle messages queued behind the stop (the shutdown deadline's abandon) are
+            // handled now: they may be what lets that work end.
             this.#system.push(sys)
+            if (this.#system.length > 1) continue
             return undefined
           }
           return this.#finish([])

@@ -12,7 +12,9 @@ import type { Stats } from '../stats.ts'
 import type { StreamFactory } from '../streams/create-stream.ts'
 import { Actor, type ActorRef, type Directive, type Supervisor } from './actor.ts'
 import { BucketActor, type Binding } from './bucket.ts'
-import { StreamActor, StreamFailure } from './stream-actor.ts'
+import { StreamFailure } from '../errors.ts'
+import { decideFault } from './fault-policy.ts'
+import { StreamActor } from './stream-actor.ts'
 
 export type ManagerMsg = never
 export type ManagerSignal = never
@@ -79,7 +81,9 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
 
   childFailed (child: ActorRef, error: unknown): Directive {
     if (child instanceof StreamActor && error instanceof StreamFailure) {
-      return child.backup !== null ? 'failover' : 'restart'
+      // A StreamFailure is stream-wide; destination faults never reach here (stream-actor.ts).
+      const decision = decideFault(error, child.backup !== null)
+      if (decision.action === 'failover' || decision.action === 'restart') return decision.action
     }
     this.#log.error({ err: error, actor: child.name }, 'actor failed; resuming it')
     return 'resume'

@@ -28,7 +28,7 @@ export interface Binding {
 }
 
 export type BucketMsg =
-  | { readonly type: 'frames', readonly frames: readonly Frame[], readonly bytes: number, readonly receipt: Receipt | null }
+  | { readonly type: 'frames', readonly frames: readonly Frame[], readonly bytes: number, readonly receipt?: Receipt | null }
   | { readonly type: 'timeout' }
 
 export type BucketSignal =
@@ -82,7 +82,7 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
   protected override receive (msg: BucketMsg): void {
     switch (msg.type) {
       case 'frames':
-        this.#accept(msg.frames, msg.bytes, msg.receipt)
+        this.#accept(msg.frames, msg.bytes, msg.receipt ?? null)
         return
       case 'timeout':
         this.#timer = null
@@ -152,13 +152,11 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     for (const b of this.#bindings) {
       const share = this.#share(b, frames, bytes)
       if (share === null) continue
-      const backup = b.stream.backup
-      if (backup !== null) {
+      if (b.stream.canSpill) {
         const charge = memoryCharge(share.frames.length, share.bytes)
         this.#budget.acquireSpill(charge)
         const receipts = receipt?.durable === true ? [receipt] : NO_RECEIPTS
-        backup.write({ bucket: this.bucket, ...share, flow: b.flow, charge: new Charge(this.#budget, charge, 1, receipts) })
-        b.stream.spilled()
+        b.stream.spill({ bucket: this.bucket, ...share, flow: b.flow, charge: new Charge(this.#budget, charge, 1, receipts) })
       } else {
         b.flow.drop('max_memory', share.frames.length)
         refuseFrames(share.frames, 'max_memory')

@@ -13,13 +13,13 @@ export const NO_RECEIPTS: readonly Receipt[] = Object.freeze([])
  * (delivered, backed up, dropped).
  */
 export class Charge {
-  readonly #budget: MemoryBudget
+  readonly #budget: MemoryBudget | null
   readonly bytes: number
   #refs: number
   // Durable acknowledged frames in the batch (receipts.ts): settled when the last stream is done.
   readonly #receipts: readonly Receipt[]
 
-  constructor (budget: MemoryBudget, bytes: number, refs: number, receipts: readonly Receipt[] = NO_RECEIPTS) {
+  constructor (budget: MemoryBudget | null, bytes: number, refs: number, receipts: readonly Receipt[] = NO_RECEIPTS) {
     this.#budget = budget
     this.bytes = bytes
     this.#refs = refs
@@ -28,13 +28,16 @@ export class Charge {
     if (refs === 0) this.#release()
   }
 
+  /** For frames read back from a file: they hold no MAXMEMORY charge. */
+  static none (): Charge { return new Charge(null, 0, 1) }
+
   done (): void {
     if (this.#refs <= 0) throw new Error('charge released twice')
     if (--this.#refs === 0) this.#release()
   }
 
   #release (): void {
-    this.#budget.release(this.bytes)
+    this.#budget?.release(this.bytes)
     for (const r of this.#receipts) r.release()
   }
 }
@@ -46,4 +49,9 @@ export interface Delivery {
   readonly bytes: number
   readonly flow: FlowStats
   readonly charge: Charge
+  /**
+   * Frames a replay read back and writes to the backup again (their destination refused them
+   * for now): already counted as backed up, so neither counted again nor in flight.
+   */
+  readonly respooled?: boolean
 }

@@ -1,67 +1,64 @@
-// One actor per stream definition (SPEC §3): delivery, and the stream's mode.
-//
-//   normal ──write fails──▶ (supervisor) ──failover──▶ backup ──probe ok──▶ normal
-//                                        └─restart───▶ retrying ─probe ok─▶ normal
+// One actor per stream definition (SPEC §3): delivery per bucket lane, and the stream's mode.
 //
 // Each bucket is a lane with at most one write outstanding, so per-bucket order holds while
 // different buckets proceed in parallel; deliveries that queue behind a busy lane are
-// coalesced into its next write. While failed over, everything goes to the backup stream
-// actor in per-bucket order; while retrying (no backup), deliveries are held, in order and
-// charged to MAXMEMORY, until the stream takes writes again.
+// coalesced into its next write. What a failed write means is decided in one place
+// (fault-policy.ts): a refused destination affects its lane only (dropped, or diverted to the
+// backup and tried again at a later replay), a failed stream affects every lane and is the
+// supervisor's call (failover, restart). The stream's modes are the state machine of
+// stream-state.ts; this actor feeds it events and performs its effects. Replay is replay.ts.
+//
+//   lane state   deliveries
+//   normal       written to the stream (while the stream's mode lets them)
+//   diverted     its destination refused them for now: to the backup (with no backup: kept
+//                in the lane, written again after a probe interval)
+//   held         last phase of a background replay: wait in the lane, then normal or diverted
 import type { Logger } from '../log.ts'
-import { ErrorCodes, KahetsError } from '../errors.ts'
-import { groupBy } from '../group-by.ts'
+import { RateLimitedLog } from '../log.ts'
+import { StreamFailure } from '../errors.ts'
+import { refuseFrames } from '../receipts.ts'
 import type { Frame } from '../protocol/frame.ts'
 import type { DropReason, Stats } from '../stats.ts'
-import { readFrameFile, type FrameFileResult } from '../streams/frame-file.ts'
-import { stat, unlink } from 'node:fs/promises'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Rejections, Stream } from '../streams/stream.ts'
 import { Actor, type Supervisor } from './actor.ts'
-import type { Delivery } from './delivery.ts'
+import { Charge, type Delivery } from './delivery.ts'
+import { decideFault } from './fault-policy.ts'
+import { Replay, type ReplayProgress } from './replay.ts'
+import { initialState, transition, type StreamEffect, type StreamEvent, type StreamMode, type StreamState } from './stream-state.ts'
 
-export type StreamMode = 'normal' | 'backup' | 'retrying' | 'replaying'
-
-export interface ReplayProgress {
-  filesLeft: number
-  bytesLeft: number
-  tornFrames: number
-  /** Damaged runs found in backup files (each lost at least one record) and their bytes. */
-  corruptRecords: number
-  corruptBytes: number
-}
+export type { StreamMode } from './stream-state.ts'
+export type { ReplayProgress } from './replay.ts'
 
 export type StreamMsg =
   | { readonly type: 'write', readonly delivery: Delivery }
   | { readonly type: 'settled', readonly bucket: string, readonly deliveries: Delivery[], readonly error: unknown, readonly rejections?: Rejections }
-  | { readonly type: 'probe' }
+  /** The probe timer fired. */
+  | { readonly type: 'tick' }
+  | { readonly type: 'probed', readonly ok: boolean }
   /** The backup's files must be closed (flushed) before they are replayed. */
   | { readonly type: 'rotate', readonly done: (error?: unknown) => void }
   | { readonly type: 'rotated', readonly waiting: Array<(error?: unknown) => void>, readonly error: unknown }
-  | { readonly type: 'replayed', readonly error: unknown }
+  | { readonly type: 'replayed', readonly kind: 'background' | 'recovery', readonly error: unknown, readonly more: boolean, readonly refusedForNow: ReadonlySet<string>, readonly progress: boolean }
   /** A bucket spilled to this stream's backup (MAXMEMORY): those files need a replay too. */
   | { readonly type: 'spilled' }
   /** Backup files left by an earlier run: replay them once the stream answers. */
   | { readonly type: 'leftovers', readonly files: number }
+  /** A diverted lane of a stream with no backup: time to write its destination again. */
+  | { readonly type: 'lane-retry', readonly bucket: string }
+  /** Whether the stream as a whole still answers after a destination fault (see #confirm). */
+  | { readonly type: 'confirmed', readonly ok: boolean, readonly error: unknown }
 
 export type StreamSignal =
   /** Shutdown deadline passed: stop waiting on the stream, hand everything on now. */
   | { readonly kind: 'abandon' }
 
-/** A write that failed; carries what it did not deliver so the supervisor's decision can place it. */
-export class StreamFailure extends KahetsError {
-  readonly deliveries: Delivery[]
-
-  constructor (cause: unknown, deliveries: Delivery[]) {
-    const retriable = cause instanceof KahetsError ? cause.retriable : true
-    super(cause instanceof KahetsError ? cause.code : ErrorCodes.STREAM_WRITE_FAILED, `stream write failed: ${(cause as Error)?.message ?? String(cause)}`, { cause, retriable })
-    this.deliveries = deliveries
-  }
-}
+type LaneState = 'normal' | 'diverted' | 'held'
 
 interface Lane {
   busy: boolean
   queue: Delivery[]
+  state: LaneState
+  retry: NodeJS.Timeout | null
 }
 
 export interface StreamActorOptions {
@@ -77,8 +74,10 @@ export interface StreamActorOptions {
   supervisor: Supervisor
 }
 
-// Frames per write while replaying: enough to batch well, small enough to bound memory.
-const REPLAY_CHUNK_FRAMES = 5000
+const divertLog = new RateLimitedLog()
+// A destination that keeps refusing for now has its frames read back and respooled by every
+// replay: while replays do only that, the next one waits twice as long, up to this.
+const MAX_DRAIN_DELAY_MS = 60_000
 
 export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   readonly id: string
@@ -88,21 +87,26 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   readonly #log: Logger
   readonly #probeIntervalMs: number
   readonly #lanes = new Map<string, Lane>()
+  #state: StreamState
   #held: Delivery[] = []
-  #mode: StreamMode = 'normal'
   #inFlight = 0
   #probeTimer: NodeJS.Timeout | null = null
-  #probing = false
   #abandoned = false
   #queuedFrames = 0
   #queuedBytes = 0
-  #replaying = false
-  // Last phase of a replay: new deliveries wait in their lanes until the backup is empty.
+  /** Replays under way (one at a time: a new one starts after the last one ended). */
+  #replaying = 0
+  #replayChain: Promise<void> = Promise.resolve()
+  // Last phase of a recovery replay: new deliveries wait in their lanes until the backup is empty.
   #holdLanes = false
   #rotations: Array<(error?: unknown) => void> = []
   #rotating = false
   #resetting = false
-  #replayPending = false
+  /** Deliveries this (backup) actor wrote: a replay that saw this change knows more came in. */
+  #accepted = 0
+  #confirming = false
+  /** Delay before a background replay (see MAX_DRAIN_DELAY_MS). */
+  #drainDelayMs: number
   readonly #stats: Stats
   readonly #replayBytesPerSec: number
   readonly #queuedByBucket = new Map<string, number>()
@@ -117,12 +121,28 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     this.#probeIntervalMs = opts.probeIntervalMs
     this.#stats = opts.stats
     this.#replayBytesPerSec = opts.replayBytesPerSec ?? 32 * 1024 * 1024
+    this.#drainDelayMs = opts.probeIntervalMs
+    this.#state = initialState(this.backup !== null && this.backup.keepsFiles)
   }
 
+  /** Does this stream keep files that can be replayed (a file stream)? */
+  get keepsFiles (): boolean { return this.#stream.listClosedFiles !== undefined }
+
   /** Does this stream's backup keep files that can be replayed into it? */
-  get canReplay (): boolean {
-    return this.backup !== null && this.backup.#stream.listClosedFiles !== undefined
+  get canReplay (): boolean { return this.#state.canReplay }
+
+  /** The files this (backup) stream wrote and has closed, oldest first. */
+  async closedFiles (): Promise<string[]> {
+    return this.#stream.listClosedFiles === undefined ? [] : await this.#stream.listClosedFiles()
   }
+
+  /** Moves a backup file that could not be read whole out of the replay's way; where to, or null. */
+  async quarantine (file: string): Promise<string | null> {
+    return this.#stream.quarantine === undefined ? null : await this.#stream.quarantine(file)
+  }
+
+  /** Deliveries this actor has written so far. */
+  get accepted (): number { return this.#accepted }
 
   /**
    * Called once at start: backup files left by an earlier run (a crash, an outage that
@@ -130,12 +150,19 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
    */
   async checkLeftovers (): Promise<void> {
     if (!this.canReplay) return
-    const files = await this.backup!.#stream.listClosedFiles!()
+    const files = await this.backup!.closedFiles()
     if (files.length > 0 && this.state === 'running') this.tell({ type: 'leftovers', files: files.length })
   }
 
-  /** MAXMEMORY sent some of this stream's messages straight to its backup. */
-  spilled (): void {
+  /** Can a delivery skip this stream for its backup (MAXMEMORY, bucket.ts)? */
+  get canSpill (): boolean { return this.backup !== null && this.backup.state !== 'stopped' }
+
+  /**
+   * MAXMEMORY reached (bucket.ts): the delivery skips this stream and goes straight to the
+   * backup, and a replay brings it back at the next probe tick (stream-state.ts).
+   */
+  spill (d: Delivery): void {
+    this.backup!.write(d)
     if (this.state !== 'stopped') this.tell({ type: 'spilled' })
   }
 
@@ -146,7 +173,12 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     })
   }
 
-  get mode (): StreamMode { return this.#mode }
+  get mode (): StreamMode { return this.#state.mode }
+  /** Buckets whose destination refused writes for now: their messages go to the backup. */
+  get divertedBuckets (): string[] {
+    return [...this.#lanes].filter(([, lane]) => lane.state === 'diverted').map(([bucket]) => bucket)
+  }
+
   readonly replayProgress: ReplayProgress = { filesLeft: 0, bytesLeft: 0, tornFrames: 0, corruptRecords: 0, corruptBytes: 0 }
   get streamType (): Stream['type'] { return this.#stream.type }
   /** Frames and bytes this actor holds that are not yet delivered (queued, held, in flight). */
@@ -167,36 +199,51 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
       case 'settled':
         this.#settled(msg.bucket, msg.deliveries, msg.error, msg.rejections)
         return
-      case 'probe':
-        this.#probe()
+      case 'tick':
+        this.#apply({ type: 'tick' })
+        return
+      case 'probed':
+        if (msg.ok) this.#log.info({ from: this.mode }, 'stream answers again')
+        this.#apply({ type: 'probed', ok: msg.ok })
         return
       case 'rotate':
         this.#rotations.push(msg.done)
         this.#maybeRotate()
         return
       case 'spilled':
-        // Spilled while the stream itself is fine: replay once the pressure has had time to
-        // pass (the next probe tick), as after an outage.
-        if (this.#mode === 'normal' && this.canReplay && !this.#replayPending) {
-          this.#replayPending = true
-          this.#scheduleProbe()
+        // A MAXMEMORY spill drains within two probe intervals, whatever a refusing
+        // destination's backoff had reached.
+        if (this.#writing && this.#drainDelayMs !== this.#probeIntervalMs) {
+          this.#drainDelayMs = this.#probeIntervalMs
+          this.#clearProbe()
         }
+        this.#apply({ type: 'spilled' })
         return
       case 'rotated':
         this.#resetting = false
         this.#rotating = this.#rotations.length > 0
         for (const done of msg.waiting) done(msg.error ?? undefined)
-        for (const [bucket, lane] of this.#lanes) this.#pump(bucket, lane)
+        this.#flushLanes()
         this.#maybeRotate()
         return
       case 'replayed':
-        this.#replayed(msg.error)
+        this.#replayed(msg)
         return
       case 'leftovers':
-        if (this.#mode !== 'normal') return
+        if (this.mode !== 'normal') return
         this.#log.info({ files: msg.files }, 'backup files from an earlier run found; replaying them once the stream answers')
-        this.#mode = 'backup'
-        this.#probeTimer = setTimeout(() => { this.#probeTimer = null; if (this.state !== 'stopped') this.tell({ type: 'probe' }) }, 0)
+        this.#apply({ type: 'leftovers' })
+        return
+      case 'lane-retry': {
+        const lane = this.#lane(msg.bucket)
+        lane.retry = null
+        if (lane.state === 'diverted') lane.state = 'normal'
+        this.#pump(msg.bucket, lane)
+        return
+      }
+      case 'confirmed':
+        this.#confirming = false
+        if (!msg.ok && this.#writing) throw new StreamFailure(msg.error)
         return
       default: {
         const never: never = msg
@@ -218,23 +265,23 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   }
 
   protected override isIdle (): boolean {
-    return this.#inFlight === 0 && !this.#replaying && !this.#resetting && (this.#held.length === 0 || this.#abandoned)
+    if (this.#inFlight > 0 || this.#replaying > 0 || this.#resetting) return false
+    if (this.#abandoned) return true
+    if (this.#held.length > 0) return false
+    for (const lane of this.#lanes.values()) if (lane.queue.length > 0) return false
+    return true
   }
 
   protected override onFailover (error: unknown): void {
-    const failure = error as StreamFailure
-    this.#log.error({ err: failure.cause ?? failure, backup: this.backup?.id }, 'stream failed; failing over to the backup stream')
-    this.#enter('backup')
-    for (const d of failure.deliveries) this.#divert(d)
-    this.#releaseIdleLanes()
+    this.#undivertLanes()
+    this.#log.error({ err: (error as Error).cause ?? error, backup: this.backup?.id }, 'stream failed; failing over to the backup stream')
+    this.#apply({ type: 'failed', backup: true })
   }
 
   protected override onRestart (error: unknown): void {
-    const failure = error as StreamFailure
-    this.#log.error({ err: failure.cause ?? failure }, 'stream failed and has no backup; holding its messages and retrying')
-    this.#enter('retrying')
-    for (const d of failure.deliveries) this.#divert(d)
-    this.#releaseIdleLanes()
+    this.#undivertLanes()
+    this.#log.error({ err: (error as Error).cause ?? error }, 'stream failed and has no backup; holding its messages and retrying')
+    this.#apply({ type: 'failed', backup: false })
   }
 
   protected override async onStop (unhandled: StreamMsg[]): Promise<void> {
@@ -245,13 +292,67 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     }
     for (const d of this.#held) this.#drop(d, 'shutdown')
     this.#held = []
+    for (const lane of this.#lanes.values()) {
+      if (lane.retry !== null) clearTimeout(lane.retry)
+      for (const d of lane.queue.splice(0)) this.#drop(d, 'shutdown')
+    }
     await this.#stream.close()
+  }
+
+  /** The one way the mode changes: the state machine's transition, then its effects. */
+  #apply (event: StreamEvent): void {
+    const { state, effects } = transition(this.#state, event)
+    this.#state = state
+    for (const effect of effects) this.#perform(effect)
+  }
+
+  #perform (effect: StreamEffect): void {
+    switch (effect) {
+      case 'divert':
+        this.#flushLanes()
+        return
+      case 'wait':
+        if (this.mode === 'retrying') this.#scheduleProbe(Math.min(1000, this.#probeIntervalMs))
+        else this.#scheduleProbe(this.#writing ? this.#drainDelayMs : this.#probeIntervalMs)
+        return
+      case 'probe-now':
+        this.#clearProbe()
+        this.#scheduleProbe(0)
+        return
+      case 'probe':
+        this.#probe()
+        return
+      case 'replay':
+        this.#log.info({}, 'replaying the backup files')
+        this.#startReplay('recovery')
+        return
+      case 'drain':
+        this.#startReplay('background')
+        return
+      case 'resume':
+        this.#resume()
+        return
+      default: {
+        const never: never = effect
+        throw new Error(`unknown effect ${String(never)}`)
+      }
+    }
+  }
+
+  /** Whether lanes write to the stream now (normal delivery, possibly with a background replay). */
+  get #writing (): boolean {
+    return this.mode === 'normal' || this.mode === 'draining'
   }
 
   #route (d: Delivery): void {
     const lane = this.#lane(d.bucket)
-    if (this.#mode !== 'normal' && !lane.busy && !this.#holdLanes) {
-      this.#divert(d)
+    if (!this.#writing) {
+      if (!lane.busy && !(this.mode === 'replaying' && this.#holdLanes)) this.#divert(d)
+      else lane.queue.push(d)
+      return
+    }
+    if (lane.state === 'diverted' && this.backup !== null && !lane.busy) {
+      this.#toBackup(d)
       return
     }
     lane.queue.push(d)
@@ -261,14 +362,14 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   #lane (bucket: string): Lane {
     let lane = this.#lanes.get(bucket)
     if (lane === undefined) {
-      lane = { busy: false, queue: [] }
+      lane = { busy: false, queue: [], state: 'normal', retry: null }
       this.#lanes.set(bucket, lane)
     }
     return lane
   }
 
   #pump (bucket: string, lane: Lane): void {
-    if (lane.busy || lane.queue.length === 0 || this.#mode !== 'normal' || this.#rotating) return
+    if (lane.busy || lane.queue.length === 0 || !this.#writing || this.#rotating || lane.state !== 'normal') return
     const deliveries = lane.queue
     lane.queue = []
     lane.busy = true
@@ -292,69 +393,138 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     lane.busy = false
     this.#maybeRotate()
     if (error === null) {
-      // A lane holds one bucket of one stream, so its deliveries share one flow.
-      const flow = deliveries[0]!.flow
-      let refused = 0
-      for (const [reason, n] of rejections ?? []) {
-        flow.drop(reason, n)
-        refused += n
-      }
-      let total = 0
-      for (const d of deliveries) {
-        total += d.frames.length
-        this.#finish(d)
-      }
-      if (this.role === 'backup') flow.backedUp += total - refused
-      else flow.delivered += total - refused
-      if (this.#mode === 'normal') this.#pump(bucket, lane)
-      else this.#releaseLane(lane)
+      this.#delivered(deliveries, rejections)
+      this.#flushLane(bucket, lane)
       return
     }
-    if (this.#mode !== 'normal') {
-      // Already failed over or retrying: this lane's failure joins the rest, in order.
-      for (const d of deliveries) this.#divert(d)
-      this.#releaseLane(lane)
-      return
+    const decision = decideFault(error, this.backup !== null)
+    switch (decision.action) {
+      case 'drop':
+        // This destination refuses these frames for good (issue 10): counted, and the lane goes on.
+        divertLog.error(this.#log, `refused:${bucket}`, { bucket, reason: decision.reason, err: error }, 'destination refused messages for good; dropped')
+        for (const d of deliveries) this.#drop(d, decision.reason, false)
+        this.#flushLane(bucket, lane)
+        return
+      case 'divert':
+        this.#divertLane(bucket, lane, deliveries, error)
+        return
+      case 'failover':
+      case 'restart':
+        if (!this.#writing) {
+          // Already failed over or retrying: this lane's failure joins the rest, in order.
+          for (const d of deliveries) this.#divert(d)
+          this.#releaseLane(lane)
+          return
+        }
+        // The lane keeps its deliveries, in order; the supervisor applies the directive
+        // (onFailover, onRestart), which diverts every idle lane.
+        lane.queue.unshift(...deliveries)
+        throw new StreamFailure(error)
+      default: {
+        const never: never = decision
+        throw new Error(`unknown decision ${JSON.stringify(never)}`)
+      }
     }
-    // The supervisor decides (failover, restart, stop); the deliveries travel with the error.
-    throw new StreamFailure(error, [...deliveries, ...lane.queue.splice(0)])
   }
 
-  // Deliveries that queued behind a lane that was busy when the mode changed.
-  #releaseIdleLanes (): void {
-    for (const lane of this.#lanes.values()) if (!lane.busy) this.#releaseLane(lane)
+  #delivered (deliveries: Delivery[], rejections: Rejections | undefined): void {
+    // A lane holds one bucket of one stream, so its deliveries share one flow.
+    const flow = deliveries[0]!.flow
+    let refused = 0
+    for (const [reason, n] of rejections ?? []) {
+      flow.drop(reason, n)
+      refused += n
+    }
+    let total = 0
+    for (const d of deliveries) {
+      this.#accepted++
+      if (d.respooled !== true) total += d.frames.length
+      this.#finish(d)
+    }
+    if (this.role === 'backup') flow.backedUp += Math.max(0, total - refused)
+    else flow.delivered += total - refused
+  }
+
+  /** One destination refuses writes for now: only its lane leaves the stream. */
+  #divertLane (bucket: string, lane: Lane, deliveries: Delivery[], error: unknown): void {
+    lane.state = 'diverted'
+    lane.queue.unshift(...deliveries)
+    this.#confirm(error)
+    if (this.backup !== null) {
+      divertLog.warn(this.#log, `diverted:${bucket}`, { bucket, err: error, backup: this.backup.id }, 'destination refuses messages for now; its messages go to the backup and are tried again at the next replay')
+      this.#releaseLane(lane)
+      this.#apply({ type: 'spilled' })
+      return
+    }
+    divertLog.warn(this.#log, `diverted:${bucket}`, { bucket, err: error }, 'destination refuses messages for now; holding them and trying again')
+    if (lane.retry === null && !this.#abandoned) {
+      lane.retry = setTimeout(() => { if (this.state !== 'stopped') this.tell({ type: 'lane-retry', bucket }) }, Math.min(1000, this.#probeIntervalMs))
+      lane.retry.unref()
+    }
+  }
+
+  /**
+   * A destination fault is believed only while the stream itself answers: a file stream whose
+   * folder is gone refuses every bucket's path (ENOTDIR, EACCES) before it refuses anything
+   * else, and that is the stream's fault, for the supervisor (issue 10).
+   */
+  #confirm (error: unknown): void {
+    if (this.#confirming) return
+    this.#confirming = true
+    this.#stream.probe().then((ok) => ok, () => false).then((ok) => {
+      if (this.state !== 'stopped') this.tell({ type: 'confirmed', ok, error })
+    })
+  }
+
+  /** The whole stream failed: per-destination diversions no longer mean anything. */
+  #undivertLanes (): void {
+    for (const lane of this.#lanes.values()) {
+      if (lane.state === 'diverted') lane.state = 'normal'
+      if (lane.retry !== null) clearTimeout(lane.retry)
+      lane.retry = null
+    }
+  }
+
+  /** After a write, or when the mode changed: the lane writes on, or hands its queue on. */
+  #flushLane (bucket: string, lane: Lane): void {
+    if (lane.busy) return
+    if (!this.#writing) {
+      if (!(this.mode === 'replaying' && this.#holdLanes)) this.#releaseLane(lane)
+      return
+    }
+    if (lane.state === 'diverted' && this.backup !== null) this.#releaseLane(lane)
+    else this.#pump(bucket, lane)
+  }
+
+  #flushLanes (): void {
+    for (const [bucket, lane] of this.#lanes) this.#flushLane(bucket, lane)
   }
 
   #releaseLane (lane: Lane): void {
     for (const d of lane.queue.splice(0)) this.#divert(d)
   }
 
-  /** Out of normal mode: a delivery goes to the backup, or is held for the retry. */
+  /** Out of normal delivery: a delivery goes to the backup, or is held for the retry. */
   #divert (d: Delivery): void {
     if (this.#abandoned) {
       this.#handOff(d)
       return
     }
-    if ((this.#mode === 'backup' || this.#mode === 'replaying') && this.backup !== null) {
-      this.#untrack(d)
-      this.backup.write(d)
-    } else {
-      this.#held.push(d)
-    }
+    if (this.backup !== null && this.mode !== 'retrying') this.#toBackup(d)
+    else this.#held.push(d)
   }
 
-  #enter (mode: StreamMode): void {
-    this.#mode = mode
-    this.#scheduleProbe()
+  #toBackup (d: Delivery): void {
+    this.#untrack(d)
+    this.backup!.write(d)
   }
 
-  #scheduleProbe (): void {
+  #scheduleProbe (delayMs: number): void {
     if (this.#probeTimer !== null || this.#abandoned) return
-    const delay = this.#mode === 'retrying' ? Math.min(1000, this.#probeIntervalMs) : this.#probeIntervalMs
     this.#probeTimer = setTimeout(() => {
       this.#probeTimer = null
-      if (this.state !== 'stopped') this.tell({ type: 'probe' })
-    }, delay)
+      if (this.state !== 'stopped') this.tell({ type: 'tick' })
+    }, delayMs)
     this.#probeTimer.unref()
   }
 
@@ -364,41 +534,22 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   }
 
   #probe (): void {
-    if (this.#mode === 'normal' && this.#replayPending && !this.#abandoned) {
-      this.#replayPending = false
-      this.#startReplay()
-      return
-    }
-    if (this.#mode === 'normal' || this.#probing || this.#abandoned) return
-    this.#probing = true
+    if (this.#abandoned) return
     const stream = this.#stream
     const attempt = async (): Promise<boolean> => {
       await stream.reset()
       return await stream.probe()
     }
     attempt().then((ok) => ok, () => false).then((ok) => {
-      this.#probing = false
-      if (this.state === 'stopped') return
-      if (!ok) {
-        this.#scheduleProbe()
-        return
-      }
-      if (this.#mode === 'backup' && this.canReplay) {
-        this.#log.info({}, 'stream answers again; replaying the backup files')
-        this.#startReplay()
-        return
-      }
-      this.#log.info({ from: this.#mode }, 'stream answers again; resuming normal delivery')
-      this.#recover()
+      if (this.state !== 'stopped') this.tell({ type: 'probed', ok })
     })
   }
 
-  #recover (): void {
-    this.#mode = 'normal'
+  #resume (): void {
     const held = this.#held
     this.#held = []
     for (const d of held) this.#lane(d.bucket).queue.push(d)
-    for (const [bucket, lane] of this.#lanes) this.#pump(bucket, lane)
+    this.#flushLanes()
   }
 
   #maybeRotate (): void {
@@ -414,100 +565,62 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     })
   }
 
-  // Backup files go to Kafka oldest first; each is deleted only once all of it was
-  // acknowledged, so a crash re-sends at most the file under way (SPEC §4). Phase 1 runs
-  // while new messages still go to the backup; phase 2 holds new messages in their lanes,
-  // flushes the backup and replays what is left, so per-bucket order is kept.
-  #startReplay (): void {
-    this.#mode = 'replaying'
-    this.#replaying = true
+  // Backup files go to the stream oldest first (replay.ts). Phase 1 runs while new messages
+  // still go to the backup; phase 2 holds them in their lanes (all lanes in a recovery, the
+  // diverted ones in a background replay), flushes the backup and replays what is left, so
+  // per-bucket order is kept.
+  #startReplay (kind: 'background' | 'recovery'): void {
+    this.#replaying++
     const backup = this.backup!
+    const mark = backup.accepted
+    const replay = new Replay({
+      streamId: this.id,
+      stream: this.#stream,
+      backup,
+      respool: (bucket, frames) => { this.#respool(bucket, frames) },
+      stats: this.#stats,
+      log: this.#log,
+      bytesPerSec: this.#replayBytesPerSec,
+      progress: this.replayProgress,
+      abandoned: () => this.#abandoned,
+    })
     const run = async (): Promise<void> => {
       await backup.rotate()
-      await this.#replayFiles()
-      this.#holdLanes = true
+      await replay.pass()
+      if (kind === 'recovery') this.#holdLanes = true
+      else for (const lane of this.#lanes.values()) if (lane.state === 'diverted') lane.state = 'held'
       await backup.rotate()
-      await this.#replayFiles()
+      await replay.pass()
     }
-    run().then(() => { this.tell({ type: 'replayed', error: null }) }, (error: unknown) => { this.tell({ type: 'replayed', error: error ?? new Error('replay failed') }) })
+    const done = (error: unknown): void => {
+      const more = backup.accepted !== mark || backup.queued.frames > 0
+      const progress = replay.replayedFrames > 0 || replay.respooledFrames === 0
+      this.tell({ type: 'replayed', kind, error, more, refusedForNow: replay.refusedForNow, progress })
+    }
+    this.#replayChain = this.#replayChain.then(run).then(() => { done(null) }, (error: unknown) => { done(error ?? new Error('replay failed')) })
   }
 
-  async #replayFiles (): Promise<void> {
-    const backupStream = this.backup!.#stream
-    const list = (): Promise<string[]> => backupStream.listClosedFiles!()
-    while (true) {
-      const files = await list()
-      if (files.length === 0) return
-      const sizes = await Promise.all(files.map((f) => stat(f).then((st) => st.size, () => 0)))
-      this.replayProgress.filesLeft = files.length
-      this.replayProgress.bytesLeft = sizes.reduce((a, b) => a + b, 0)
-      for (const [i, file] of files.entries()) {
-        const started = Date.now()
-        let bytes = 0
-        const result = await readFrameFile(file, async (frames) => {
-          if (this.#abandoned) throw new KahetsError(ErrorCodes.STREAM_UNAVAILABLE, 'replay abandoned at shutdown', { retriable: true })
-          for (const [bucket, group] of groupBy(frames, (f) => f.bucket)) {
-            for (let at = 0; at < group.length; at += REPLAY_CHUNK_FRAMES) {
-              const chunk = group.slice(at, at + REPLAY_CHUNK_FRAMES)
-              const rejections = await this.#stream.write(bucket, chunk)
-              const flow = this.#stats.bucket(bucket).flow(this.id)
-              let refused = 0
-              for (const [reason, n] of rejections ?? []) {
-                refused += n
-                flow.refuseOnReplay(reason, n)
-                this.#log.error({ bucket, frames: n, reason }, 'replayed messages refused by the stream')
-              }
-              flow.replayed += chunk.length - refused
-              for (const f of chunk) bytes += f.size
-            }
-          }
-          // Bound the replay rate so live traffic is not starved.
-          const due = started + (bytes / this.#replayBytesPerSec) * 1000
-          if (due > Date.now()) await sleep(due - Date.now())
-        })
-        if (result.tornBytes > 0) {
-          this.replayProgress.tornFrames++
-          this.#log.warn({ file, tornBytes: result.tornBytes }, 'backup file ends in a torn frame (written when kahets was killed); whole frames replayed, the tail skipped')
-        }
-        // A file not read whole is never deleted: it goes where replay will not list it again.
-        if (result.whole) await unlink(file)
-        else await this.#quarantine(file, result)
-        this.replayProgress.filesLeft = files.length - i - 1
-        this.replayProgress.bytesLeft -= sizes[i]!
-        if (result.whole) this.#log.info({ file, frames: result.frames }, 'backup file replayed and removed')
-      }
-    }
+  /** Frames a replay read back whose destination refuses them for now: back to the backup. */
+  #respool (bucket: string, frames: readonly Frame[]): void {
+    const backup = this.backup!
+    if (backup.state !== 'running') throw new Error('backup stopped during a replay')
+    let bytes = 0
+    for (const f of frames) bytes += f.size
+    backup.write({ bucket, frames, bytes, flow: this.#stats.bucket(bucket).flow(this.id), charge: Charge.none(), respooled: true })
   }
 
-  async #quarantine (file: string, result: FrameFileResult): Promise<void> {
-    this.replayProgress.corruptRecords += result.damaged.length
-    this.replayProgress.corruptBytes += result.corruptBytes
-    const backupStream = this.backup!.#stream
-    const to = backupStream.quarantine === undefined ? null : await backupStream.quarantine(file)
-    this.#log.error({
-      file,
-      quarantined: to,
-      format: result.format,
-      frames: result.frames,
-      corruptRecords: result.damaged.length,
-      corruptBytes: result.corruptBytes,
-      damaged: result.damaged.slice(0, 20).map((r) => `${r.start}-${r.end}`),
-      unreadable: result.unreadable ?? undefined,
-    }, 'backup file damaged: its verified records were replayed, the damaged ranges skipped; the file is kept in quarantine (kahets inspect shows it)')
-  }
-
-  #replayed (error: unknown): void {
-    this.#replaying = false
-    this.#holdLanes = false
-    if (error === null) {
-      this.#log.info({}, 'replay finished; resuming normal delivery')
-      this.#recover()
-      return
+  #replayed (msg: Extract<StreamMsg, { type: 'replayed' }>): void {
+    this.#replaying--
+    if (msg.kind === 'recovery') this.#holdLanes = false
+    for (const [bucket, lane] of this.#lanes) {
+      if (msg.refusedForNow.has(bucket)) lane.state = 'diverted'
+      else if (lane.state === 'held' || (msg.kind === 'recovery' && msg.error === null)) lane.state = 'normal'
     }
-    this.#log.error({ err: error }, 'replay interrupted; staying on the backup')
-    this.#mode = 'backup'
-    this.#releaseIdleLanes()
-    this.#scheduleProbe()
+    this.#drainDelayMs = msg.progress ? this.#probeIntervalMs : Math.min(MAX_DRAIN_DELAY_MS, this.#drainDelayMs * 2)
+    if (msg.error === null) this.#log.info({ kind: msg.kind, diverted: [...msg.refusedForNow] }, 'replay finished')
+    else this.#log.error({ err: msg.error, kind: msg.kind }, 'replay interrupted')
+    this.#apply({ type: 'replayed', kind: msg.kind, ok: msg.error === null, more: msg.more })
+    this.#flushLanes()
   }
 
   #abandon (): void {
@@ -516,22 +629,25 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     const held = this.#held
     this.#held = []
     for (const d of held) this.#handOff(d)
-    for (const lane of this.#lanes.values()) for (const d of lane.queue.splice(0)) this.#handOff(d)
+    for (const lane of this.#lanes.values()) {
+      if (lane.retry !== null) clearTimeout(lane.retry)
+      lane.retry = null
+      for (const d of lane.queue.splice(0)) this.#handOff(d)
+    }
   }
 
   /** At the shutdown deadline: to the backup if there is one, otherwise dropped and counted. */
   #handOff (d: Delivery): void {
-    if (this.backup !== null && this.backup.state !== 'stopped') {
-      this.#untrack(d)
-      this.backup.write(d)
-    } else {
-      this.#drop(d, 'shutdown')
-    }
+    if (this.backup !== null && this.backup.state !== 'stopped') this.#toBackup(d)
+    else this.#drop(d, 'shutdown')
   }
 
-  #drop (d: Delivery, reason: DropReason): void {
-    d.flow.drop(reason, d.frames.length)
-    this.#log.error({ bucket: d.bucket, frames: d.frames.length, reason }, 'messages dropped')
+  #drop (d: Delivery, reason: DropReason, log = true): void {
+    // Respooled frames were counted as backed up already: a loss of them is a replay refusal.
+    if (d.respooled === true) d.flow.refuseOnReplay(reason, d.frames.length)
+    else d.flow.drop(reason, d.frames.length)
+    refuseFrames(d.frames, reason)
+    if (log) this.#log.error({ bucket: d.bucket, frames: d.frames.length, reason }, 'messages dropped')
     this.#finish(d)
   }
 
@@ -541,6 +657,8 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   }
 
   #track (d: Delivery, sign: 1 | -1): void {
+    // Respooled frames are backed up already, not in flight (accounting identity, stats.ts).
+    if (d.respooled === true) return
     this.#queuedFrames += sign * d.frames.length
     this.#queuedBytes += sign * d.bytes
     this.#queuedByBucket.set(d.bucket, (this.#queuedByBucket.get(d.bucket) ?? 0) + sign * d.frames.length)

@@ -24,8 +24,15 @@ import type { KafkaSettings } from '../config/buckets.ts'
 import { ErrorCodes, KahetsError } from '../errors.ts'
 import { RateLimitedLog, type Logger } from '../log.ts'
 import type { Frame } from '../protocol/frame.ts'
+import { refuseFrame } from '../receipts.ts'
 import type { DropReason } from '../stats.ts'
 import type { Rejections, Stream } from './stream.ts'
+import { classifyKafkaError } from './kafka-errors.ts'
+import { CONNECTION_TIMEOUT_MS, DISCONNECT_TIMEOUT_MS, PROBE_TIMEOUT_MS, withTimeout } from './kafka-timeouts.ts'
+
+export { classifyKafkaError } from './kafka-errors.ts'
+export { crc32 } from './kafka-partitioner.ts'
+export { CONNECTION_TIMEOUT_MS, DISCONNECT_TIMEOUT_MS, KAFKAJS_RETRY, PROBE_TIMEOUT_MS, withTimeout } from './kafka-timeouts.ts'
 
 // Kafka's per-partition batch limit is the broker's message.max.bytes (about 1 MB by default);
 // staying under both it and ours means a full batch is never refused for its size.
@@ -37,77 +44,7 @@ const RECORD_OVERHEAD = 32
 // A broker that answers but has not yet created or elected a leader for a new topic: kafkajs's
 // own retries (≈1 s, see KAFKAJS_RETRY) can be too short for auto-creation on a busy broker.
 const TOPIC_RETRY_DELAYS_MS = [250, 500, 1000, 2000]
-export const PROBE_TIMEOUT_MS = 2000
-export const DISCONNECT_TIMEOUT_MS = 2000
 
-// Outage detection in about a second: a refused connection fails at once and kafkajs retries
-// twice (≈100 + 200 ms, jittered), a silent host fails after connectionTimeout per attempt. The
-// stream actor then fails over and probes; kafkajs's defaults (5 retries up to 30 s, 30 s
-// request timeout) would hold every bucket's writes for half a minute first.
-export const CONNECTION_TIMEOUT_MS = 1000
-export const KAFKAJS_RETRY = { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 }
-
-/** Broker error types that are about one topic, whichever request carried it. */
-const TOPIC_REFUSED = new Set(['INVALID_TOPIC_EXCEPTION', 'TOPIC_AUTHORIZATION_FAILED'])
-/** About the size of what was sent: smaller requests may pass, a lone message will not. */
-const TOO_LARGE = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE'])
-/** About some records (e.g. a null key on a compacted topic): isolated down to the message. */
-const RECORD_REFUSED = new Set(['INVALID_RECORD'])
-/** A topic that does not exist yet, or has no leader yet: retried for a while, alone. */
-const TOPIC_PENDING = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE'])
-
-type Failure =
-  | { kind: 'topic' | 'size' | 'record' | 'pending', type: string }
-  | { kind: 'broker' }
-
-/**
- * Kafka errors arrive wrapped (kafkajs: retries exceeded, non-retriable, through `cause`;
- * @platformatic/kafka: MultipleErrors/ResponseError holding `errors`); the protocol error type
- * is inside (kafkajs names it `type`, platformatic `apiId`). The first protocol type found
- * decides; none at all (connection refused, timeout) means the broker is not answering.
- */
-export function classifyKafkaError (err: unknown): Failure {
-  const seen = new Set<unknown>()
-  const visit = (e: unknown, depth: number): Failure | null => {
-    if (e === null || typeof e !== 'object' || depth > 8 || seen.has(e)) return null
-    seen.add(e)
-    const o = e as { type?: unknown, apiId?: unknown, name?: unknown, cause?: unknown, errors?: unknown }
-    const type = typeof o.type === 'string' ? o.type : typeof o.apiId === 'string' ? o.apiId : null
-    if (type !== null) {
-      if (TOPIC_REFUSED.has(type)) return { kind: 'topic', type }
-      if (TOO_LARGE.has(type)) return { kind: 'size', type }
-      if (RECORD_REFUSED.has(type)) return { kind: 'record', type }
-      if (TOPIC_PENDING.has(type)) return { kind: 'pending', type }
-      return { kind: 'broker' }
-    }
-    // kafkajs found no partitions for the topic: the metadata of a topic still being created.
-    if (o.name === 'KafkaJSMetadataNotLoaded') return { kind: 'pending', type: 'METADATA_NOT_LOADED' }
-    if (Array.isArray(o.errors)) {
-      for (const inner of o.errors) {
-        const found = visit(inner, depth + 1)
-        if (found !== null) return found
-      }
-    }
-    return visit(o.cause, depth + 1)
-  }
-  return visit(err, 0) ?? { kind: 'broker' }
-}
-
-// librdkafka's default partitioner (consistent_random), which kahego used: the same key lands
-// in the same partition before and after swapping kahego for kahets, so per-key order holds
-// across the swap. kafkajs's and platformatic's defaults hash with murmur2 (Java's), which
-// would not.
-const CRC_TABLE = new Int32Array(256)
-for (let n = 0; n < 256; n++) {
-  let c = n
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-  CRC_TABLE[n] = c
-}
-export function crc32 (buf: Uint8Array): number {
-  let c = -1
-  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8)
-  return (c ^ -1) >>> 0
-}
 /** One write() call: resolves when all its queued messages are settled. */
 export interface Ticket {
   /** performance.now() when written: the linger clock of its messages. */
@@ -170,7 +107,10 @@ function addRejection (t: Ticket, reason: DropReason, n: number): void {
 function settleItem (item: Item, reason: DropReason | null): void {
   const t = item.ticket
   if (t.done) return
-  if (reason !== null) addRejection(t, reason, 1)
+  if (reason !== null) {
+    addRejection(t, reason, 1)
+    refuseFrame(item.frame, reason)
+  }
   if (--t.remaining === 0) {
     t.done = true
     t.resolve(t.rejections ?? undefined)
@@ -186,14 +126,6 @@ function failTicket (t: Ticket, error: KahetsError): void {
 export function unavailable (message: string, cause?: unknown): KahetsError {
   const detail = cause instanceof Error ? `: ${cause.message}` : ''
   return new KahetsError(ErrorCodes.STREAM_UNAVAILABLE, `${message}${detail}`, { cause, retriable: true })
-}
-
-export function withTimeout<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms)
-  })
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer))
 }
 
 export abstract class BatchingKafkaStream implements Stream {
@@ -483,7 +415,10 @@ export abstract class BatchingKafkaStream implements Stream {
           this.#drop(chunk, 'topic_rejected', failure.type, err)
           return
         }
-        this.#breakDown(chunks, err)
+        // The broker answers but this topic still has no leader (or, in platformatic's metadata,
+        // no partitions): that topic's problem, not the stream's. Its writes fail with a
+        // destination fault the stream actor sends to the backup and retries later (issue 10).
+        this.#refuseTopic(chunk, failure.type, err)
         return
       }
       default: {
@@ -498,6 +433,23 @@ export abstract class BatchingKafkaStream implements Stream {
     this.rateLimited.error(this.log, `${reason}:${bucket}`, { bucket, topic: bucket, reason, kafkaError: type, messages: chunk.items.length, err },
       'Kafka refused messages for good; dropped')
     for (const item of chunk.items) settleItem(item, reason)
+  }
+
+  /** One topic cannot take writes for now: its queued writes fail, the other topics go on. */
+  #refuseTopic (chunk: Chunk, type: string, err: unknown): void {
+    const q = chunk.queue
+    const error = new KahetsError(ErrorCodes.DESTINATION_REJECTED, `kafka stream ${this.id}: topic ${q.topic} not available (${type})`, { cause: err, retriable: true, scope: 'destination' })
+    this.rateLimited.error(this.log, `unavailable:${q.topic}`, { topic: q.topic, kafkaError: type, err }, 'Kafka topic not available; its messages go to the backup')
+    q.busy = false
+    q.attempts = 0
+    q.retryAt = 0
+    q.solo = false
+    q.isolated = false
+    for (const item of chunk.items) failTicket(item.ticket, error)
+    for (const item of q.pending) failTicket(item.ticket, error)
+    this.#pendingCount -= q.pending.length
+    q.pending = []
+    q.bytes = 0
   }
 
   /** Kafka itself is not answering: nothing queued can be delivered by this producer. */

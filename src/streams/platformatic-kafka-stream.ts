@@ -26,7 +26,7 @@ import {
   type ProducerOptions,
 } from '@platformatic/kafka'
 import type { KafkaSettings } from '../config/buckets.ts'
-import { ConfigError } from '../errors.ts'
+import { ConfigError, TopicRefusal } from '../errors.ts'
 import { groupBy } from '../group-by.ts'
 import type { Logger } from '../log.ts'
 import { initZstd, zstdCompress, zstdDecompress } from './zstd.ts'
@@ -63,14 +63,10 @@ function ensureZstd (): Promise<void> {
 // Kafka's rule for topic names (org.apache.kafka.common.internals.Topic.validate).
 const LEGAL_TOPIC = /^[a-zA-Z0-9._-]{1,249}$/
 
-/** A refusal in kafkajs's shape (`type`), for what platformatic reports without its protocol code. */
-class TopicRefusal extends Error {
-  readonly type: string
-  constructor (type: string, message: string, cause?: unknown) {
-    super(message, { cause })
-    this.type = type
-  }
-}
+// Kafka's internal topics: the broker refuses a produce to them with INVALID_TOPIC_EXCEPTION
+// (kafkajs gets that answer); platformatic never gets that far, since its metadata answer lists
+// them with no partitions when they do not exist yet, so the broker's answer is given here.
+const INTERNAL_TOPICS = new Set(['__consumer_offsets', '__transaction_state'])
 
 /**
  * The metadata of a topic that does not exist (auto-creation off, or not yet done) fails in
@@ -177,7 +173,7 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
       const topic = c.queue.topic
       // platformatic turns the broker's refusal of a topic name into "Unknown topic" with no
       // protocol code; the broker's own rule, checked here, says what kafkajs would report.
-      if (!LEGAL_TOPIC.test(topic) || topic === '.' || topic === '..') {
+      if (!LEGAL_TOPIC.test(topic) || topic === '.' || topic === '..' || INTERNAL_TOPICS.has(topic)) {
         throw new TopicRefusal('INVALID_TOPIC_EXCEPTION', `invalid topic name ${JSON.stringify(topic)}`)
       }
       topics.push(topic)

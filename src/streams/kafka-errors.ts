@@ -1,0 +1,50 @@
+// What a Kafka error means for kahets (SPEC §2, issue 10): read from the protocol error type
+// the broker answered (kafkajs names it `type`, @platformatic/kafka `apiId`), never from message
+// text. kafka-batching.ts turns the result into a drop, a retry, a refusal of one topic
+// (scope `destination`) or an outage of the whole stream (scope `stream`).
+/** Broker error types that are about one topic, whichever request carried it. */
+const TOPIC_REFUSED = new Set(['INVALID_TOPIC_EXCEPTION', 'TOPIC_AUTHORIZATION_FAILED'])
+/** About the size of what was sent: smaller requests may pass, a lone message will not. */
+const TOO_LARGE = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE'])
+/** About some records (e.g. a null key on a compacted topic): isolated down to the message. */
+const RECORD_REFUSED = new Set(['INVALID_RECORD'])
+/** A topic that does not exist yet, or has no leader yet: retried for a while, alone. */
+const TOPIC_PENDING = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE'])
+
+type Failure =
+  | { kind: 'topic' | 'size' | 'record' | 'pending', type: string }
+  | { kind: 'broker' }
+
+/**
+ * Kafka errors arrive wrapped (kafkajs: retries exceeded, non-retriable, through `cause`;
+ * @platformatic/kafka: MultipleErrors/ResponseError holding `errors`); the protocol error type
+ * is inside (kafkajs names it `type`, platformatic `apiId`). The first protocol type found
+ * decides; none at all (connection refused, timeout) means the broker is not answering.
+ */
+export function classifyKafkaError (err: unknown): Failure {
+  const seen = new Set<unknown>()
+  const visit = (e: unknown, depth: number): Failure | null => {
+    if (e === null || typeof e !== 'object' || depth > 8 || seen.has(e)) return null
+    seen.add(e)
+    const o = e as { type?: unknown, apiId?: unknown, name?: unknown, cause?: unknown, errors?: unknown }
+    const type = typeof o.type === 'string' ? o.type : typeof o.apiId === 'string' ? o.apiId : null
+    if (type !== null) {
+      if (TOPIC_REFUSED.has(type)) return { kind: 'topic', type }
+      if (TOO_LARGE.has(type)) return { kind: 'size', type }
+      if (RECORD_REFUSED.has(type)) return { kind: 'record', type }
+      if (TOPIC_PENDING.has(type)) return { kind: 'pending', type }
+      return { kind: 'broker' }
+    }
+    // kafkajs found no partitions for the topic: the metadata of a topic still being created.
+    if (o.name === 'KafkaJSMetadataNotLoaded') return { kind: 'pending', type: 'METADATA_NOT_LOADED' }
+    if (Array.isArray(o.errors)) {
+      for (const inner of o.errors) {
+        const found = visit(inner, depth + 1)
+        if (found !== null) return found
+      }
+    }
+    return visit(o.cause, depth + 1)
+  }
+  return visit(err, 0) ?? { kind: 'broker' }
+}
+
