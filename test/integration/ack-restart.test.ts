@@ -9,6 +9,8 @@ import { consumeAll, startBroker, type Broker } from '../helpers/broker.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
 import { type AckMessage, type AckRunOptions, type AckRunResult, runNodeAck, runPhpAck, runPythonAck } from '../helpers/ack-clients.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { freePort } from '../helpers/ports.ts'
+import { sample, scrape } from '../helpers/metrics.ts'
 
 let broker: Broker
 before(async () => { broker = await startBroker() })
@@ -137,4 +139,44 @@ test('ack accepted, clean restarts of kahets (broker up): every frame in Kafka e
   const { ids, duplicates } = await readBack(topic, 8 * perClient)
   assert.equal(ids.size, 8 * perClient, 'no frame missing')
   assert.equal(duplicates, 0, 'no frame twice')
+})
+
+test('ack durable: valid frames, an unknown bucket, an invalid frame and a topic Kafka refuses — ACK counts match Kafka and /metrics', async () => {
+  const port = await freePort()
+  const config = {
+    streamsConfigs: {
+      kafka: {
+        type: 'kafka',
+        settings: { 'bootstrap.servers': broker.bootstrap, acks: 'all', 'queue.buffering.max.ms': '10' },
+        backup: { type: 'file', settings: { path: '{dir}/backup' } },
+      },
+    },
+    buckets: [
+      { id: 'ack_mixed_ok', streams: ['kafka'], batch: 100, batchTimeout: 20 },
+      // Kafka refuses producing to its internal topic: topic_rejected, for good.
+      { id: '__consumer_offsets', streams: ['kafka'], batch: 100, batchTimeout: 20 },
+    ],
+  }
+  const k = await startKahets({ buckets: config, env: { METRICS: `127.0.0.1:${port}` } })
+  const client = await AckClient.connect(k.socket, { ack: 'durable' })
+  const expected = { ok: 0, unknown: 0, invalid: 0, refusedTopic: 0 }
+  for (let i = 0; i < 2000; i++) {
+    if (i % 50 === 1) { client.send('nobody_serves_this', `u${i}`); expected.unknown++ } else if (i % 50 === 2) {
+      const bad = Buffer.from([7, 0, 0, 0, 3, 0x61, 0x2f, 0x62, 0, 0x78, 0x79]) // bucket "a/b": invalid
+      client.sendRaw(bad)
+      expected.invalid++
+    } else if (i % 50 === 3) { client.send('__consumer_offsets', `c${i}`); expected.refusedTopic++ } else { client.send('ack_mixed_ok', `ok-${i}`); expected.ok++ }
+  }
+  const s = await client.flush(60_000)
+  const refused = expected.unknown + expected.invalid + expected.refusedTopic
+  assert.deepEqual(s, { settled: 2000, refused })
+  await client.close()
+  const m = await scrape(`http://127.0.0.1:${port}`)
+  assert.equal(sample(m, 'kahets_dropped_total', { reason: 'unknown_bucket' }), expected.unknown)
+  assert.equal(sample(m, 'kahets_invalid_frames_total', { reason: 'bad_bucket' }), expected.invalid)
+  assert.equal(sample(m, 'kahets_dropped_total', { bucket: '__consumer_offsets', reason: 'topic_rejected' }), expected.refusedTopic)
+  assert.equal(sample(m, 'kahets_delivered_total', { bucket: 'ack_mixed_ok' }), expected.ok)
+  const got = await consumeAll(broker.bootstrap, 'ack_mixed_ok', { expected: expected.ok, timeoutMs: 60_000 })
+  assert.equal(new Set(got.map((x) => x.value!.toString())).size, expected.ok)
+  assert.equal(await k.stop(), 0)
 })
