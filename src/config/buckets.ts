@@ -7,7 +7,7 @@ import path from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
 import { type ConfigProblem, ConfigError } from '../errors.ts'
 import { PACKAGE_ROOT } from '../package-root.ts'
-import { checkFileNameTemplate } from '../streams/rotating-file.ts'
+import { checkFileNameTemplate } from '../streams/file-name-template.ts'
 import { parseInteger, parseSize } from './sizes.ts'
 import { LIBRDKAFKA_PROPERTIES } from './librdkafka-properties.ts'
 

@@ -4,7 +4,8 @@ import { access, mkdir, constants } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import type { FileSettings } from '../config/buckets.ts'
 import { wireRuns, type Frame } from '../protocol/frame.ts'
-import { RotatingFile, listTemplateFiles } from './rotating-file.ts'
+import { listTemplateFiles } from './file-name-template.ts'
+import { RotatingFile } from './rotating-file.ts'
 import type { Stream } from './stream.ts'
 
 export class FileStream implements Stream {

@@ -3,14 +3,8 @@ import assert from 'node:assert/strict'
 import { promises as fsp } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import {
-  RotatingFile,
-  checkFileNameTemplate,
-  listTemplateFiles,
-  renderFileName,
-  type RotatingFileOptions,
-  type WritableFile,
-} from '../../src/streams/rotating-file.ts'
+import { RotatingFile, type RotatingFileOptions, type WritableFile } from '../../src/streams/rotating-file.ts'
+import { checkFileNameTemplate, listTemplateFiles, renderFileName } from '../../src/streams/file-name-template.ts'
 import { ErrorCodes, KahetsError } from '../../src/errors.ts'
 
 const T0 = 1_700_000_000_000
