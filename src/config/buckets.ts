@@ -21,6 +21,8 @@ export interface FileSettings {
   readonly sizeRotate: number
   readonly fileNameTemplate: string
   readonly fsync: boolean
+  /** Files of this stream open at once, at most (one per bucket being written). */
+  readonly maxOpenFiles: number
 }
 
 export interface KafkaSettings {
@@ -69,7 +71,7 @@ export interface BucketsConfig {
 }
 
 export const BUCKET_DEFAULTS = { batch: 1000, batchTimeout: 1000 }
-export const FILE_DEFAULTS = { maxFiles: 0, sizeRotate: 100 * 1024 * 1024, fileNameTemplate: '{bucket}{PS}{ts}-{rand}.frames' }
+export const FILE_DEFAULTS = { maxOpenFiles: 256, maxFiles: 0, sizeRotate: 100 * 1024 * 1024, fileNameTemplate: '{bucket}{PS}{ts}-{rand}.frames' }
 export const KAFKA_DEFAULTS = {
   acks: -1 as const,
   compression: 'none' as const,
@@ -156,12 +158,14 @@ function fileSettings (raw: Json, at: string, problems: ConfigProblem[]): FileSe
   const maxFiles = raw.maxFiles === undefined ? FILE_DEFAULTS.maxFiles : parseInteger(raw.maxFiles as string, 0)
   const sizeRotate = raw.sizeRotate === undefined ? FILE_DEFAULTS.sizeRotate : parseSize(raw.sizeRotate as string)
   const fileNameTemplate = raw.fileNameTemplate === undefined ? FILE_DEFAULTS.fileNameTemplate : str(raw.fileNameTemplate)
+  const maxOpenFiles = raw.maxOpenFiles === undefined ? FILE_DEFAULTS.maxOpenFiles : parseInteger(raw.maxOpenFiles as string, 1)
+  if (maxOpenFiles === null) problems.push({ path: `${at}.maxOpenFiles`, message: `not a whole number ≥ 1: ${JSON.stringify(raw.maxOpenFiles)}` })
   if (maxFiles === null) problems.push({ path: `${at}.maxFiles`, message: `not a whole number ≥ 0: ${JSON.stringify(raw.maxFiles)}` })
   if (sizeRotate === null || sizeRotate < 1) problems.push({ path: `${at}.sizeRotate`, message: `not a size: ${JSON.stringify(raw.sizeRotate)}` })
   const templateProblem = checkFileNameTemplate(path, fileNameTemplate)
   if (templateProblem !== null) problems.push({ path: `${at}.fileNameTemplate`, message: templateProblem })
   const fsync = raw.fsync === undefined ? true : raw.fsync === true || raw.fsync === 'true'
-  return { path, maxFiles: maxFiles ?? 0, sizeRotate: sizeRotate ?? 1, fileNameTemplate, fsync }
+  return { path, maxFiles: maxFiles ?? 0, sizeRotate: sizeRotate ?? 1, fileNameTemplate, fsync, maxOpenFiles: maxOpenFiles ?? FILE_DEFAULTS.maxOpenFiles }
 }
 
 function kafkaSettings (raw: Json, at: string, problems: ConfigProblem[], warnings: string[]): KafkaSettings {

@@ -37,7 +37,7 @@ export async function loadStreamModules (config: BucketsConfig): Promise<void> {
 export const createStream: StreamFactory = (config, log) => {
   switch (config.type) {
     case 'file':
-      return new FileStream(config.settings)
+      return new FileStream(config.settings, { id: config.id, log })
     case 'kafka': {
       const Class = kafkaClients.get(config.settings.client)
       if (Class === undefined) throw new Error(`Kafka client ${config.settings.client} not loaded: call loadStreamModules() first`)

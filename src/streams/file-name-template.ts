@@ -13,6 +13,10 @@
 // suffix or bucket `a.1700000000` at ts 1): such a file is neither counted nor deleted,
 // since deleting another bucket's backup file would lose data. checkFileNameTemplate
 // rejects templates where this happens in normal use.
+//
+// No symlink below `path` is followed (issue 10): a directory the walk would enter is taken
+// only if it is a real directory (lstat), and only regular files are found, so a symlink
+// planted as a bucket's folder can never make its target's files look like this bucket's.
 import { promises as fsp } from 'node:fs'
 import type { Dirent } from 'node:fs'
 import path from 'node:path'
@@ -225,6 +229,16 @@ async function readDirectory (dir: string): Promise<Dirent[]> {
   }
 }
 
+/** lstat: a symlink to a directory is not one (no symlink below `path` is followed). */
+async function isRealDirectory (dir: string): Promise<boolean> {
+  try {
+    return (await fsp.lstat(dir)).isDirectory()
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR') return false
+    throw err
+  }
+}
+
 /** {ts} renders one value per name: a directory's {ts} and the file's must agree. */
 function sameTs (known: number | null, captured: string | undefined): number | null | false {
   if (captured === undefined) return known
@@ -237,9 +251,9 @@ interface TemplateWalk {
   /** The regular-expression source of one segment; `{ts}` captures into group `t`. */
   source: (seg: Segment) => string
   /**
-   * A directory segment's fixed name, joined on without reading the directory (so it may be
-   * a symlink); undefined, or no fixedName at all: the directory's entries are matched
-   * against `source` instead.
+   * A directory segment's fixed name, entered without reading its parent (only if lstat
+   * finds a real directory there); undefined, or no fixedName at all: the directory's
+   * entries are matched against `source` instead.
    */
   fixedName?: (seg: Segment) => string | undefined
   /** A further test on a file whose name matched (its absolute path); false leaves it out. */
@@ -258,7 +272,12 @@ async function findTemplateFiles (resolvedRoot: string, segs: readonly Segment[]
   for (const seg of segs.slice(0, -1)) {
     const name = walk.fixedName?.(seg)
     if (name !== undefined) {
-      dirs = dirs.map((d) => ({ dir: path.join(d.dir, name), ts: d.ts }))
+      const next: typeof dirs = []
+      for (const d of dirs) {
+        const dir = path.join(d.dir, name)
+        if (await isRealDirectory(dir)) next.push({ dir, ts: d.ts })
+      }
+      dirs = next
       continue
     }
     const re = new RegExp(`^${walk.source(seg)}$`)
@@ -284,7 +303,7 @@ async function findTemplateFiles (resolvedRoot: string, segs: readonly Segment[]
       if (ts === false || !insideRoot(resolvedRoot, file) || walk.accept?.(file) === false) continue
       let mtimeMs: number
       try {
-        mtimeMs = (await fsp.stat(file)).mtimeMs
+        mtimeMs = (await fsp.lstat(file)).mtimeMs
       } catch (err) {
         if (errorCode(err) === 'ENOENT') continue
         throw err
@@ -324,8 +343,8 @@ export async function listTemplateFiles (root: string, template: string, hostnam
 
 /**
  * One bucket's files under root, oldest first: those this template rendered for `bucket`
- * and that no other bucket name could have produced (see the header): what maxFiles may
- * count and delete.
+ * and that no other bucket name could have produced (see the header). Only regular files,
+ * reached through real directories: what maxFiles may count and delete.
  */
 export async function findBucketFiles (root: string, template: string, bucket: string, hostname: string): Promise<Found[]> {
   const segs = parseTemplate(template).segments.filter((s) => s.length > 0)

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { promises as fsp } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { RotatingFile, type RotatingFileOptions, type WritableFile } from '../../src/streams/rotating-file.ts'
+import { RotatingFile, type RotatingFileEvent, type RotatingFileOptions, type WritableFile } from '../../src/streams/rotating-file.ts'
 import { checkFileNameTemplate, listTemplateFiles, renderFileName } from '../../src/streams/file-name-template.ts'
 import { ErrorCodes, KahetsError } from '../../src/errors.ts'
 
@@ -68,9 +68,9 @@ function instrumentedOpen (hooks: {
   writev?: (real: WritableFile, bufs: readonly Buffer[]) => Promise<{ bytesWritten: number }>
   onWritev?: (file: string, bufs: readonly Buffer[]) => void
   onSync?: (file: string) => void
-}): (file: string) => Promise<WritableFile> {
-  return async (file) => {
-    const real = await fsp.open(file, 'wx')
+}): (file: string, mode: 'create' | 'append') => Promise<WritableFile> {
+  return async (file, mode) => {
+    const real = await fsp.open(file, mode === 'create' ? 'wx' : 'a')
     return {
       writev: (bufs) => {
         hooks.onWritev?.(file, bufs)
@@ -81,6 +81,7 @@ function instrumentedOpen (hooks: {
         return real.sync()
       },
       truncate: (len) => real.truncate(len),
+      stat: () => real.stat(),
       close: () => real.close(),
     }
   }
@@ -256,7 +257,7 @@ describe('RotatingFile', () => {
     await rf.close()
   })
 
-  test('a file that cannot be deleted is reported, stays counted and is tried again', async () => {
+  test('maxFiles deletes only regular files: one replaced by a folder is reported and left alone', async () => {
     const root = await newRoot()
     const c = clock()
     const failed: string[] = []
@@ -264,17 +265,17 @@ describe('RotatingFile', () => {
     await rf.write(buffers([1]))
     c.set(T0 + 1000)
     await rf.write(buffers([1]))
-    // unlink(2) refuses a directory: the oldest file has become one.
     await fsp.unlink(path.join(root, 'b-1700000000.log'))
     await fsp.mkdir(path.join(root, 'b-1700000000.log'))
+    await fsp.writeFile(path.join(root, 'b-1700000000.log', 'keep'), 'not ours')
     c.set(T0 + 2000)
     await rf.write(buffers([1]))
     assert.deepEqual(failed, ['b-1700000000.log'])
-    assert.deepEqual(await filesUnder(root), ['b-1700000001.log', 'b-1700000002.log'])
+    assert.deepEqual(await filesUnder(root), ['b-1700000000.log/keep', 'b-1700000001.log', 'b-1700000002.log'])
     c.set(T0 + 3000)
     await rf.write(buffers([1]))
-    assert.deepEqual(failed, ['b-1700000000.log', 'b-1700000000.log'])
-    assert.deepEqual(await filesUnder(root), ['b-1700000002.log', 'b-1700000003.log'], 'the next oldest went instead')
+    assert.deepEqual(failed, ['b-1700000000.log'], 'no longer counted as ours')
+    assert.deepEqual(await filesUnder(root), ['b-1700000000.log/keep', 'b-1700000002.log', 'b-1700000003.log'], 'the next oldest went instead')
     await rf.close()
   })
 
@@ -427,12 +428,14 @@ describe('RotatingFile', () => {
     assert.deepEqual(await fsp.readFile(file), Buffer.concat(frames))
   })
 
-  test('a failing write rejects with STREAM_WRITE_FAILED, cuts back to whole frames, and the next write starts a new file', async () => {
+  test('a write failing part-way rejects with STREAM_WRITE_FAILED, cuts back to where the call started, and the next write starts a new file', async () => {
     const root = await newRoot()
     const c = clock()
+    const events: RotatingFileEvent[] = []
     let failAfter: number | null = null
     const rf = new RotatingFile(options(root, {
       now: c.now,
+      onEvent: (e) => { events.push(e) },
       open: instrumentedOpen({
         writev: async (real, bufs) => {
           if (failAfter === null) return real.writev(bufs)
@@ -450,16 +453,18 @@ describe('RotatingFile', () => {
     failAfter = 15 // the whole of frame 2 and half of frame 3
     const failing = buffers([10, 10, 10], 2)
     const err = await rejectsWith(rf.write(failing), ErrorCodes.STREAM_WRITE_FAILED)
-    assert.equal(err.retriable, false)
+    assert.equal(err.retriable, true)
+    assert.equal(err.scope, 'stream', 'a full disk is the whole stream\'s')
     assert.equal((err.cause as { code?: string }).code, 'ENOSPC')
     assert.equal(rf.currentPath, null)
-    assert.deepEqual(await fsp.readFile(first), Buffer.concat([...ok, failing[0]!]), 'cut back to the last whole frame')
+    assert.deepEqual(await fsp.readFile(first), Buffer.concat(ok), 'cut back to the last whole batch: a retry of it writes nothing twice')
+    assert.deepEqual(events, [{ kind: 'undone', file: first, bytes: 15 }])
 
     failAfter = null
     c.set(T0 + 1000)
     await rf.write(buffers([10], 9))
     assert.notEqual(rf.currentPath, first)
-    assert.deepEqual(await fsp.readFile(first), Buffer.concat([...ok, failing[0]!]), 'never written again')
+    assert.deepEqual(await fsp.readFile(first), Buffer.concat(ok), 'never written again')
     await rf.close()
   })
 
@@ -482,13 +487,13 @@ describe('RotatingFile', () => {
     await rf.close()
   })
 
-  test('a file where a directory is expected rejects with STREAM_WRITE_FAILED; writing recovers once it is gone', async () => {
+  test('a file where a bucket\'s folder is expected rejects with DESTINATION_REJECTED; writing recovers once it is gone', async () => {
     const root = await newRoot()
     await fsp.writeFile(path.join(root, 'b'), 'in the way')
     const rf = new RotatingFile(options(root, { template: '{bucket}{PS}{ts}.log' }))
-    const err = await rejectsWith(rf.write(buffers([5])), ErrorCodes.STREAM_WRITE_FAILED)
-    assert.equal(err.retriable, false)
-    assert.ok(['ENOTDIR', 'EEXIST'].includes((err.cause as { code?: string }).code!), String(err.cause))
+    const err = await rejectsWith(rf.write(buffers([5])), ErrorCodes.DESTINATION_REJECTED)
+    assert.equal(err.retriable, true)
+    assert.equal(err.scope, 'destination', 'only this bucket: an operator can move the file away')
     assert.equal(rf.currentPath, null)
     await fsp.unlink(path.join(root, 'b'))
     await rf.write(buffers([5]))
