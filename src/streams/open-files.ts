@@ -53,6 +53,8 @@ export class OpenFiles {
   /** Waiting for any file to close (pressure without a slot). */
   #waiters: Array<() => void> = []
   #loweredAt = -Infinity
+  /** Files closed by this bound so far (to tell whether waiting for a slot freed one). */
+  #closedTotal = 0
   readonly #now: () => number
   readonly #onPressure: () => void
 
@@ -139,27 +141,26 @@ export class OpenFiles {
   async pressure (holder: FileHolder): Promise<boolean> {
     this.#onPressure()
     const fds = this.#withFd.size
-    // Once per burst: the openers already under way when it was lowered hit EMFILE too, and
-    // must not push the bound down to nothing.
-    // At most halved per burst: in a burst the files of this stream are being closed and
-    // reopened, so the count at one moment can be far below what the process can hold.
+    // Once per burst, and at most halved: the openers already under way hit EMFILE too, and
+    // while files are being closed and reopened the count at one moment can be far below
+    // what the process can hold.
     if (this.#now() - this.#loweredAt > PRESSURE_BURST_MS) {
       this.#limit = Math.max(1, Math.ceil(this.#limit / 2), Math.min(this.#limit, fds))
       this.#loweredAt = this.#now()
     }
     let closedElsewhere = 0
     for (const other of otherBounds(this)) closedElsewhere += await other.#shed()
-    if (fds === 0) return closedElsewhere > 0
+    const closedBefore = this.#closedTotal
     if (this.#open.has(holder) && !this.#withFd.has(holder)) {
-      // A slot still waiting for its descriptor: queue again under the lower bound, which
-      // closes an idle file (or waits for a busy one to finish) before it is granted.
+      // A slot still waiting for its descriptor: queue again under the lower bound.
       this.release(holder)
       await this.acquire(holder)
-      return true
     }
-    // No slot needed (listing a folder): wait until one file of this stream is closed.
+    if (closedElsewhere > 0 || this.#closedTotal > closedBefore) return true
+    // Nothing was closed on the way: close one file of this stream, waiting for one to
+    // become idle; none open but the holder's own means closing cannot help.
     while (!await this.#closeOne(holder)) {
-      if (this.#withFd.size === (this.#withFd.has(holder) ? 1 : 0)) return closedElsewhere > 0
+      if (this.#withFd.size === (this.#withFd.has(holder) ? 1 : 0)) return false
       await this.#changed()
     }
     return true
@@ -196,6 +197,7 @@ export class OpenFiles {
       // Its file is abandoned (rotating-file.ts); the slot is given back all the same.
     } finally {
       this.#closing.delete(h)
+      this.#closedTotal++
       this.release(h)
     }
   }

@@ -549,6 +549,135 @@ describe('RotatingFile', () => {
   })
 })
 
+describe('RotatingFile: files that vanish, symlinks, suspend (issue 10)', () => {
+  test('a file deleted between writes is recreated at its path, folders too, and counted', async () => {
+    const root = await newRoot()
+    const events: RotatingFileEvent[] = []
+    const rf = new RotatingFile(options(root, { template: '{bucket}{PS}{ts}.log', onEvent: (e) => { events.push(e) } }))
+    await rf.write(buffers([5]))
+    const file = rf.currentPath!
+    await fsp.rm(path.join(root, 'b'), { recursive: true })
+    await rf.write(buffers([5], 1))
+    assert.equal(rf.currentPath, file, 'the same path')
+    assert.deepEqual(await fsp.readFile(file), Buffer.concat(buffers([5], 1)), 'the frames after the delete are in the new file')
+    assert.deepEqual(events, [{ kind: 'reopened', file, reason: 'unlinked' }])
+    await rf.close()
+  })
+
+  test('a file deleted while a write is under way gets that write again', async () => {
+    const root = await newRoot()
+    const events: RotatingFileEvent[] = []
+    let deleteDuringWrite = false
+    const rf = new RotatingFile(options(root, {
+      onEvent: (e) => { events.push(e) },
+      open: instrumentedOpen({
+        writev: async (real, bufs) => {
+          const r = await real.writev(bufs)
+          if (deleteDuringWrite) {
+            deleteDuringWrite = false
+            await fsp.unlink(path.join(root, 'b-1700000000.log'))
+          }
+          return r
+        },
+      }),
+    }))
+    await rf.write(buffers([5]))
+    deleteDuringWrite = true
+    await rf.write(buffers([5, 5], 1))
+    assert.deepEqual(await fsp.readFile(path.join(root, 'b-1700000000.log')), Buffer.concat(buffers([5, 5], 1)))
+    assert.deepEqual(events.map((e) => e.kind), ['reopened'])
+    await rf.close()
+  })
+
+  test('a file replaced by a symlink is not written through: a new file, the target untouched', async () => {
+    const root = await newRoot()
+    const outside = await newRoot()
+    await fsp.writeFile(path.join(outside, 'target'), 'keep')
+    const events: RotatingFileEvent[] = []
+    const rf = new RotatingFile(options(root, { onEvent: (e) => { events.push(e) } }))
+    await rf.write(buffers([5]))
+    const file = rf.currentPath!
+    await fsp.unlink(file)
+    await fsp.symlink(path.join(outside, 'target'), file)
+    await rf.write(buffers([5], 1))
+    assert.equal(await fsp.readFile(path.join(outside, 'target'), 'utf8'), 'keep')
+    assert.equal(rf.currentPath, `${file}.1`)
+    assert.deepEqual(events, [{ kind: 'reopened', file, reason: 'replaced' }])
+    await rf.close()
+  })
+
+  test('a symlink at path/<bucket> or as a deeper folder fails that bucket with DESTINATION_REJECTED and writes nothing outside', async () => {
+    for (const template of ['{bucket}{PS}{ts}.log', 'x{PS}{bucket}{PS}{ts}.log', '{bucket}{PS}sub{PS}{ts}.log']) {
+      const root = await newRoot()
+      const outside = await newRoot()
+      await fsp.writeFile(path.join(outside, '1699999999.log'), 'keep')
+      const link = template.startsWith('x') ? path.join(root, 'x') : template.includes('sub') ? path.join(root, 'b', 'sub') : path.join(root, 'b')
+      await fsp.mkdir(path.dirname(link), { recursive: true })
+      await fsp.symlink(outside, link)
+      const rf = new RotatingFile(options(root, { template, maxFiles: 1 }))
+      const err = await rejectsWith(rf.write(buffers([5])), ErrorCodes.DESTINATION_REJECTED)
+      assert.equal(err.scope, 'destination', template)
+      assert.equal(err.retriable, true)
+      assert.deepEqual(await rf.existingFiles(), [], 'nothing is found through the symlink')
+      assert.deepEqual(await fsp.readdir(outside), ['1699999999.log'], `${template}: nothing written or deleted outside`)
+      await rf.close()
+    }
+  })
+
+  test('path itself may be a symlink', async () => {
+    const real = await newRoot()
+    const root = path.join(base, `link${++dirCount}`)
+    await fsp.symlink(real, root)
+    const rf = new RotatingFile(options(root, { template: '{bucket}{PS}{ts}.log' }))
+    await rf.write(buffers([5]))
+    await rf.close()
+    assert.deepEqual(await filesUnder(real), ['b/1700000000.log'])
+  })
+
+  test('after suspend() the next write appends to the same file; one changed meanwhile is left alone', async () => {
+    const root = await newRoot()
+    const c = clock()
+    const rf = new RotatingFile(options(root, { now: c.now }))
+    await rf.write(buffers([5]))
+    const file = rf.currentPath!
+    await rf.suspend()
+    assert.equal(rf.isOpen, false)
+    c.set(T0 + 5000)
+    await rf.write(buffers([5], 1))
+    assert.equal(rf.currentPath, file)
+    assert.deepEqual(await fsp.readFile(file), Buffer.concat(buffers([5, 5])))
+    await rf.suspend()
+    await fsp.appendFile(file, 'torn')
+    await rf.write(buffers([5], 2))
+    assert.notEqual(rf.currentPath, file, 'not kahets\'s size any more: a new file')
+    assert.deepEqual(await fsp.readFile(file), Buffer.concat([...buffers([5, 5]), Buffer.from('torn')]))
+    await rf.close()
+  })
+
+  test('a write failing in its second file after rotating cuts both back', async () => {
+    const root = await newRoot()
+    let writes = 0
+    const c = clock()
+    const rf = new RotatingFile(options(root, {
+      sizeRotate: 10,
+      now: c.now,
+      open: instrumentedOpen({
+        writev: async (real, bufs) => {
+          if (++writes === 3) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })
+          return real.writev(bufs)
+        },
+      }),
+    }))
+    await rf.write(buffers([5]))
+    const first = rf.currentPath!
+    c.set(T0 + 1000)
+    await rejectsWith(rf.write(buffers([5, 10], 1)), ErrorCodes.STREAM_WRITE_FAILED)
+    assert.deepEqual(await fsp.readFile(first), Buffer.concat(buffers([5])), 'the first file cut back to before the call')
+    assert.deepEqual(await filesUnder(root), ['b-1700000000.log'], 'the second, emptied, removed')
+    await rf.close()
+  })
+})
+
 describe('listTemplateFiles (what a backup left for replay)', () => {
   test('every bucket\'s files, oldest first, and nothing the template did not render', async () => {
     const root = await newRoot()
