@@ -77,6 +77,19 @@ describe('OpenFiles', () => {
     done(...holders)
   })
 
+  test('the idle sweep names files not written for a while, idle ones only', async () => {
+    let now = 1000
+    const bound = new OpenFiles(10, { now: () => now })
+    const [a, b, c] = ['a', 'b', 'c'].map((n) => new Holder(bound, n)) as [Holder, Holder, Holder]
+    await a.open()
+    await b.open()
+    now = 40_000
+    await c.open()
+    b.idle = false
+    assert.deepEqual(bound.sweep(31_000), [a], 'b is busy, c was written recently')
+    done(a, b, c)
+  })
+
   test('EMFILE with none of this stream\'s files open: closing cannot help', async () => {
     const bound = new OpenFiles(10)
     const h = new Holder(bound, 'h')
