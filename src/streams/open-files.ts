@@ -7,17 +7,17 @@
 //
 // EMFILE/ENFILE from the system (other descriptors: client sockets, Kafka, another stream)
 // is pressure, not a failure: the bound is lowered to the files this stream had open when it
-// happened, idle files of every file stream in the process are closed, and the caller waits
+// happened (at most halved per burst), idle files of every file stream in the process are closed, and the caller waits
 // for a slot under the lower bound before it tries again. Only when none of this stream's
 // files is open and no stream has an idle file to close does closing files not help. The
 // bound creeps back up to `maxOpenFiles` once a minute has passed without pressure.
 
-/** What the bound asks of a holder: whether its file can be closed now, and to close it. */
 // EMFILEs within this long of the one that lowered the bound belong to the same burst.
 const PRESSURE_BURST_MS = 1000
 // The bound is raised again (a step per idle sweep) only this long after it was last lowered.
 const RECOVER_AFTER_MS = 60_000
 
+/** What the bound asks of a holder: whether its file can be closed now, and to close it. */
 export interface FileHolder {
   /** No write of this holder is pending or running: its file may be closed at once. */
   readonly idle: boolean
