@@ -4,7 +4,7 @@
 // At most `maxOpenFiles` of those files are open at once (open-files.ts): a bucket whose
 // file was closed to make room, or idle for IDLE_CLOSE_MS, appends to it again at its next
 // write (rotating-file.ts says why that is safe).
-import { access, mkdir, constants } from 'node:fs/promises'
+import { access, constants, mkdir, statfs } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import type { FileSettings } from '../config/buckets.ts'
 import { RateLimitedLog, type Logger } from '../log.ts'
@@ -18,6 +18,9 @@ import type { Stream } from './stream.ts'
 /** A bucket's file not written for this long is closed (issue 10). */
 export const IDLE_CLOSE_MS = 30_000
 const SWEEP_MS = 5_000
+// Free space a probe asks for before the stream takes writes again: a bucket's flush is at
+// most 1 MiB of frames unless one frame is larger (README, buckets).
+const PROBE_MIN_FREE_BYTES = 1024 * 1024
 
 export interface FileStreamOptions {
   /** The stream's id, for metrics. */
@@ -73,11 +76,17 @@ export class FileStream implements Stream {
     return files.filter((f) => !open.has(f))
   }
 
+  /**
+   * Writable again: the folder exists (or can be made), may be written, and its file system
+   * has room for a batch. A full disk answers no, so that the backup is not replayed into
+   * it only to fail part-way again at every probe.
+   */
   async probe (): Promise<boolean> {
     try {
       await mkdir(this.#settings.path, { recursive: true })
       await access(this.#settings.path, constants.W_OK)
-      return true
+      const fs = await statfs(this.#settings.path)
+      return fs.bavail * fs.bsize >= Math.min(PROBE_MIN_FREE_BYTES, this.#settings.sizeRotate)
     } catch {
       return false
     }

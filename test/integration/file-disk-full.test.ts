@@ -5,7 +5,7 @@
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -20,14 +20,8 @@ const run = promisify(execFile)
 const FRAMES = 6000
 const PAYLOAD = 900
 
-function payload (i: number): string {
-  return `m${i}:`.padEnd(PAYLOAD, 'x')
-}
-
-// A real full disk needs a small file system of its own: mounting one takes root.
-const notRoot = process.getuid?.() !== 0 ? 'needs root to mount a 2 MiB tmpfs' : false
-
-test('a write that fails part-way on a full disk is cut back: every frame once across primary and backup', { timeout: 120_000, skip: notRoot }, async () => {
+/** A temp folder whose `primary` is a fresh 2 MiB tmpfs, unmounted after the test file. */
+async function smallDisk (): Promise<{ dir: string, primary: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'kahets-full-'))
   const primary = join(dir, 'primary')
   await mkdir(primary)
@@ -36,6 +30,18 @@ test('a write that fails part-way on a full disk is cut back: every frame once a
     await run('umount', ['-l', primary]).catch(() => undefined)
     await rm(dir, { recursive: true, force: true })
   })
+  return { dir, primary }
+}
+
+function payload (i: number): string {
+  return `m${i}:`.padEnd(PAYLOAD, 'x')
+}
+
+// A real full disk needs a small file system of its own: mounting one takes root.
+const notRoot = process.getuid?.() !== 0 ? 'needs root to mount a 2 MiB tmpfs' : false
+
+test('a write that fails part-way on a full disk is cut back: every frame once across primary and backup', { timeout: 120_000, skip: notRoot }, async () => {
+  const { dir, primary } = await smallDisk()
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
   const k = await startKahets({
@@ -73,4 +79,37 @@ test('a write that fails part-way on a full disk is cut back: every frame once a
   assert.ok(sample(settled, 'kahets_file_writes_undone_total', { stream: 'files' }) >= 1, 'the cut-back is counted')
   assert.ok(sample(settled, 'kahets_file_bytes_undone_total', { stream: 'files' }) > 0)
   assert.ok(k.logs().some((l) => l.msg === 'write failed part-way; its bytes were cut off again so that the batch is written once'), 'and logged')
+})
+
+test('once space comes back the backup is replayed into the primary: every frame there, once; no replay while the disk is full', { timeout: 120_000, skip: notRoot }, async () => {
+  const { dir, primary } = await smallDisk()
+  // Not kahets's: taking it away is what frees the space.
+  await writeFile(join(primary, 'filler'), Buffer.alloc(1536 * 1024))
+  const port = await freePort()
+  const base = `http://127.0.0.1:${port}`
+  const k = await startKahets({
+    dir,
+    buckets: {
+      streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/primary', fileNameTemplate: '{bucket}-{ts}-{rand}.frames' }, backup: { type: 'file', settings: { path: '{dir}/backup' } } } },
+      buckets: [{ id: 'full', streams: ['files'], batch: 100, batchTimeout: 20 }],
+    },
+    env: { METRICS: `127.0.0.1:${port}` },
+  })
+  const frames = 2000
+  const client = await KahetsClient.connect(k.socket)
+  for (let i = 0; i < frames; i++) if (!client.send('full', payload(i))) await client.drain()
+  await client.close()
+  await waitFor(async () => { const t = assertIdentity(await scrape(base), 'full', 'files'); return t.inFlight === 0 && t.backedUp > 0 && t.delivered + t.backedUp === frames }, { timeoutMs: 30_000, what: 'the overflow on the backup' })
+  // Probes come every second; with the disk still full none may start a replay.
+  await new Promise((resolve) => setTimeout(resolve, 2500))
+  assert.equal(sample(await scrape(base), 'kahets_stream_mode', { stream: 'files', mode: 'backup' }), 1, 'still on the backup')
+  assert.ok(!k.logs().some((l) => l.msg === 'replay interrupted; staying on the backup'), 'no replay into a full disk')
+
+  await unlink(join(primary, 'filler'))
+  await waitFor(async () => (await fetch(`${base}/healthz`)).status === 200, { timeoutMs: 30_000, what: 'the primary to take writes again' })
+  assert.equal(await k.stop(), 0, k.output())
+  const payloads = (await readFrameFiles(primary)).flatMap((f) => f.frames.map((x) => x.payload.toString().split(':')[0]!))
+  assert.deepEqual(await listFiles(join(dir, 'backup')), [], 'the backup was replayed and removed')
+  assert.equal(new Set(payloads).size, payloads.length, 'no frame twice')
+  assert.equal(payloads.length, frames, 'every frame in the primary')
 })
