@@ -518,6 +518,7 @@ export class RotatingFile implements FileHolder {
     const dir = path.dirname(base)
     let file = n === 0 ? base : `${base}.${n}`
     const wait = { deadline: null as number | null }
+    let raced = 0
     for (;;) {
       await this.#slots?.acquire(this)
       let handle: WritableFile | null = null
@@ -547,6 +548,9 @@ export class RotatingFile implements FileHolder {
         // Out of descriptors for the folder's fsync while holding the file's: let go of both
         // and wait for a descriptor like any opener (holding one while waiting could deadlock).
         if (handle !== null && await this.#outOfFds(err, wait)) continue
+        // A folder deleted between creating it and the file in it (rm -rf while writing):
+        // made again.
+        if (handle === null && errorCode(err) === 'ENOENT' && ++raced <= MAX_REWRITES) continue
         throw writeFailed(`creating ${file} failed`, err)
       }
       this.#handle = handle

@@ -13,7 +13,7 @@ import { KahetsClient } from '../../clients/node/index.ts'
 import { makeTempDir, startKahets } from '../helpers/kahets.ts'
 import { listFiles, readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
-import { sample, scrape } from '../helpers/metrics.ts'
+import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const run = promisify(execFile)
@@ -56,6 +56,7 @@ test('5,000 bucket names under a 256-descriptor limit: every frame written, no e
   }
   await client.close()
   const s = await scrape(base)
+  for (const bucket of ['b0', 'b1', `b${BUCKETS - 1}`]) assert.equal(assertIdentity(s, bucket, 'files').delivered, bucket === 'b1' ? ROUNDS + B1_FRAMES : ROUNDS)
   assert.ok(sample(s, 'kahets_open_files', { stream: 'files' }) <= 256, 'at most maxOpenFiles open')
   assert.ok(sample(s, 'kahets_file_descriptor_pressure_total', { stream: 'files' }) >= 1, 'the limit was reached, and counted')
   assert.equal(await k.stop(), 0, k.output())
