@@ -64,10 +64,11 @@ test('a failed write cuts a spool file back to its last whole record, header kep
       },
       sync: () => real.sync(),
       truncate: (len) => real.truncate(len),
+      stat: () => real.stat(),
       close: () => real.close(),
     }
   }
-  const stream = new FileStream({ path: root, fileNameTemplate: '{bucket}{PS}{ts}-{rand}.frames', sizeRotate: 1 << 20, maxFiles: 0, fsync: false }, { format: 'spool' })
+  const stream = new FileStream({ path: root, fileNameTemplate: '{bucket}{PS}{ts}-{rand}.frames', sizeRotate: 1 << 20, maxFiles: 0, fsync: false, maxOpenFiles: 256 }, { format: 'spool' })
   await stream.write('orders', frames(100))
   await stream.close()
   const [file] = await stream.listClosedFiles()
@@ -95,7 +96,7 @@ test('a failed write cuts a spool file back to its last whole record, header kep
 test('FileStream: format frames writes kahego\'s plain frames, format spool the checksummed records', async () => {
   for (const format of ['frames', 'spool'] as const) {
     const root = await makeTempDir()
-    const stream = new FileStream({ path: root, fileNameTemplate: '{bucket}.x', sizeRotate: 1 << 20, maxFiles: 0, fsync: true }, { format })
+    const stream = new FileStream({ path: root, fileNameTemplate: '{bucket}.x', sizeRotate: 1 << 20, maxFiles: 0, fsync: true, maxOpenFiles: 256 }, { format })
     await stream.write('orders', frames(10))
     await stream.close()
     const bytes = await fsp.readFile(path.join(root, 'orders.x'))
