@@ -7,6 +7,7 @@ import type { MetricsAddress } from './config/env.ts'
 import type { Daemon } from './daemon.ts'
 import type { Logger } from './log.ts'
 import { claimSocketPath } from './socket-file.ts'
+import { allFileStreamStats } from './streams/file-stream-stats.ts'
 
 export interface FlowSnapshot {
   bucket: string
@@ -124,6 +125,24 @@ export function buildRegistry (daemon: Daemon): Registry {
     for (const s of allStreams(daemon)) c.inc({ stream: s.id }, s.replayProgress.corruptBytes)
   })
   gauge('kahets_streams_open', 'Streams (Kafka clients, file writers; backups included) built and not yet closed.', [], (g) => { g.set(daemon.openStreams) })
+  counter('kahets_files_reopened_total', 'Files a file stream recreated because their path no longer led to them, by reason (unlinked, replaced).', ['stream', 'reason'], (c) => {
+    for (const [stream, f] of allFileStreamStats()) for (const [reason, n] of f.reopened) c.inc({ stream, reason }, n)
+  })
+  counter('kahets_file_writes_undone_total', 'File writes that failed part-way and were cut back, so that the retried batch is written once.', ['stream'], (c) => {
+    for (const [stream, f] of allFileStreamStats()) c.inc({ stream }, f.writesUndone)
+  })
+  counter('kahets_file_bytes_undone_total', 'Bytes cut back after file writes that failed part-way.', ['stream'], (c) => {
+    for (const [stream, f] of allFileStreamStats()) c.inc({ stream }, f.bytesUndone)
+  })
+  counter('kahets_file_descriptor_pressure_total', 'Times the system refused a file descriptor (EMFILE/ENFILE) and a file stream closed idle files.', ['stream'], (c) => {
+    for (const [stream, f] of allFileStreamStats()) c.inc({ stream }, f.pressureEvents)
+  })
+  gauge('kahets_open_files', 'Files a file stream holds open.', ['stream'], (g) => {
+    for (const [stream, f] of allFileStreamStats()) g.set({ stream }, f.openFiles?.size ?? 0)
+  })
+  gauge('kahets_open_files_limit', 'The bound on open files in force: maxOpenFiles, lower for a while after EMFILE/ENFILE.', ['stream'], (g) => {
+    for (const [stream, f] of allFileStreamStats()) g.set({ stream }, f.openFiles?.limit ?? 0)
+  })
   gauge('kahets_connected_clients', 'Open client connections.', [], (g) => { g.set(daemon.stats.connections) })
   counter('kahets_connections_total', 'Client connections accepted.', [], (c) => { c.inc(daemon.stats.connectionsTotal) })
   counter('kahets_shutdown_unread_bytes_total', 'Bytes clients had sent that shutdown left unread at SHUTDOWN_TIMEOUT (logged too).', [], (c) => { c.inc(daemon.listener.shutdownUnreadBytes) })
@@ -131,13 +150,25 @@ export function buildRegistry (daemon: Daemon): Registry {
   gauge('kahets_buffered_bytes_limit', 'MAXMEMORY.', [], (g) => { g.set(daemon.budget.limit) })
   gauge('kahets_reads_paused', '1 while clients are not read: MAXMEMORY reached and the backup behind.', [], (g) => { g.set(daemon.budget.underPressure ? 1 : 0) })
   counter('kahets_read_pauses_total', 'Times reading was paused for memory pressure.', [], (c) => { c.inc(daemon.budget.pressureEpisodes) })
-  gauge('kahets_process_resident_memory_bytes', 'Resident set size.', [], (g) => { g.set(process.memoryUsage.rss()) })
-  gauge('kahets_process_heap_used_bytes', 'V8 heap in use.', [], (g) => { g.set(process.memoryUsage().heapUsed) })
+  gauge('kahets_process_resident_memory_bytes', 'Resident set size.', [], (g) => { const m = memoryUsage(); if (m !== null) g.set(m.rss) })
+  gauge('kahets_process_heap_used_bytes', 'V8 heap in use.', [], (g) => { const m = memoryUsage(); if (m !== null) g.set(m.heapUsed) })
   // Beside buffered_bytes these tell a backlog from garbage not yet collected: message bytes
   // live in Buffers (external to the V8 heap), their bookkeeping in the heap.
-  gauge('kahets_process_heap_total_bytes', 'V8 heap reserved (in use and not yet collected).', [], (g) => { g.set(process.memoryUsage().heapTotal) })
-  gauge('kahets_process_external_bytes', 'Memory outside the V8 heap held by JavaScript objects, chiefly the Buffers that hold messages.', [], (g) => { g.set(process.memoryUsage().external) })
+  gauge('kahets_process_heap_total_bytes', 'V8 heap reserved (in use and not yet collected).', [], (g) => { const m = memoryUsage(); if (m !== null) g.set(m.heapTotal) })
+  gauge('kahets_process_external_bytes', 'Memory outside the V8 heap held by JavaScript objects, chiefly the Buffers that hold messages.', [], (g) => { const m = memoryUsage(); if (m !== null) g.set(m.external) })
   return registry
+}
+
+/**
+ * process.memoryUsage() opens /proc/self/stat, which fails with EMFILE when descriptors run
+ * out (issue 10): /metrics must still answer then, without these values.
+ */
+function memoryUsage (): NodeJS.MemoryUsage | null {
+  try {
+    return process.memoryUsage()
+  } catch {
+    return null
+  }
 }
 
 function allStreams (daemon: Daemon): Array<import('./actors/stream-actor.ts').StreamActor> {

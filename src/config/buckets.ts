@@ -8,7 +8,7 @@ import path from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
 import { type ConfigProblem, ConfigError } from '../errors.ts'
 import { PACKAGE_ROOT } from '../package-root.ts'
-import { checkFileNameTemplate } from '../streams/rotating-file.ts'
+import { checkFileNameTemplate } from '../streams/file-name-template.ts'
 import { overlappingFileName } from './file-name-overlap.ts'
 import { parseInteger, parseSize } from './sizes.ts'
 import { LIBRDKAFKA_PROPERTIES } from './librdkafka-properties.ts'
@@ -23,6 +23,8 @@ export interface FileSettings {
   readonly sizeRotate: number
   readonly fileNameTemplate: string
   readonly fsync: boolean
+  /** Files of this stream open at once, at most (one per bucket being written). */
+  readonly maxOpenFiles: number
 }
 
 export interface KafkaSettings {
@@ -81,7 +83,7 @@ export const BUCKET_DEFAULTS = { batch: 1000, batchTimeout: 1000 }
  * far past any use; above that (1e308) a value can only be a mistake.
  */
 export const BUCKET_LIMITS = { batch: 1_000_000, batchTimeout: 3_600_000 }
-export const FILE_DEFAULTS = { maxFiles: 0, sizeRotate: 100 * 1024 * 1024, fileNameTemplate: '{bucket}{PS}{ts}-{rand}.frames' }
+export const FILE_DEFAULTS = { maxOpenFiles: 256, maxFiles: 0, sizeRotate: 100 * 1024 * 1024, fileNameTemplate: '{bucket}{PS}{ts}-{rand}.frames' }
 export const KAFKA_DEFAULTS = {
   acks: -1 as const,
   compression: 'none' as const,
@@ -169,13 +171,15 @@ function fileSettings (raw: Json, at: string, problems: ConfigProblem[]): FileSe
   const maxFiles = raw.maxFiles === undefined ? FILE_DEFAULTS.maxFiles : parseInteger(raw.maxFiles as string, 0)
   const sizeRotate = raw.sizeRotate === undefined ? FILE_DEFAULTS.sizeRotate : parseSize(raw.sizeRotate as string)
   const fileNameTemplate = raw.fileNameTemplate === undefined ? FILE_DEFAULTS.fileNameTemplate : str(raw.fileNameTemplate)
+  const maxOpenFiles = raw.maxOpenFiles === undefined ? FILE_DEFAULTS.maxOpenFiles : parseInteger(raw.maxOpenFiles as string, 1)
+  if (maxOpenFiles === null) problems.push({ path: `${at}.maxOpenFiles`, message: `not a whole number ≥ 1: ${JSON.stringify(raw.maxOpenFiles)}` })
   if (maxFiles === null) problems.push({ path: `${at}.maxFiles`, message: `not a whole number ≥ 0: ${JSON.stringify(raw.maxFiles)}` })
   if (sizeRotate === null || sizeRotate < 1) problems.push({ path: `${at}.sizeRotate`, message: `not a size: ${JSON.stringify(raw.sizeRotate)}` })
   const templateProblem = checkFileNameTemplate(path, fileNameTemplate)
   if (templateProblem !== null) problems.push({ path: `${at}.fileNameTemplate`, message: templateProblem })
   // The schema allows only true, false, "true" and "false" (a typo must not turn fsync off).
   const fsync = raw.fsync === undefined ? true : raw.fsync === true || raw.fsync === 'true'
-  return { path, maxFiles: maxFiles ?? 0, sizeRotate: sizeRotate ?? 1, fileNameTemplate, fsync }
+  return { path, maxFiles: maxFiles ?? 0, sizeRotate: sizeRotate ?? 1, fileNameTemplate, fsync, maxOpenFiles: maxOpenFiles ?? FILE_DEFAULTS.maxOpenFiles }
 }
 
 function kafkaSettings (raw: Json, at: string, problems: ConfigProblem[], warnings: string[]): KafkaSettings {

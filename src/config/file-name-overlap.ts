@@ -15,7 +15,7 @@
 // one, and names have no length bound: both only make the check stricter. The two languages are intersected by
 // walking both automata in step; the first shared name found is returned as the proof.
 import path from 'node:path'
-import { parseTemplate, type Token } from '../streams/rotating-file.ts'
+import { parseTemplate, type Token } from '../streams/file-name-template.ts'
 
 type CharTest = (c: string) => boolean
 

@@ -38,7 +38,7 @@ export async function loadStreamModules (config: BucketsConfig): Promise<void> {
 export const createStream: StreamFactory = (config, log, role = 'primary') => {
   switch (config.type) {
     case 'file':
-      return new FileStream(config.settings, { format: role === 'backup' ? 'spool' : 'frames' })
+      return new FileStream(config.settings, { id: config.id, log, format: role === 'backup' ? 'spool' : 'frames' })
     case 'kafka': {
       const Class = kafkaClients.get(config.settings.client)
       if (Class === undefined) throw new Error(`Kafka client ${config.settings.client} not loaded: call loadStreamModules() first`)

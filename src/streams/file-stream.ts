@@ -1,19 +1,47 @@
 // The `file` stream (SPEC §2): each bucket appends its frames, in the wire format, to its own
 // rotating file under `settings.path`. Also the usual backup of a Kafka stream.
-import { access, mkdir, constants } from 'node:fs/promises'
+//
+// At most `maxOpenFiles` of those files are open at once (open-files.ts): a bucket whose
+// file was closed to make room, or idle for IDLE_CLOSE_MS, appends to it again at its next
+// write (rotating-file.ts says why that is safe).
+import { access, constants, mkdir, statfs } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import type { FileSettings } from '../config/buckets.ts'
+import { RateLimitedLog, type Logger } from '../log.ts'
 import { wireRuns, type Frame } from '../protocol/frame.ts'
-import { RotatingFile, listTemplateFiles } from './rotating-file.ts'
+import { listTemplateFiles } from './file-name-template.ts'
+import { fileStreamStats, type FileStreamStats } from './file-stream-stats.ts'
+import { OpenFiles } from './open-files.ts'
+import { RotatingFile, type RotatingFileEvent } from './rotating-file.ts'
 import { encodeSpoolRecords, spoolHeader } from '../protocol/spool.ts'
 import { quarantineFile } from './frame-file.ts'
 import type { Stream } from './stream.ts'
+
+/** A bucket's file not written for this long is closed (issue 10). */
+export const IDLE_CLOSE_MS = 30_000
+const SWEEP_MS = 5_000
+// Free space a probe asks for before the stream takes writes again: a bucket's flush is at
+// most 1 MiB of frames unless one frame is larger (README, buckets).
+const PROBE_MIN_FREE_BYTES = 1024 * 1024
+
+export interface FileStreamOptions {
+  /** The stream's id, for metrics. */
+  id?: string
+  log?: Logger
+  /** `spool` for backups (see `format`); default `frames`. */
+  format?: 'frames' | 'spool'
+}
 
 export class FileStream implements Stream {
   readonly type = 'file' as const
   readonly #settings: FileSettings
   readonly #files = new Map<string, RotatingFile>()
   readonly #hostname = hostname()
+  readonly #openFiles: OpenFiles
+  readonly #stats: FileStreamStats
+  readonly #log: Logger | null
+  readonly #rateLimited = new RateLimitedLog()
+  #sweep: NodeJS.Timeout | null = null
 
   /**
    * `frames`: kahego's plain frame format, for files users read. `spool`: checksummed
@@ -21,9 +49,13 @@ export class FileStream implements Stream {
    */
   readonly format: 'frames' | 'spool'
 
-  constructor (settings: FileSettings, opts: { format?: 'frames' | 'spool' } = {}) {
+  constructor (settings: FileSettings, opts: FileStreamOptions = {}) {
     this.#settings = settings
     this.format = opts.format ?? 'frames'
+    this.#stats = fileStreamStats(opts.id ?? settings.path)
+    this.#log = opts.log ?? null
+    this.#openFiles = new OpenFiles(settings.maxOpenFiles, { onPressure: () => { this.#pressure() } })
+    this.#stats.openFiles = this.#openFiles
   }
 
   async write (bucket: string, frames: readonly Frame[]): Promise<undefined> {
@@ -38,14 +70,19 @@ export class FileStream implements Stream {
         maxFiles: this.#settings.maxFiles,
         fsync: this.#settings.fsync,
         header: this.format === 'spool' ? spoolHeader() : undefined,
+        openFiles: this.#openFiles,
+        onEvent: (event) => { this.#event(bucket, event) },
+        onDeleteError: (old, err) => { this.#log?.warn({ bucket, file: old, err }, 'maxFiles: an old file was not deleted') },
       })
       this.#files.set(bucket, file)
     }
+    this.#startSweep()
     await file.write(this.format === 'spool' ? encodeSpoolRecords(frames) : wireRuns(frames))
     return undefined
   }
 
   async listClosedFiles (): Promise<string[]> {
+    // A file closed only to stay under maxOpenFiles is still being written.
     const open = new Set([...this.#files.values()].map((f) => f.currentPath))
     const files = await listTemplateFiles(this.#settings.path, this.#settings.fileNameTemplate, this.#hostname)
     return files.filter((f) => !open.has(f))
@@ -56,11 +93,17 @@ export class FileStream implements Stream {
     return await quarantineFile(this.#settings.path, file)
   }
 
+  /**
+   * Writable again: the folder exists (or can be made), may be written, and its file system
+   * has room for a batch. A full disk answers no, so that the backup is not replayed into
+   * it only to fail part-way again at every probe.
+   */
   async probe (): Promise<boolean> {
     try {
       await mkdir(this.#settings.path, { recursive: true })
       await access(this.#settings.path, constants.W_OK)
-      return true
+      const fs = await statfs(this.#settings.path)
+      return fs.bavail * fs.bsize >= Math.min(PROBE_MIN_FREE_BYTES, this.#settings.sizeRotate)
     } catch {
       return false
     }
@@ -71,8 +114,45 @@ export class FileStream implements Stream {
   }
 
   async close (): Promise<void> {
+    if (this.#sweep !== null) clearInterval(this.#sweep)
+    this.#sweep = null
     const files = [...this.#files.values()]
     this.#files.clear()
     await Promise.allSettled(files.map((f) => f.close()))
+  }
+
+  #startSweep (): void {
+    if (this.#sweep !== null) return
+    this.#sweep = setInterval(() => {
+      for (const holder of this.#openFiles.sweep(Date.now() - IDLE_CLOSE_MS)) {
+        holder.suspend().catch((err: unknown) => { this.#log?.warn({ err }, 'closing an idle file failed') })
+      }
+    }, SWEEP_MS)
+    this.#sweep.unref()
+  }
+
+  #event (bucket: string, event: RotatingFileEvent): void {
+    switch (event.kind) {
+      case 'reopened':
+        this.#stats.reopened.set(event.reason, (this.#stats.reopened.get(event.reason) ?? 0) + 1)
+        this.#log?.warn({ bucket, file: event.file, reason: event.reason }, 'file no longer at its path (deleted or replaced); recreated there')
+        return
+      case 'undone':
+        this.#stats.writesUndone++
+        this.#stats.bytesUndone += event.bytes
+        this.#log?.warn({ bucket, file: event.file, bytes: event.bytes }, 'write failed part-way; its bytes were cut off again so that the batch is written once')
+        return
+      default: {
+        const never: never = event
+        throw new Error(`unknown file event ${JSON.stringify(never)}`)
+      }
+    }
+  }
+
+  #pressure (): void {
+    this.#stats.pressureEvents++
+    if (this.#log !== null) {
+      this.#rateLimited.warn(this.#log, 'pressure', { openFiles: this.#openFiles.size, limit: this.#openFiles.limit, maxOpenFiles: this.#openFiles.max }, 'out of file descriptors: closed idle files and lowered the bound on open files')
+    }
   }
 }

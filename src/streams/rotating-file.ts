@@ -1,34 +1,44 @@
 // The on-disk half of the `file` stream (SPEC §2): frames of one bucket appended to files
-// named by `fileNameTemplate` under `path`, rotated by size, the oldest deleted past
-// `maxFiles`. A file is a plain concatenation of whole frames (SPEC §1) so it can be
-// replayed, which is why a buffer is never split across files and a file that saw a failed
-// write is never written again.
+// named by `fileNameTemplate` under `path` (grammar: file-name-template.ts), rotated by
+// size, the oldest deleted past `maxFiles`. A file is a plain concatenation of whole frames
+// (SPEC §1) so it can be replayed, which is why a buffer is never split across files and a
+// file that saw a failed write is never written again.
 //
-// File names: `{bucket}` `{hostname}` `{rand}` `{ts}` (seconds since the epoch) and `{PS}`
-// (path.sep); a literal `/` separates directories too. When a name already exists (same
-// second, no `{rand}`) `.1`, `.2`… is appended: files are created with O_EXCL and nothing
-// is ever overwritten or appended to, because a file left by an earlier run may end in a
-// torn frame.
+// Files are created with O_EXCL (a name that exists gets `.1`, `.2`…), so nothing is ever
+// overwritten, and a file left by an earlier run is never appended to: it may end in a torn
+// frame. The one file kahets appends to is one it closed itself after a whole write (to stay
+// under `maxOpenFiles`, or idle): it ends in a whole frame, and it is reopened only if it is
+// still the same inode with the size kahets left it at; otherwise a new file is started.
 //
-// Finding a bucket's files again after a restart goes by name alone. A name is taken as
-// this bucket's only if no other bucket name could have produced it under the same
-// template (e.g. with `{bucket}.{ts}`, `a.1700000000.1` is bucket `a` with a collision
-// suffix or bucket `a.1700000000` at ts 1): such a file is neither counted nor deleted,
-// since deleting another bucket's backup file would lose data. checkFileNameTemplate
-// rejects templates where this happens in normal use.
-import { promises as fsp } from 'node:fs'
-import type { Dirent } from 'node:fs'
+// Issue 10: no symlink below `path` is followed (files are opened with O_NOFOLLOW, every
+// folder between `path` and the file is checked with lstat after it is created); a file
+// whose path no longer leads to it (unlinked, its folder deleted, replaced) is noticed
+// before and after each write and recreated at its path; a write that fails part-way is cut
+// back to where the call started, so a caller that sends the whole call elsewhere writes
+// nothing twice.
+import { constants as fsc, promises as fsp } from 'node:fs'
 import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { customAlphabet } from 'nanoid'
 import { ErrorCodes, KahetsError, type FaultScope } from '../errors.ts'
+import { RAND_ALPHABET, RAND_LENGTH, errorCode, findBucketFiles, insideRoot, renderFileName } from './file-name-template.ts'
+import type { FileHolder, OpenFiles } from './open-files.ts'
 
 /** The operations RotatingFile needs from an open file; fs.promises' FileHandle has them. */
 export interface WritableFile {
   writev (buffers: readonly Buffer[]): Promise<{ bytesWritten: number }>
   sync (): Promise<void>
   truncate (len: number): Promise<void>
+  stat (): Promise<{ dev: number, ino: number, size: number }>
   close (): Promise<void>
 }
+
+/** Something a caller should count or log; the writer has handled it. */
+export type RotatingFileEvent =
+  /** The file's path no longer led to it (`unlinked`: nothing there; `replaced`: another file or a symlink): recreated at its path. */
+  | { readonly kind: 'reopened', readonly file: string, readonly reason: 'unlinked' | 'replaced' }
+  /** A write failed part-way; the `bytes` of that call already in `file` were cut off again. */
+  | { readonly kind: 'undone', readonly file: string, readonly bytes: number }
 
 export interface RotatingFileOptions {
   /** settings.path: every file must resolve inside it. */
@@ -46,229 +56,56 @@ export interface RotatingFileOptions {
   fsync: boolean
   /** Milliseconds since the epoch, for `{ts}`; Date.now by default. */
   now?: () => number
-  /** Creates a new file; it must fail with code EEXIST when the path exists. Default: fs.promises.open(file, 'wx'). */
-  open?: (file: string) => Promise<WritableFile>
+  /**
+   * Opens a file: `create` must fail with EEXIST when the path exists, `append` with ENOENT
+   * when it does not; neither may follow a symlink in the last component. Default:
+   * fs.promises.open with O_CREAT|O_EXCL or O_APPEND, and O_NOFOLLOW.
+   */
+  open?: (file: string, mode: 'create' | 'append') => Promise<WritableFile>
+  /** The stream's bound on open files (maxOpenFiles); none: unbounded. */
+  openFiles?: OpenFiles
   /**
    * An old file past maxFiles could not be deleted (other than already gone). It stays
    * counted and is tried again at the next rotation; writing goes on.
    */
   onDeleteError?: (file: string, err: unknown) => void
-  // --- spool header (issue 10, spool helper) ---
+  onEvent?: (event: RotatingFileEvent) => void
   /**
    * Written once at the start of every file this creates (a spool file's magic and version,
    * protocol/spool.ts); counted in the file's size and kept when a torn file is cut back.
    */
   header?: Buffer
-  // --- end spool header ---
 }
 
-const PLACEHOLDER = /\{([^{}]*)\}/g
-const RAND_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
-const RAND_LENGTH = 8
 const randomName = customAlphabet(RAND_ALPHABET, RAND_LENGTH)
-const BUCKET_CHAR = '[A-Za-z0-9._-]'
-const MAX_BUCKET = 255
-// {ts} is at most 15 digits so it stays an exact JS number when ordering files.
-const TS_SOURCE = '\\d{1,15}'
-const RAND_SOURCE = `[A-Za-z0-9]{${RAND_LENGTH}}`
-const SUFFIX_SOURCE = '(?:\\.(?<n>[1-9]\\d{0,8}))?'
 // A bound on collision suffixes only so that a file system answering EEXIST to everything
 // cannot spin us forever; a real run needs one suffix per rotation within one second.
 const MAX_SUFFIX = 100_000
+// A file found gone after a write is recreated and the write repeated; a path that keeps
+// vanishing this often in one call is a stream failure, not something to chase.
+const MAX_REWRITES = 3
 
-export type Token =
-  | { readonly kind: 'literal', readonly text: string }
-  | { readonly kind: 'bucket' | 'hostname' | 'rand' | 'ts' }
-export type Segment = readonly Token[]
+// Out of descriptors with none of this stream's files to close: retried every FD_RETRY_MS
+// for up to FD_WAIT_MS before the write fails with FILES_EXHAUSTED.
+const FD_WAIT_MS = 5000
+const FD_RETRY_MS = 50
 
-// ---------------------------------------------------------------------------------------
-// Templates
+const CREATE_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW
+const APPEND_FLAGS = fsc.O_WRONLY | fsc.O_APPEND | fsc.O_NOFOLLOW
 
-/** Splits a template into path segments; unknown `{x}` stay literal (checkFileNameTemplate reports them). */
-export function parseTemplate (template: string): { segments: Segment[], unknown: string[] } {
-  const segments: Token[][] = [[]]
-  const unknown: string[] = []
-  const addLiteral = (text: string): void => {
-    splitOnSeparators(text).forEach((part, i) => {
-      if (i > 0) segments.push([])
-      if (part !== '') segments[segments.length - 1]!.push({ kind: 'literal', text: part })
-    })
-  }
-  let last = 0
-  for (const m of template.matchAll(PLACEHOLDER)) {
-    addLiteral(template.slice(last, m.index))
-    last = m.index + m[0].length
-    const name = m[1]!
-    if (name === 'PS') segments.push([])
-    else if (name === 'bucket' || name === 'hostname' || name === 'rand' || name === 'ts') segments[segments.length - 1]!.push({ kind: name })
-    else {
-      unknown.push(m[0])
-      addLiteral(m[0])
-    }
-  }
-  addLiteral(template.slice(last))
-  return { segments, unknown }
-}
-
-// `/` separates directories on every platform (kahego's own examples use it) and so does
-// path.sep, which is `\` on Windows only.
-function splitOnSeparators (text: string): string[] {
-  return path.sep === '/' ? text.split('/') : text.split(/[/\\]/)
-}
-
-function escapeRegExp (text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')
-}
-
-function isVariable (seg: Segment): boolean {
-  return seg.some((t) => t.kind === 'ts' || t.kind === 'rand')
-}
-
-function tokenText (t: Token, bucket: string, hostname: string): string {
-  if (t.kind === 'literal') return t.text
-  if (t.kind === 'bucket') return bucket
-  if (t.kind === 'hostname') return hostname
-  throw new Error(`${t.kind} has no fixed text`)
-}
-
-/**
- * A regular-expression source for segments with `{bucket}` and `{hostname}` fixed; `{ts}`
- * captures into group `t` and `{rand}` into `r`, later occurrences must repeat them (one
- * rendering uses one value for each).
- */
-function fixedBucketSource (segs: readonly Segment[], bucket: string, hostname: string): string {
-  const seen = new Set<string>()
-  return segs.map((seg) => seg.map((t) => {
-    if (t.kind === 'ts' || t.kind === 'rand') {
-      const group = t.kind === 'ts' ? 't' : 'r'
-      if (seen.has(group)) return `\\k<${group}>`
-      seen.add(group)
-      return `(?<${group}>${t.kind === 'ts' ? TS_SOURCE : RAND_SOURCE})`
-    }
-    return escapeRegExp(tokenText(t, bucket, hostname))
-  }).join('')).join(escapeRegExp(path.sep))
-}
-
-/**
- * Matches a path (relative to root) that some bucket name other than `bucket` renders to,
- * collision suffix included. Exact for `{bucket}` (it spells "any name but this one" as
- * shorter | longer | same length but different), looser elsewhere, so it errs towards
- * "not ours".
- */
-function otherBucketRegExp (segs: readonly Segment[], bucket: string, hostname: string): RegExp {
-  const n = bucket.length
-  const others = [
-    n > 1 ? `${BUCKET_CHAR}{1,${n - 1}}` : null,
-    n < MAX_BUCKET ? `${BUCKET_CHAR}{${n + 1},${MAX_BUCKET}}` : null,
-    `(?!${escapeRegExp(bucket)})${BUCKET_CHAR}{${n}}`,
-  ].filter((s) => s !== null).join('|')
-  const seen = new Set<string>()
-  const source = segs.map((seg) => seg.map((t) => {
-    if (t.kind === 'bucket' || t.kind === 'ts' || t.kind === 'rand') {
-      const group = t.kind[0]!
-      if (seen.has(group)) return `\\k<${group}>`
-      seen.add(group)
-      return `(?<${group}>${t.kind === 'bucket' ? `(?:${others})` : t.kind === 'ts' ? TS_SOURCE : RAND_SOURCE})`
-    }
-    return escapeRegExp(tokenText(t, bucket, hostname))
-  }).join('')).join(escapeRegExp(path.sep))
-  return new RegExp(`^${source}${SUFFIX_SOURCE}$`)
-}
-
-function insideRoot (resolvedRoot: string, file: string): boolean {
-  const prefix = resolvedRoot.endsWith(path.sep) ? resolvedRoot : resolvedRoot + path.sep
-  return file.startsWith(prefix) && file.length > prefix.length
-}
-
-/**
- * Renders the template for a bucket into an absolute path. `vars.ts` is in seconds.
- * Throws KahetsError PATH_ESCAPE if the result is not strictly inside root: this is the
- * check that keeps every file under `path` whatever the template or a client's bucket name.
- */
-export function renderFileName (root: string, template: string, vars: { bucket: string, hostname: string, ts: number, rand: string }): string {
-  const rendered = template.replace(PLACEHOLDER, (whole, name: string) => {
-    switch (name) {
-      case 'bucket': return vars.bucket
-      case 'PS': return path.sep
-      case 'hostname': return vars.hostname
-      case 'rand': return vars.rand
-      case 'ts': return String(vars.ts)
-      default: return whole
-    }
-  })
-  const resolvedRoot = path.resolve(root)
-  const file = path.resolve(resolvedRoot, rendered)
-  if (!insideRoot(resolvedRoot, file)) {
-    throw new KahetsError(ErrorCodes.PATH_ESCAPE, `file name ${JSON.stringify(rendered)} from template ${JSON.stringify(template)} resolves to ${file}, outside ${resolvedRoot}`)
-  }
-  return file
-}
-
-// Bucket names chosen to reach the corners of the charset: dots that look like path
-// segments, and names that look like a {ts} or a collision suffix.
-const PROBE_BUCKETS = ['a', '...', 'a..b', 'ab.c-d_e', '1']
-const PROBE_VARS = { hostname: 'host', ts: 1_700_000_000, rand: 'AbCd1234' }
-
-/**
- * For config validation: null if the template is usable, else why not. Rejected: empty,
- * unknown placeholder, absolute, `.`/`..` segments, naming a directory, no `{bucket}`
- * (buckets sharing a stream would share files and delete each other's), names that two
- * buckets could both produce, and any result outside root.
- */
-export function checkFileNameTemplate (root: string, template: string): string | null {
-  if (template.trim() === '') return 'is empty'
-  const { segments, unknown } = parseTemplate(template)
-  if (unknown.length > 0) return `unknown placeholder ${unknown.join(', ')}; known: {bucket} {PS} {hostname} {rand} {ts}`
-  const withSeparators = template.replaceAll('{PS}', path.sep)
-  if (path.isAbsolute(withSeparators) || segments[0]!.length === 0) return 'must be relative to path (starts with a path separator)'
-  if (segments[segments.length - 1]!.length === 0) return 'ends with a path separator: it must name a file'
-  for (const seg of segments) {
-    if (seg.length === 1 && seg[0]!.kind === 'literal' && (seg[0]!.text === '.' || seg[0]!.text === '..')) {
-      return `must not contain "${seg[0]!.text}" path segments`
-    }
-  }
-  if (!segments.some((seg) => seg.some((t) => t.kind === 'bucket'))) {
-    return 'must contain {bucket}: buckets sharing this stream would otherwise write, count and delete the same files'
-  }
-  const segs = segments.filter((s) => s.length > 0)
-  const resolvedRoot = path.resolve(root)
-  for (const bucket of PROBE_BUCKETS) {
-    let file: string
-    try {
-      file = renderFileName(root, template, { bucket, ...PROBE_VARS })
-    } catch {
-      return `resolves outside path for bucket ${JSON.stringify(bucket)}`
-    }
-    const other = otherBucketRegExp(segs, bucket, PROBE_VARS.hostname)
-    const rel = path.relative(resolvedRoot, file)
-    if (other.test(rel) || other.test(`${rel}.1`)) {
-      return `a file of bucket ${JSON.stringify(bucket)} (${rel}) could also be another bucket's: ` +
-        'keep {bucket} apart from {ts}, {rand} and the end of the name, e.g. "{bucket}{PS}{ts}.log" or "{bucket}-{ts}.log"'
-    }
-  }
-  return null
-}
-
-// ---------------------------------------------------------------------------------------
-// Files
-
-interface Found {
-  file: string
-  ts: number
-  suffix: number
-  mtimeMs: number
-}
-
-function errorCode (err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined
+function defaultOpen (file: string, mode: 'create' | 'append'): Promise<WritableFile> {
+  return fsp.open(file, mode === 'create' ? CREATE_FLAGS : APPEND_FLAGS, 0o666)
 }
 
 // What a file system error is about (errors.ts). A name the file system will never take is
 // one bucket's destination, for good; something in the way of one bucket's path (a file
 // where a folder should be, a symlink, a folder kahets may not write) is that bucket's until
-// an operator fixes it; anything else (ENOSPC, EIO, EROFS…) is the whole stream's.
+// an operator fixes it; running out of descriptors is pressure (FILES_EXHAUSTED, raised by
+// the writer once closing files did not help); anything else (ENOSPC, EIO, EROFS…) is the
+// whole stream's.
 const DESTINATION_PERMANENT = new Set(['ENAMETOOLONG', 'EINVAL'])
 const DESTINATION_RETRIABLE = new Set(['ENOTDIR', 'EISDIR', 'ELOOP', 'EACCES', 'EPERM'])
+const OUT_OF_FDS = new Set(['EMFILE', 'ENFILE'])
 
 export function fileFault (code: string | undefined): { scope: FaultScope, retriable: boolean } {
   if (code !== undefined && DESTINATION_PERMANENT.has(code)) return { scope: 'destination', retriable: false }
@@ -279,27 +116,17 @@ export function fileFault (code: string | undefined): { scope: FaultScope, retri
 function writeFailed (what: string, cause: unknown): KahetsError {
   if (cause instanceof KahetsError) return cause
   const reason = cause instanceof Error ? cause.message : String(cause)
-  const { scope, retriable } = fileFault(errorCode(cause))
+  const code = errorCode(cause)
+  if (code !== undefined && OUT_OF_FDS.has(code)) {
+    return new KahetsError(ErrorCodes.FILES_EXHAUSTED, `${what}: ${reason}`, { cause, retriable: true, scope: 'stream' })
+  }
+  const { scope, retriable } = fileFault(code)
   return new KahetsError(scope === 'destination' ? ErrorCodes.DESTINATION_REJECTED : ErrorCodes.STREAM_WRITE_FAILED, `${what}: ${reason}`, { cause, retriable, scope })
 }
 
-async function readDirectory (dir: string): Promise<Dirent[]> {
-  try {
-    return await fsp.readdir(dir, { withFileTypes: true })
-  } catch (err) {
-    // A directory that does not exist (yet) holds no files of ours.
-    if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR') return []
-    throw err
-  }
-}
-
-async function syncDirectory (dir: string): Promise<void> {
-  const handle = await fsp.open(dir, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
+/** A folder between `path` and a bucket's file is a symlink or no folder at all: that bucket's destination, until an operator fixes it. */
+function notAFolder (dir: string, what: string): KahetsError {
+  return new KahetsError(ErrorCodes.DESTINATION_REJECTED, `${dir} is ${what}, not a folder: kahets follows no symlink below path`, { retriable: true, scope: 'destination' })
 }
 
 /** After a partial writev: the buffers still to write, the first one cut where the kernel stopped. */
@@ -312,32 +139,48 @@ function remainder (buffers: readonly Buffer[], bytesWritten: number): Buffer[] 
   return rest
 }
 
+function sameFile (a: { dev: number, ino: number }, b: { dev: number, ino: number }): boolean {
+  return a.dev === b.dev && a.ino === b.ino
+}
+
+/** Errors of a failed fsync: the write that hit one cuts nothing back. */
+const syncFailures = new WeakSet<object>()
+
+/** A file this call wrote to, and its size before the call: what a failure cuts it back to. */
+interface Touched {
+  file: string
+  sizeBefore: number
+}
+
 /**
  * One bucket's rotating files. Calls are serialized: a write() starts after the previous
  * one settled, so callers may fire them without waiting.
  *
- * After a rejected write() the file being written is abandoned: it is cut back to the last
- * whole frame (removed if that leaves it empty), closed, and never written again; the next
- * write() creates a new file, so a torn tail can never precede newer frames. Frames of the
- * failed call that reached a file (this one, or one rotated out earlier in the same call)
- * stay there: a caller that re-sends the whole call elsewhere delivers them at least once.
- * If cutting back fails too (the disk is failing), the file keeps a torn last frame, which
- * a reader counts and skips like a connection cut mid-frame (SPEC §1). After a failed
- * fsync nothing is cut: what reached the disk is unknown, so the file is only abandoned.
+ * A write() that fails adds nothing to any file, as far as the writer can make it so: every
+ * byte the call had written is cut off again (a file it created and left empty is removed),
+ * the file being written is closed and never written again, and the next write() creates a
+ * new file. So a caller that sends the whole failed call to a backup writes nothing twice.
+ * If cutting back fails too (the disk is failing), the file keeps those bytes, maybe with a
+ * torn last frame, which a reader counts and skips like a connection cut mid-frame (SPEC
+ * §1). After a failed fsync nothing is cut: what reached the disk is unknown, so the file is
+ * only abandoned.
  */
-export class RotatingFile {
+export class RotatingFile implements FileHolder {
   readonly #opts: RotatingFileOptions
   readonly #now: () => number
-  readonly #open: (file: string) => Promise<WritableFile>
+  readonly #open: (file: string, mode: 'create' | 'append') => Promise<WritableFile>
   readonly #root: string
-  readonly #segments: readonly Segment[]
+  readonly #slots: OpenFiles | null
   /** This bucket's files, oldest first, the current one last; null until the first write. */
   #files: string[] | null = null
   #handle: WritableFile | null = null
+  /** The file being written; kept while suspend() has it closed, to append to it again. */
   #current: string | null = null
+  #identity: { dev: number, ino: number } | null = null
   #size = 0
   #unsynced = false
   #closed = false
+  #pending = 0
   #queue: Promise<unknown> = Promise.resolve()
   readonly #headerBytes: number
 
@@ -345,36 +188,65 @@ export class RotatingFile {
     this.#opts = { ...opts }
     this.#headerBytes = opts.header?.length ?? 0
     this.#now = opts.now ?? Date.now
-    this.#open = opts.open ?? ((file) => fsp.open(file, 'wx'))
+    this.#open = opts.open ?? defaultOpen
     this.#root = path.resolve(opts.root)
-    this.#segments = parseTemplate(opts.template).segments.filter((s) => s.length > 0)
+    this.#slots = opts.openFiles ?? null
   }
 
+  /** The file being written (open, or closed by suspend() and appended to at the next write). */
   get currentPath (): string | null {
     return this.#current
   }
 
+  /** Whether a file of this bucket is open now. */
+  get isOpen (): boolean {
+    return this.#handle !== null
+  }
+
+  get idle (): boolean {
+    return this.#pending === 0
+  }
+
   /**
-   * Appends the buffers, each one whole frame, with one writev per file touched, rotating
-   * as needed; with `fsync`, resolves once they are on disk. The buffers must not change
-   * until the promise settles. Rejects with KahetsError STREAM_WRITE_FAILED (cause = the
-   * system error, retriable false), or PATH_ESCAPE if the template renders outside root.
+   * Appends the buffers, each one or more whole frames, with one writev per file touched,
+   * rotating as needed; with `fsync`, resolves once they are on disk. The buffers must not
+   * change until the promise settles. Rejects with a KahetsError: STREAM_WRITE_FAILED,
+   * DESTINATION_REJECTED (scope destination: this bucket's name or folder, see fileFault),
+   * FILES_EXHAUSTED (out of descriptors although idle files were closed), or PATH_ESCAPE if
+   * the template renders outside root.
    */
   write (buffers: readonly Buffer[]): Promise<void> {
-    const result = this.#queue.then(() => this.#write(buffers))
-    this.#queue = result.catch(() => undefined)
-    return result
+    return this.#enqueue(() => this.#write(buffers))
   }
 
   /** Flushes (fsync if enabled) and closes the current file; later writes reject. */
   close (): Promise<void> {
-    const result = this.#queue.then(async () => {
+    return this.#enqueue(async () => {
       if (this.#closed) return
       this.#closed = true
       if (this.#handle !== null) await this.#retire()
+      this.#current = null
     })
-    this.#queue = result.catch(() => undefined)
-    return result
+  }
+
+  /**
+   * Closes the current file after the writes queued before this call, keeping it as the
+   * file to append to: what maxOpenFiles and the idle sweep ask of a bucket.
+   */
+  suspend (): Promise<void> {
+    return this.#enqueue(async () => {
+      if (this.#handle === null) return
+      if (this.#opts.fsync && this.#unsynced) await this.#sync()
+      const file = this.#current
+      const handle = this.#dropHandle()
+      try {
+        await handle.close()
+      } catch (err) {
+        // Not appended to again: whether all of it reached the file is unknown.
+        this.#forget()
+        throw writeFailed(`closing ${file} failed`, err)
+      }
+    })
   }
 
   /**
@@ -390,16 +262,61 @@ export class RotatingFile {
     }
   }
 
+  #enqueue<T> (fn: () => Promise<T>): Promise<T> {
+    this.#pending++
+    const result = this.#queue.then(fn).finally(() => {
+      if (--this.#pending === 0) this.#slots?.idle()
+    })
+    this.#queue = result.catch(() => undefined)
+    return result
+  }
+
   async #write (buffers: readonly Buffer[]): Promise<void> {
     if (this.#closed) throw new KahetsError(ErrorCodes.STREAM_WRITE_FAILED, `file stream of bucket ${this.#opts.bucket} is closed`)
+    const touched: Touched[] = []
+    try {
+      // Checked before writing, so that nothing goes into a file nobody can reach any more…
+      if (this.#handle !== null) {
+        const gone = await this.#vanished()
+        if (gone !== null) await this.#reopen(gone, touched)
+      }
+      let start = 0
+      for (let rewrites = 0; ; rewrites++) {
+        start = await this.#place(buffers, start, touched)
+        if (this.#handle === null) return
+        if (this.#opts.fsync && this.#unsynced) await this.#sync()
+        // …and after, so that nothing counted written is in such a file: if the path was
+        // deleted or replaced meanwhile, this call's part of it is written again.
+        const gone = await this.#vanished()
+        if (gone === null) return
+        if (rewrites >= MAX_REWRITES) throw new KahetsError(ErrorCodes.STREAM_WRITE_FAILED, `${this.#current} keeps disappearing while written`, { retriable: true })
+        await this.#reopen(gone, touched)
+      }
+    } catch (err) {
+      const file = this.#current
+      // After a failed fsync nothing is cut: what reached the disk is unknown.
+      if (!(err instanceof Object && syncFailures.has(err))) await this.#undo(touched)
+      throw writeFailed(`writing to ${file ?? `a file of bucket ${this.#opts.bucket}`} failed`, err)
+    }
+  }
+
+  /**
+   * Writes buffers[from…] into the current file and, rotating, the next ones. Returns the
+   * index of the first buffer in the file that is current at the end.
+   */
+  async #place (buffers: readonly Buffer[], from: number, touched: Touched[]): Promise<number> {
     const limit = this.#opts.sizeRotate
-    let i = 0
+    let start = from
+    let i = from
     while (i < buffers.length) {
       if (buffers[i]!.length === 0) {
         i++
         continue
       }
-      if (this.#handle === null) await this.#openNext()
+      if (this.#handle === null) {
+        await this.#ensureOpen(touched)
+        start = i
+      }
       let end = i
       let bytes = 0
       while (end < buffers.length) {
@@ -412,29 +329,25 @@ export class RotatingFile {
         await this.#retire()
         continue
       }
+      if (!touched.some((t) => t.file === this.#current)) touched.push({ file: this.#current!, sizeBefore: this.#size })
       await this.#append(buffers.slice(i, end), bytes)
+      this.#slots?.touch(this)
       i = end
     }
-    if (this.#opts.fsync && this.#unsynced) await this.#sync()
+    return start
   }
 
   async #append (buffers: Buffer[], bytes: number): Promise<void> {
     const handle = this.#handle!
     let written = 0
     let pending = buffers
-    try {
-      while (written < bytes) {
-        const { bytesWritten } = await handle.writev(pending)
-        // A regular file only writes nothing when it cannot make progress; looping would spin.
-        if (!(bytesWritten > 0)) throw new Error(`writev wrote ${bytesWritten} of ${bytes - written} bytes`)
-        written += bytesWritten
-        this.#unsynced = true
-        if (written < bytes) pending = remainder(pending, bytesWritten)
-      }
-    } catch (err) {
-      const file = this.#current
-      await this.#abandon(this.#size + wholeFrameBytes(buffers, written))
-      throw writeFailed(`writing ${bytes} bytes to ${file} failed after ${written}`, err)
+    while (written < bytes) {
+      const { bytesWritten } = await handle.writev(pending)
+      // A regular file only writes nothing when it cannot make progress; looping would spin.
+      if (!(bytesWritten > 0)) throw new Error(`writev wrote ${bytesWritten} of ${bytes - written} bytes`)
+      written += bytesWritten
+      this.#unsynced = true
+      if (written < bytes) pending = remainder(pending, bytesWritten)
     }
     this.#size += bytes
   }
@@ -446,18 +359,34 @@ export class RotatingFile {
     } catch (err) {
       const file = this.#current
       await this.#abandon(null)
-      throw writeFailed(`fsync of ${file} failed`, err)
+      const failure = writeFailed(`fsync of ${file} failed`, err)
+      syncFailures.add(failure)
+      throw failure
     }
+  }
+
+  /** The handle leaves this writer (its slot is given back); the caller closes it. */
+  #dropHandle (): WritableFile {
+    const handle = this.#handle!
+    this.#handle = null
+    this.#slots?.release(this)
+    return handle
+  }
+
+  /** No current file: the next write starts a new one. */
+  #forget (): void {
+    this.#current = null
+    this.#identity = null
+    this.#size = 0
+    this.#unsynced = false
   }
 
   /** Closes the current file for good, as rotation does. */
   async #retire (): Promise<void> {
     if (this.#opts.fsync && this.#unsynced) await this.#sync()
-    const handle = this.#handle!
     const file = this.#current
-    this.#handle = null
-    this.#current = null
-    this.#size = 0
+    const handle = this.#dropHandle()
+    this.#forget()
     try {
       await handle.close()
     } catch (err) {
@@ -465,38 +394,118 @@ export class RotatingFile {
     }
   }
 
-  /** Drops the current file after a failure; `keepBytes` is where its last whole frame ends (null: leave it as is). */
-  async #abandon (keepBytes: number | null): Promise<void> {
-    const handle = this.#handle!
+  /** Drops the current file after a failure; `keepBytes` is where this call's bytes start (null: leave it as is). */
+  async #abandon (keepBytes: number | null): Promise<number> {
     const file = this.#current!
-    this.#handle = null
-    this.#current = null
-    this.#size = 0
-    this.#unsynced = false
+    const handle = this.#dropHandle()
+    this.#forget()
     // Best effort: the caller is about to hear about the original error, which matters more.
+    let cut = 0
     let emptied = false
     if (keepBytes !== null) {
       try {
-        await handle.truncate(keepBytes)
+        const { size } = await handle.stat()
+        if (size > keepBytes) {
+          await handle.truncate(keepBytes)
+          cut = size - keepBytes
+        }
         emptied = keepBytes <= this.#headerBytes
       } catch {
-        // The torn tail stays; see the class comment.
+        // The bytes stay; see the class comment.
       }
     }
     await handle.close().catch(() => undefined)
-    if (emptied) {
-      try {
-        await fsp.unlink(file)
-        this.#files = this.#files!.filter((f) => f !== file)
-      } catch {
-        // An empty file left behind is harmless: it replays as nothing.
+    if (emptied) await this.#removeEmpty(file)
+    return cut
+  }
+
+  async #removeEmpty (file: string): Promise<void> {
+    try {
+      await fsp.unlink(file)
+      this.#files = this.#files?.filter((f) => f !== file) ?? null
+    } catch {
+      // An empty file left behind is harmless: it replays as nothing.
+    }
+  }
+
+  /** After a failure: every file this call wrote to is cut back to its size before the call. */
+  async #undo (touched: readonly Touched[]): Promise<void> {
+    for (const t of touched) {
+      const cut = t.file === this.#current && this.#handle !== null ? await this.#abandon(t.sizeBefore) : await this.#cutBack(t)
+      if (cut > 0) this.#opts.onEvent?.({ kind: 'undone', file: t.file, bytes: cut })
+    }
+    if (this.#handle !== null) await this.#abandon(null)
+  }
+
+  /** A file rotated out earlier in the failed call: closed already, cut by path if it is still a regular file. */
+  async #cutBack (t: Touched): Promise<number> {
+    try {
+      const st = await fsp.lstat(t.file)
+      if (!st.isFile() || st.size <= t.sizeBefore) return 0
+      if (t.sizeBefore === 0) await this.#removeEmpty(t.file)
+      else await fsp.truncate(t.file, t.sizeBefore)
+      return st.size - t.sizeBefore
+    } catch {
+      return 0
+    }
+  }
+
+  /** Whether the current file's path still leads to it: null, or why not. */
+  async #vanished (): Promise<'unlinked' | 'replaced' | null> {
+    try {
+      const st = await fsp.lstat(this.#current!)
+      return st.isFile() && sameFile(st, this.#identity!) ? null : 'replaced'
+    } catch (err) {
+      const code = errorCode(err)
+      if (code === 'ENOENT' || code === 'ENOTDIR') return 'unlinked'
+      throw err
+    }
+  }
+
+  /** The current file is gone from its path: a new one is created there (folders too). */
+  async #reopen (reason: 'unlinked' | 'replaced', touched: Touched[]): Promise<void> {
+    const file = this.#current!
+    if (this.#handle !== null) await this.#dropHandle().close().catch(() => undefined)
+    this.#forget()
+    // What this call wrote to the old inode is out of reach: nothing to cut back there.
+    for (let i = touched.length - 1; i >= 0; i--) if (touched[i]!.file === file) touched.splice(i, 1)
+    this.#opts.onEvent?.({ kind: 'reopened', file, reason })
+    await this.#create(file, 0)
+  }
+
+  async #ensureOpen (touched: Touched[]): Promise<void> {
+    if (this.#current === null) {
+      await this.#openNext()
+      return
+    }
+    // Closed by suspend(): append to it if it is still the file kahets left.
+    const file = this.#current
+    await this.#slots?.acquire(this)
+    let handle: WritableFile | null = null
+    try {
+      handle = await this.#fds(() => this.#open(file, 'append'))
+      this.#slots?.opened(this)
+      const st = await handle.stat()
+      if (sameFile(st, this.#identity!) && st.size === this.#size) {
+        this.#handle = handle
+        return
+      }
+    } catch (err) {
+      const code = errorCode(err)
+      if (code !== 'ENOENT' && code !== 'ENOTDIR' && code !== 'ELOOP') {
+        this.#slots?.release(this)
+        if (handle !== null) await handle.close().catch(() => undefined)
+        throw err
       }
     }
+    this.#slots?.release(this)
+    if (handle !== null) await handle.close().catch(() => undefined)
+    await this.#reopen(handle === null ? 'unlinked' : 'replaced', touched)
   }
 
   async #openNext (): Promise<void> {
     try {
-      if (this.#files === null) this.#files = (await this.#scan()).map((f) => f.file)
+      if (this.#files === null) this.#files = (await this.#fds(() => this.#scan())).map((f) => f.file)
     } catch (err) {
       throw writeFailed(`listing existing files of bucket ${this.#opts.bucket} under ${this.#root} failed`, err)
     }
@@ -506,57 +515,106 @@ export class RotatingFile {
       ts: Math.floor(this.#now() / 1000),
       rand: randomName(),
     })
-    const dir = path.dirname(base)
     // Names of files deleted past maxFiles are not reused within the second: a replayer
     // that saw a name go must not see it come back with other frames.
-    let n = nextSuffix(this.#files, base)
+    await this.#create(base, nextSuffix(this.#files, base))
+  }
+
+  /** Creates `base` (or `base.n`, the first free suffix from n) and makes it current. */
+  async #create (base: string, n: number): Promise<void> {
+    const dir = path.dirname(base)
     let file = n === 0 ? base : `${base}.${n}`
-    let handle: WritableFile
-    try {
-      const created = await makeDirectory(dir)
-      for (;;) {
-        try {
-          handle = await this.#open(file)
-          break
-        } catch (err) {
-          if (errorCode(err) !== 'EEXIST' || ++n > MAX_SUFFIX) throw err
-          file = `${base}.${n}`
-        }
-      }
-      if (this.#opts.fsync) {
-        try {
-          for (const d of directoriesToSync(dir, created)) await syncDirectory(d)
-        } catch (err) {
-          await handle.close().catch(() => undefined)
-          throw err
-        }
-      }
-      // --- spool header ---
-      if (this.#headerBytes > 0) {
-        try {
-          let written = 0
-          while (written < this.#headerBytes) {
-            const { bytesWritten } = await handle.writev([this.#opts.header!.subarray(written)])
-            if (!(bytesWritten > 0)) throw new Error(`writev wrote ${bytesWritten} bytes of the file header`)
-            written += bytesWritten
+    const wait = { deadline: null as number | null }
+    let raced = 0
+    for (;;) {
+      await this.#slots?.acquire(this)
+      let handle: WritableFile | null = null
+      try {
+        const created = await makeFolders(this.#root, dir)
+        for (;;) {
+          try {
+            handle = await this.#fds(() => this.#open(file, 'create'))
+            break
+          } catch (err) {
+            if (errorCode(err) !== 'EEXIST' || ++n > MAX_SUFFIX) throw err
+            file = `${base}.${n}`
           }
-        } catch (err) {
-          // A file without its whole header would be read as damaged: it goes.
+        }
+        this.#slots?.opened(this)
+        const st = await handle.stat()
+        this.#identity = { dev: st.dev, ino: st.ino }
+        await this.#writeHeader(handle)
+        if (this.#opts.fsync) for (const d of directoriesToSync(dir, created)) await syncDirectory(d)
+      } catch (err) {
+        this.#slots?.release(this)
+        this.#identity = null
+        // Never leave a file behind that was created and then could not be used.
+        if (handle !== null) {
           await handle.close().catch(() => undefined)
           await fsp.unlink(file).catch(() => undefined)
-          throw err
         }
+        // Out of descriptors for the folder's fsync while holding the file's: let go of both
+        // and wait for a descriptor like any opener (holding one while waiting could deadlock).
+        if (handle !== null && await this.#outOfFds(err, wait)) continue
+        // A folder deleted between creating it and the file in it (rm -rf while writing):
+        // made again.
+        if (handle === null && errorCode(err) === 'ENOENT' && ++raced <= MAX_REWRITES) continue
+        throw writeFailed(`creating ${file} failed`, err)
       }
-      // --- end spool header ---
-    } catch (err) {
-      throw writeFailed(`creating ${file} failed`, err)
+      this.#handle = handle
+      break
     }
-    this.#handle = handle
     this.#current = file
     this.#size = this.#headerBytes
     this.#unsynced = this.#headerBytes > 0
-    this.#files.push(file)
+    if (!this.#files!.includes(file)) this.#files!.push(file)
     await this.#prune()
+  }
+
+  /** A new file's header (a spool's magic); a file without its whole header is removed by the caller. */
+  async #writeHeader (handle: WritableFile): Promise<void> {
+    const header = this.#opts.header
+    if (header === undefined) return
+    let written = 0
+    while (written < header.length) {
+      const { bytesWritten } = await handle.writev([header.subarray(written)])
+      if (!(bytesWritten > 0)) throw new Error(`writev wrote ${bytesWritten} bytes of the file header`)
+      written += bytesWritten
+    }
+  }
+
+  /**
+   * Runs an operation that needs a descriptor; EMFILE/ENFILE is pressure: idle files of
+   * this stream are closed and it is tried again, failing only if closing did not help.
+   */
+  async #fds<T> (op: () => Promise<T>): Promise<T> {
+    const wait = { deadline: null as number | null }
+    for (;;) {
+      try {
+        return await op()
+      } catch (err) {
+        if (!await this.#outOfFds(err, wait)) throw err
+      }
+    }
+  }
+
+  /**
+   * After an error: true if it was EMFILE/ENFILE and the operation is worth trying again
+   * now. Each pressure() that returns true freed a descriptor of this stream, so retrying
+   * on it ends; with none of this stream's files to close the descriptors are held
+   * elsewhere, often for a moment (folders being fsynced or listed): retried for a while.
+   */
+  async #outOfFds (err: unknown, wait: { deadline: number | null }): Promise<boolean> {
+    const code = errorCode(err)
+    if (code === undefined || !OUT_OF_FDS.has(code) || this.#slots === null) return false
+    if (await this.#slots.pressure(this)) {
+      wait.deadline = null
+      return true
+    }
+    wait.deadline ??= Date.now() + FD_WAIT_MS
+    if (Date.now() >= wait.deadline) return false
+    await sleep(FD_RETRY_MS)
+    return true
   }
 
   async #prune (): Promise<void> {
@@ -567,6 +625,12 @@ export class RotatingFile {
     const kept: string[] = []
     for (const file of excess) {
       try {
+        // Only a regular file this template named, never a symlink or what it points to.
+        if (!insideRoot(this.#root, file)) continue
+        if (!(await fsp.lstat(file)).isFile()) {
+          this.#opts.onDeleteError?.(file, new Error(`${file} is no longer a regular file: left alone and no longer counted`))
+          continue
+        }
         await fsp.unlink(file)
       } catch (err) {
         if (errorCode(err) !== 'ENOENT') {
@@ -578,25 +642,18 @@ export class RotatingFile {
     this.#files = [...kept, ...files.slice(excess.length)]
   }
 
-  async #scan (): Promise<Found[]> {
-    const { bucket, hostname } = this.#opts
-    const segs = this.#segments
-    const other = otherBucketRegExp(segs, bucket, hostname)
-    return await findTemplateFiles(this.#root, segs, {
-      source: (seg) => fixedBucketSource([seg], bucket, hostname),
-      // Directory segments with {ts} or {rand} are matched against what is there; the others
-      // are fixed names once {bucket} and {hostname} are known.
-      fixedName: (seg) => isVariable(seg) ? undefined : seg.map((t) => tokenText(t, bucket, hostname)).join(''),
-      accept: (file) => !other.test(path.relative(this.#root, file)),
-    })
+  async #scan (): ReturnType<typeof findBucketFiles> {
+    return await findBucketFiles(this.#root, this.#opts.template, this.#opts.bucket, this.#opts.hostname)
   }
 }
 
-/** {ts} renders one value per name: a directory's {ts} and the file's must agree. */
-function sameTs (known: number | null, captured: string | undefined): number | null | false {
-  if (captured === undefined) return known
-  const ts = Number(captured)
-  return known === null || known === ts ? ts : false
+async function syncDirectory (dir: string): Promise<void> {
+  const handle = await fsp.open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW)
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
 }
 
 /** The first collision suffix not used by a known file of this name (0: the bare name). */
@@ -610,16 +667,16 @@ function nextSuffix (files: readonly string[], base: string): number {
 }
 
 /**
- * mkdir -p, returning the first directory it created. Not fs.mkdir's `recursive`: that
- * one spins forever when a parent exists but cannot hold children (a dangling symlink to
- * an unmounted disk, a path under /proc), answering ENOENT to the child every time.
+ * mkdir -p for `path` itself, returning the first directory it created. Not fs.mkdir's
+ * `recursive`: that one spins forever when a parent exists but cannot hold children (a
+ * dangling symlink to an unmounted disk, a path under /proc), answering ENOENT to the child
+ * every time. `path` and what is above it are the operator's: symlinks there are followed.
  */
 async function makeDirectory (dir: string): Promise<string | undefined> {
   try {
     await fsp.mkdir(dir)
     return dir
   } catch (err) {
-    // EEXIST for a file in the way too: opening the file under it then fails with ENOTDIR.
     if (errorCode(err) === 'EEXIST') return undefined
     if (errorCode(err) !== 'ENOENT' || path.dirname(dir) === dir) throw err
   }
@@ -632,14 +689,41 @@ async function makeDirectory (dir: string): Promise<string | undefined> {
   return first ?? dir
 }
 
-/** Bytes of the leading buffers that `written` covers completely. */
-function wholeFrameBytes (buffers: readonly Buffer[], written: number): number {
-  let whole = 0
-  for (const b of buffers) {
-    if (whole + b.length > written) break
-    whole += b.length
+/**
+ * Creates the folders from root down to dir, returning the first one it created. Below
+ * root every folder is taken only if lstat finds a real folder there, top down before
+ * anything is created under it: a symlink planted as a bucket's folder never leads kahets
+ * outside root (DESTINATION_REJECTED for that bucket). Root that is not a folder is the
+ * whole stream's failure.
+ */
+async function makeFolders (root: string, dir: string): Promise<string | undefined> {
+  let first = await makeDirectory(root)
+  if (!(await fsp.stat(root)).isDirectory()) {
+    throw new KahetsError(ErrorCodes.STREAM_WRITE_FAILED, `path ${root} is not a folder`, { retriable: true, scope: 'stream' })
   }
-  return whole
+  const rel = path.relative(root, dir)
+  if (rel === '') return first
+  let d = root
+  for (const part of rel.split(path.sep)) {
+    d = path.join(d, part)
+    let st = await fsp.lstat(d).catch((err: unknown) => {
+      if (errorCode(err) === 'ENOENT') return null
+      throw err
+    })
+    if (st === null) {
+      try {
+        await fsp.mkdir(d)
+        first ??= d
+        continue
+      } catch (err) {
+        if (errorCode(err) !== 'EEXIST') throw err
+      }
+      st = await fsp.lstat(d)
+    }
+    if (st.isSymbolicLink()) throw notAFolder(d, 'a symlink')
+    if (!st.isDirectory()) throw notAFolder(d, 'a file')
+  }
+  return first
 }
 
 /**
@@ -656,94 +740,4 @@ function directoriesToSync (dir: string, firstCreated: string | undefined): stri
     dirs.push(d)
   }
   return dirs
-}
-
-/** How findTemplateFiles matches a template's path segments against what is on disk. */
-interface TemplateWalk {
-  /** The regular-expression source of one segment; `{ts}` captures into group `t`. */
-  source: (seg: Segment) => string
-  /**
-   * A directory segment's fixed name, joined on without reading the directory (so it may be
-   * a symlink); undefined, or no fixedName at all: the directory's entries are matched
-   * against `source` instead.
-   */
-  fixedName?: (seg: Segment) => string | undefined
-  /** A further test on a file whose name matched (its absolute path); false leaves it out. */
-  accept?: (file: string) => boolean
-}
-
-/**
- * The files strictly under resolvedRoot whose path matches the segments, the last one with
- * a collision suffix, oldest first: by {ts}, then modification time, then collision suffix,
- * then name. A {ts} in a directory and in the file name must agree. A file gone before it
- * could be stat'ed is left out; any other stat error is thrown.
- */
-async function findTemplateFiles (resolvedRoot: string, segs: readonly Segment[], walk: TemplateWalk): Promise<Found[]> {
-  if (segs.length === 0) return []
-  let dirs: Array<{ dir: string, ts: number | null }> = [{ dir: resolvedRoot, ts: null }]
-  for (const seg of segs.slice(0, -1)) {
-    const name = walk.fixedName?.(seg)
-    if (name !== undefined) {
-      dirs = dirs.map((d) => ({ dir: path.join(d.dir, name), ts: d.ts }))
-      continue
-    }
-    const re = new RegExp(`^${walk.source(seg)}$`)
-    const next: typeof dirs = []
-    for (const d of dirs) {
-      for (const entry of await readDirectory(d.dir)) {
-        const m = entry.isDirectory() ? re.exec(entry.name) : null
-        if (m === null || entry.name === '.' || entry.name === '..') continue
-        const ts = sameTs(d.ts, m.groups?.t)
-        if (ts !== false) next.push({ dir: path.join(d.dir, entry.name), ts })
-      }
-    }
-    dirs = next
-  }
-  const fileRe = new RegExp(`^${walk.source(segs[segs.length - 1]!)}${SUFFIX_SOURCE}$`)
-  const found: Found[] = []
-  for (const d of dirs) {
-    for (const entry of await readDirectory(d.dir)) {
-      const m = entry.isFile() ? fileRe.exec(entry.name) : null
-      if (m === null) continue
-      const ts = sameTs(d.ts, m.groups?.t)
-      const file = path.join(d.dir, entry.name)
-      if (ts === false || !insideRoot(resolvedRoot, file) || walk.accept?.(file) === false) continue
-      let mtimeMs: number
-      try {
-        mtimeMs = (await fsp.stat(file)).mtimeMs
-      } catch (err) {
-        if (errorCode(err) === 'ENOENT') continue
-        throw err
-      }
-      found.push({ file, ts: ts ?? 0, suffix: m.groups?.n === undefined ? 0 : Number(m.groups.n), mtimeMs })
-    }
-  }
-  return found.sort((a, b) => a.ts - b.ts || a.mtimeMs - b.mtimeMs || a.suffix - b.suffix || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0))
-}
-
-/**
- * Every file under root that this template rendered, for any bucket, oldest first — what a
- * backup stream left for replay, whichever buckets wrote it and in whichever run.
- */
-export async function listTemplateFiles (root: string, template: string, hostname: string): Promise<string[]> {
-  // One regular expression per path segment, {bucket} matching any bucket name; every
-  // directory segment is matched against what is there.
-  const source = (seg: Segment): string => {
-    // A second {ts} in the same segment repeats the first (one rendering, one value).
-    let tsSeen = false
-    return seg.map((t) => {
-      if (t.kind === 'bucket') return `${BUCKET_CHAR}{1,${MAX_BUCKET}}`
-      if (t.kind === 'ts') {
-        if (tsSeen) return '\\k<t>'
-        tsSeen = true
-        return `(?<t>${TS_SOURCE})`
-      }
-      if (t.kind === 'rand') return RAND_SOURCE
-      return escapeRegExp(tokenText(t, '', hostname))
-    }).join('')
-  }
-  // Empty segments ("a//b") render as one separator, as in RotatingFile.
-  const segments = parseTemplate(template).segments.filter((seg) => seg.length > 0)
-  const found = await findTemplateFiles(path.resolve(root), segments, { source })
-  return found.map((f) => f.file)
 }

@@ -181,7 +181,7 @@ test('kahets replay sends both formats through the running kahets; --dry-run sen
   const origin = new FrameOrigin(wire, Date.now())
   const frames = []
   for (let at = 0; at < wire.length;) { const end = at + 4 + wire.readUInt32LE(at); frames.push(new WireFrame('r', origin, at, end)); at = end }
-  const backup = new FileStream({ path: join(dir, 'spool'), fileNameTemplate: '{bucket}.frames', sizeRotate: 1 << 20, maxFiles: 0, fsync: true }, { format: 'spool' })
+  const backup = new FileStream({ path: join(dir, 'spool'), fileNameTemplate: '{bucket}.frames', sizeRotate: 1 << 20, maxFiles: 0, fsync: true, maxOpenFiles: 256 }, { format: 'spool' })
   await backup.write('r', frames)
   await backup.close()
   await mkdir(join(dir, 'plain'))
@@ -215,7 +215,7 @@ test('a spool with a torn last record (the crash case) replays whole, counts the
   const frames = []
   for (let at = 0; at < wire.length;) { const end = at + 4 + wire.readUInt32LE(at); frames.push(new WireFrame(topic, origin, at, end)); at = end }
   // Written as the backup stream writes it, then cut inside its last record.
-  const backup = new FileStream({ path: join(dir, 'backup'), fileNameTemplate: '{bucket}{PS}{ts}-{rand}.frames', sizeRotate: 1 << 20, maxFiles: 0, fsync: true }, { format: 'spool' })
+  const backup = new FileStream({ path: join(dir, 'backup'), fileNameTemplate: '{bucket}{PS}{ts}-{rand}.frames', sizeRotate: 1 << 20, maxFiles: 0, fsync: true, maxOpenFiles: 256 }, { format: 'spool' })
   await backup.write(topic, frames)
   await backup.close()
   const [file] = await listFiles(join(dir, 'backup'))

@@ -3,14 +3,8 @@ import assert from 'node:assert/strict'
 import { promises as fsp } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import {
-  RotatingFile,
-  checkFileNameTemplate,
-  listTemplateFiles,
-  renderFileName,
-  type RotatingFileOptions,
-  type WritableFile,
-} from '../../src/streams/rotating-file.ts'
+import { RotatingFile, type RotatingFileEvent, type RotatingFileOptions, type WritableFile } from '../../src/streams/rotating-file.ts'
+import { checkFileNameTemplate, listTemplateFiles, renderFileName } from '../../src/streams/file-name-template.ts'
 import { ErrorCodes, KahetsError } from '../../src/errors.ts'
 
 const T0 = 1_700_000_000_000
@@ -74,9 +68,9 @@ function instrumentedOpen (hooks: {
   writev?: (real: WritableFile, bufs: readonly Buffer[]) => Promise<{ bytesWritten: number }>
   onWritev?: (file: string, bufs: readonly Buffer[]) => void
   onSync?: (file: string) => void
-}): (file: string) => Promise<WritableFile> {
-  return async (file) => {
-    const real = await fsp.open(file, 'wx')
+}): (file: string, mode: 'create' | 'append') => Promise<WritableFile> {
+  return async (file, mode) => {
+    const real = await fsp.open(file, mode === 'create' ? 'wx' : 'a')
     return {
       writev: (bufs) => {
         hooks.onWritev?.(file, bufs)
@@ -87,6 +81,7 @@ function instrumentedOpen (hooks: {
         return real.sync()
       },
       truncate: (len) => real.truncate(len),
+      stat: () => real.stat(),
       close: () => real.close(),
     }
   }
@@ -262,7 +257,7 @@ describe('RotatingFile', () => {
     await rf.close()
   })
 
-  test('a file that cannot be deleted is reported, stays counted and is tried again', async () => {
+  test('maxFiles deletes only regular files: one replaced by a folder is reported and left alone', async () => {
     const root = await newRoot()
     const c = clock()
     const failed: string[] = []
@@ -270,17 +265,17 @@ describe('RotatingFile', () => {
     await rf.write(buffers([1]))
     c.set(T0 + 1000)
     await rf.write(buffers([1]))
-    // unlink(2) refuses a directory: the oldest file has become one.
     await fsp.unlink(path.join(root, 'b-1700000000.log'))
     await fsp.mkdir(path.join(root, 'b-1700000000.log'))
+    await fsp.writeFile(path.join(root, 'b-1700000000.log', 'keep'), 'not ours')
     c.set(T0 + 2000)
     await rf.write(buffers([1]))
     assert.deepEqual(failed, ['b-1700000000.log'])
-    assert.deepEqual(await filesUnder(root), ['b-1700000001.log', 'b-1700000002.log'])
+    assert.deepEqual(await filesUnder(root), ['b-1700000000.log/keep', 'b-1700000001.log', 'b-1700000002.log'])
     c.set(T0 + 3000)
     await rf.write(buffers([1]))
-    assert.deepEqual(failed, ['b-1700000000.log', 'b-1700000000.log'])
-    assert.deepEqual(await filesUnder(root), ['b-1700000002.log', 'b-1700000003.log'], 'the next oldest went instead')
+    assert.deepEqual(failed, ['b-1700000000.log'], 'no longer counted as ours')
+    assert.deepEqual(await filesUnder(root), ['b-1700000000.log/keep', 'b-1700000002.log', 'b-1700000003.log'], 'the next oldest went instead')
     await rf.close()
   })
 
@@ -433,12 +428,14 @@ describe('RotatingFile', () => {
     assert.deepEqual(await fsp.readFile(file), Buffer.concat(frames))
   })
 
-  test('a failing write rejects with STREAM_WRITE_FAILED, cuts back to whole frames, and the next write starts a new file', async () => {
+  test('a write failing part-way rejects with STREAM_WRITE_FAILED, cuts back to where the call started, and the next write starts a new file', async () => {
     const root = await newRoot()
     const c = clock()
+    const events: RotatingFileEvent[] = []
     let failAfter: number | null = null
     const rf = new RotatingFile(options(root, {
       now: c.now,
+      onEvent: (e) => { events.push(e) },
       open: instrumentedOpen({
         writev: async (real, bufs) => {
           if (failAfter === null) return real.writev(bufs)
@@ -456,16 +453,18 @@ describe('RotatingFile', () => {
     failAfter = 15 // the whole of frame 2 and half of frame 3
     const failing = buffers([10, 10, 10], 2)
     const err = await rejectsWith(rf.write(failing), ErrorCodes.STREAM_WRITE_FAILED)
-    assert.equal(err.retriable, false)
+    assert.equal(err.retriable, true)
+    assert.equal(err.scope, 'stream', 'a full disk is the whole stream\'s')
     assert.equal((err.cause as { code?: string }).code, 'ENOSPC')
     assert.equal(rf.currentPath, null)
-    assert.deepEqual(await fsp.readFile(first), Buffer.concat([...ok, failing[0]!]), 'cut back to the last whole frame')
+    assert.deepEqual(await fsp.readFile(first), Buffer.concat(ok), 'cut back to the last whole batch: a retry of it writes nothing twice')
+    assert.deepEqual(events, [{ kind: 'undone', file: first, bytes: 15 }])
 
     failAfter = null
     c.set(T0 + 1000)
     await rf.write(buffers([10], 9))
     assert.notEqual(rf.currentPath, first)
-    assert.deepEqual(await fsp.readFile(first), Buffer.concat([...ok, failing[0]!]), 'never written again')
+    assert.deepEqual(await fsp.readFile(first), Buffer.concat(ok), 'never written again')
     await rf.close()
   })
 
@@ -488,13 +487,13 @@ describe('RotatingFile', () => {
     await rf.close()
   })
 
-  test('a file where a directory is expected rejects with STREAM_WRITE_FAILED; writing recovers once it is gone', async () => {
+  test('a file where a bucket\'s folder is expected rejects with DESTINATION_REJECTED; writing recovers once it is gone', async () => {
     const root = await newRoot()
     await fsp.writeFile(path.join(root, 'b'), 'in the way')
     const rf = new RotatingFile(options(root, { template: '{bucket}{PS}{ts}.log' }))
-    const err = await rejectsWith(rf.write(buffers([5])), ErrorCodes.STREAM_WRITE_FAILED)
-    assert.equal(err.retriable, false)
-    assert.ok(['ENOTDIR', 'EEXIST'].includes((err.cause as { code?: string }).code!), String(err.cause))
+    const err = await rejectsWith(rf.write(buffers([5])), ErrorCodes.DESTINATION_REJECTED)
+    assert.equal(err.retriable, true)
+    assert.equal(err.scope, 'destination', 'only this bucket: an operator can move the file away')
     assert.equal(rf.currentPath, null)
     await fsp.unlink(path.join(root, 'b'))
     await rf.write(buffers([5]))
@@ -547,6 +546,135 @@ describe('RotatingFile', () => {
     const sizes = await Promise.all(files.map(async (f) => (await fsp.stat(f)).size))
     assert.equal(sizes.reduce((a, b) => a + b, 0), 100_000 * frame.length)
     assert.ok(sizes.every((s) => s <= 1 << 20 && s % frame.length === 0))
+  })
+})
+
+describe('RotatingFile: files that vanish, symlinks, suspend (issue 10)', () => {
+  test('a file deleted between writes is recreated at its path, folders too, and counted', async () => {
+    const root = await newRoot()
+    const events: RotatingFileEvent[] = []
+    const rf = new RotatingFile(options(root, { template: '{bucket}{PS}{ts}.log', onEvent: (e) => { events.push(e) } }))
+    await rf.write(buffers([5]))
+    const file = rf.currentPath!
+    await fsp.rm(path.join(root, 'b'), { recursive: true })
+    await rf.write(buffers([5], 1))
+    assert.equal(rf.currentPath, file, 'the same path')
+    assert.deepEqual(await fsp.readFile(file), Buffer.concat(buffers([5], 1)), 'the frames after the delete are in the new file')
+    assert.deepEqual(events, [{ kind: 'reopened', file, reason: 'unlinked' }])
+    await rf.close()
+  })
+
+  test('a file deleted while a write is under way gets that write again', async () => {
+    const root = await newRoot()
+    const events: RotatingFileEvent[] = []
+    let deleteDuringWrite = false
+    const rf = new RotatingFile(options(root, {
+      onEvent: (e) => { events.push(e) },
+      open: instrumentedOpen({
+        writev: async (real, bufs) => {
+          const r = await real.writev(bufs)
+          if (deleteDuringWrite) {
+            deleteDuringWrite = false
+            await fsp.unlink(path.join(root, 'b-1700000000.log'))
+          }
+          return r
+        },
+      }),
+    }))
+    await rf.write(buffers([5]))
+    deleteDuringWrite = true
+    await rf.write(buffers([5, 5], 1))
+    assert.deepEqual(await fsp.readFile(path.join(root, 'b-1700000000.log')), Buffer.concat(buffers([5, 5], 1)))
+    assert.deepEqual(events.map((e) => e.kind), ['reopened'])
+    await rf.close()
+  })
+
+  test('a file replaced by a symlink is not written through: a new file, the target untouched', async () => {
+    const root = await newRoot()
+    const outside = await newRoot()
+    await fsp.writeFile(path.join(outside, 'target'), 'keep')
+    const events: RotatingFileEvent[] = []
+    const rf = new RotatingFile(options(root, { onEvent: (e) => { events.push(e) } }))
+    await rf.write(buffers([5]))
+    const file = rf.currentPath!
+    await fsp.unlink(file)
+    await fsp.symlink(path.join(outside, 'target'), file)
+    await rf.write(buffers([5], 1))
+    assert.equal(await fsp.readFile(path.join(outside, 'target'), 'utf8'), 'keep')
+    assert.equal(rf.currentPath, `${file}.1`)
+    assert.deepEqual(events, [{ kind: 'reopened', file, reason: 'replaced' }])
+    await rf.close()
+  })
+
+  test('a symlink at path/<bucket> or as a deeper folder fails that bucket with DESTINATION_REJECTED and writes nothing outside', async () => {
+    for (const template of ['{bucket}{PS}{ts}.log', 'x{PS}{bucket}{PS}{ts}.log', '{bucket}{PS}sub{PS}{ts}.log']) {
+      const root = await newRoot()
+      const outside = await newRoot()
+      await fsp.writeFile(path.join(outside, '1699999999.log'), 'keep')
+      const link = template.startsWith('x') ? path.join(root, 'x') : template.includes('sub') ? path.join(root, 'b', 'sub') : path.join(root, 'b')
+      await fsp.mkdir(path.dirname(link), { recursive: true })
+      await fsp.symlink(outside, link)
+      const rf = new RotatingFile(options(root, { template, maxFiles: 1 }))
+      const err = await rejectsWith(rf.write(buffers([5])), ErrorCodes.DESTINATION_REJECTED)
+      assert.equal(err.scope, 'destination', template)
+      assert.equal(err.retriable, true)
+      assert.deepEqual(await rf.existingFiles(), [], 'nothing is found through the symlink')
+      assert.deepEqual(await fsp.readdir(outside), ['1699999999.log'], `${template}: nothing written or deleted outside`)
+      await rf.close()
+    }
+  })
+
+  test('path itself may be a symlink', async () => {
+    const real = await newRoot()
+    const root = path.join(base, `link${++dirCount}`)
+    await fsp.symlink(real, root)
+    const rf = new RotatingFile(options(root, { template: '{bucket}{PS}{ts}.log' }))
+    await rf.write(buffers([5]))
+    await rf.close()
+    assert.deepEqual(await filesUnder(real), ['b/1700000000.log'])
+  })
+
+  test('after suspend() the next write appends to the same file; one changed meanwhile is left alone', async () => {
+    const root = await newRoot()
+    const c = clock()
+    const rf = new RotatingFile(options(root, { now: c.now }))
+    await rf.write(buffers([5]))
+    const file = rf.currentPath!
+    await rf.suspend()
+    assert.equal(rf.isOpen, false)
+    c.set(T0 + 5000)
+    await rf.write(buffers([5], 1))
+    assert.equal(rf.currentPath, file)
+    assert.deepEqual(await fsp.readFile(file), Buffer.concat(buffers([5, 5])))
+    await rf.suspend()
+    await fsp.appendFile(file, 'torn')
+    await rf.write(buffers([5], 2))
+    assert.notEqual(rf.currentPath, file, 'not kahets\'s size any more: a new file')
+    assert.deepEqual(await fsp.readFile(file), Buffer.concat([...buffers([5, 5]), Buffer.from('torn')]))
+    await rf.close()
+  })
+
+  test('a write failing in its second file after rotating cuts both back', async () => {
+    const root = await newRoot()
+    let writes = 0
+    const c = clock()
+    const rf = new RotatingFile(options(root, {
+      sizeRotate: 10,
+      now: c.now,
+      open: instrumentedOpen({
+        writev: async (real, bufs) => {
+          if (++writes === 3) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })
+          return real.writev(bufs)
+        },
+      }),
+    }))
+    await rf.write(buffers([5]))
+    const first = rf.currentPath!
+    c.set(T0 + 1000)
+    await rejectsWith(rf.write(buffers([5, 10], 1)), ErrorCodes.STREAM_WRITE_FAILED)
+    assert.deepEqual(await fsp.readFile(first), Buffer.concat(buffers([5])), 'the first file cut back to before the call')
+    assert.deepEqual(await filesUnder(root), ['b-1700000000.log'], 'the second, emptied, removed')
+    await rf.close()
   })
 })
 

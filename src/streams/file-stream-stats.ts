@@ -1,0 +1,31 @@
+// Counters of what file streams handled themselves (issue 10): files recreated because their
+// path no longer led to them, writes cut back after failing part-way, descriptor pressure.
+// Kept per stream id for the life of the process, so that a stream rebuilt by a reload keeps
+// counting up (Prometheus counters never go down); the metrics endpoint reads them.
+import type { OpenFiles } from './open-files.ts'
+
+export class FileStreamStats {
+  /** By reason: `unlinked` (nothing at the path any more), `replaced` (another file or a symlink there). */
+  readonly reopened = new Map<string, number>()
+  writesUndone = 0
+  bytesUndone = 0
+  /** Times the system refused a descriptor (EMFILE/ENFILE) and idle files were closed. */
+  pressureEvents = 0
+  /** The bound of the stream's current incarnation: open files now, and the bound in force. */
+  openFiles: OpenFiles | null = null
+}
+
+const byStream = new Map<string, FileStreamStats>()
+
+export function fileStreamStats (stream: string): FileStreamStats {
+  let s = byStream.get(stream)
+  if (s === undefined) {
+    s = new FileStreamStats()
+    byStream.set(stream, s)
+  }
+  return s
+}
+
+export function allFileStreamStats (): ReadonlyMap<string, FileStreamStats> {
+  return byStream
+}
