@@ -4,6 +4,9 @@
 // frame. It proves the clients' side of the contract only; the proof against a real kahets
 // uses the same client drivers (test/helpers/ack-clients.ts) pointed at its socket.
 import net from 'node:net'
+import { after } from 'node:test'
+import { SinkDir } from './sink.ts'
+import type { AckMessage } from './ack-clients.ts'
 import { type ControlFrame, ControlFrameError, decodeControl, encodeAck, encodeClosing, encodeRefused, encodeSynced } from '../../src/protocol/control.ts'
 
 export interface AckConn {
@@ -169,5 +172,35 @@ export class AckServer {
       conn.closed = true
       if (ackTimer !== null) clearTimeout(ackTimer)
     })
+  }
+}
+
+/**
+ * The fixture of a client test file: a temp folder (test/helpers/sink.ts), fake servers
+ * started in it, and `messages(n)` alternating two buckets with every third key null; all
+ * torn down after the file's tests.
+ */
+export function ackFixture (prefix: string, tag: string): {
+  sinks: SinkDir
+  servers: AckServer[]
+  server: (opts?: AckServerOptions) => Promise<AckServer>
+  messages: (n: number, bucket?: (i: number) => string) => AckMessage[]
+} {
+  const sinks = new SinkDir(prefix)
+  const servers: AckServer[] = []
+  after(async () => {
+    for (const s of servers) await s.close()
+    await sinks.cleanup()
+  })
+  return {
+    sinks,
+    servers,
+    server: async (opts = {}) => {
+      const s = await AckServer.start(sinks.socketPath('ack'), opts)
+      servers.push(s)
+      return s
+    },
+    messages: (n, bucket = (i) => (i % 2 === 0 ? 'orders' : 'clicks')) =>
+      Array.from({ length: n }, (_, i) => ({ bucket: bucket(i), payload: `${tag} ${i} ${'x'.repeat(i % 50)}`, key: i % 3 === 0 ? null : `k${i}` })),
   }
 }

@@ -1,7 +1,7 @@
 // The Node client in acknowledged mode against a FAKE acking kahets (test/helpers/ack-server.ts):
 // the client's half of docs/protocol.md. The proof against a real kahets runs the same
 // driver (runNodeAck) at a real socket.
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
@@ -9,28 +9,12 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { AckClient, connect, KahetsClient } from '../../clients/node/index.ts'
 import { encodeFrame, encodeFrames } from '../../src/protocol/encoder.ts'
-import { AckServer, type AckServerOptions } from '../helpers/ack-server.ts'
+import { ackFixture } from '../helpers/ack-server.ts'
 import { type AckMessage, runNodeAck } from '../helpers/ack-clients.ts'
-import { assertSameBytes, SinkDir, waitUntil } from '../helpers/sink.ts'
+import { assertSameBytes, waitUntil } from '../helpers/sink.ts'
 
 const run = promisify(execFile)
-const sinks = new SinkDir('kahets-node-ack-')
-const servers: AckServer[] = []
-
-async function server (opts: AckServerOptions = {}): Promise<AckServer> {
-  const s = await AckServer.start(sinks.socketPath('ack'), opts)
-  servers.push(s)
-  return s
-}
-
-after(async () => {
-  for (const s of servers) await s.close()
-  await sinks.cleanup()
-})
-
-function messages (n: number, bucket: (i: number) => string = (i) => (i % 2 === 0 ? 'orders' : 'clicks')): AckMessage[] {
-  return Array.from({ length: n }, (_, i) => ({ bucket: bucket(i), payload: `message ${i} ${'x'.repeat(i % 50)}`, key: i % 3 === 0 ? null : `k${i}` }))
-}
+const { sinks, server, messages } = ackFixture('kahets-node-ack-', 'message')
 
 const wire = (msgs: AckMessage[]): Buffer[] => msgs.map((m) => encodeFrame(m))
 

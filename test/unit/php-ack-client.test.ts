@@ -1,35 +1,19 @@
 // The PHP client in acknowledged mode, run by the real `php` CLI against a FAKE acking
 // kahets (test/helpers/ack-server.ts): the client's half of docs/protocol.md. The proof
 // against a real kahets runs the same driver (runPhpAck) at a real socket.
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { encodeFrame } from '../../src/protocol/encoder.ts'
-import { AckServer, type AckServerOptions } from '../helpers/ack-server.ts'
+import { AckServer, ackFixture } from '../helpers/ack-server.ts'
 import { type AckMessage, PHP_CLIENT, runPhpAck } from '../helpers/ack-clients.ts'
-import { SinkDir, waitUntil } from '../helpers/sink.ts'
+import { waitUntil } from '../helpers/sink.ts'
 
 const exec = promisify(execFile)
-const sinks = new SinkDir('kahets-php-ack-')
-const servers: AckServer[] = []
-
-async function server (opts: AckServerOptions = {}): Promise<AckServer> {
-  const s = await AckServer.start(sinks.socketPath('ack'), opts)
-  servers.push(s)
-  return s
-}
-
-after(async () => {
-  for (const s of servers) await s.close()
-  await sinks.cleanup()
-})
-
-function messages (n: number, bucket: (i: number) => string = (i) => (i % 2 === 0 ? 'orders' : 'clicks')): AckMessage[] {
-  return Array.from({ length: n }, (_, i) => ({ bucket: bucket(i), payload: `php ${i} ${'y'.repeat(i % 40)}`, key: i % 3 === 0 ? null : `k${i}` }))
-}
+const { sinks, servers, server, messages } = ackFixture('kahets-php-ack-', 'php')
 
 const wire = (msgs: AckMessage[]): Buffer[] => msgs.map((m) => encodeFrame(m))
 

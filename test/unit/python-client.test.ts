@@ -2,7 +2,7 @@
 // TypeScript codec, fire-and-forget against a plain socket, and acknowledged mode against a
 // FAKE acking kahets (test/helpers/ack-server.ts). The proof against a real kahets runs the
 // same driver (runPythonAck) at a real socket.
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -10,34 +10,18 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { encodeAck, encodeClosing, encodeHello, encodeRefused, encodeSync, encodeSynced } from '../../src/protocol/control.ts'
 import { encodeFrame, encodeFrames } from '../../src/protocol/encoder.ts'
-import { AckServer, type AckServerOptions } from '../helpers/ack-server.ts'
+import { ackFixture } from '../helpers/ack-server.ts'
 import { type AckMessage, PYTHON_CLIENT_DIR, runPythonAck } from '../helpers/ack-clients.ts'
-import { assertSameBytes, SinkDir, waitUntil } from '../helpers/sink.ts'
+import { assertSameBytes, waitUntil } from '../helpers/sink.ts'
 
 const exec = promisify(execFile)
-const sinks = new SinkDir('kahets-python-')
-const servers: AckServer[] = []
-
-async function server (opts: AckServerOptions = {}): Promise<AckServer> {
-  const s = await AckServer.start(sinks.socketPath('ack'), opts)
-  servers.push(s)
-  return s
-}
-
-after(async () => {
-  for (const s of servers) await s.close()
-  await sinks.cleanup()
-})
+const { sinks, server, messages } = ackFixture('kahets-python-', 'py')
 
 /** Runs a Python script with the client importable; -X dev shows ResourceWarnings (unclosed sockets). */
 async function python (body: string, args: string[] = []): Promise<{ stdout: string, stderr: string }> {
   const script = path.join(sinks.dir, `s-${process.hrtime.bigint()}.py`)
   fs.writeFileSync(script, `import json, sys\nsys.path.insert(0, ${JSON.stringify(PYTHON_CLIENT_DIR)})\nimport kahets\nfrom kahets import wire\n${body}\n`)
   return await exec('python3', ['-X', 'dev', script, ...args], { timeout: 30_000 })
-}
-
-function messages (n: number, bucket: (i: number) => string = (i) => (i % 2 === 0 ? 'orders' : 'clicks')): AckMessage[] {
-  return Array.from({ length: n }, (_, i) => ({ bucket: bucket(i), payload: `py ${i} ${'z'.repeat(i % 30)}`, key: i % 3 === 0 ? null : `k${i}` }))
 }
 
 const wire = (msgs: AckMessage[]): Buffer[] => msgs.map((m) => encodeFrame(m))
