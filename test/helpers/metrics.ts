@@ -41,3 +41,31 @@ export function assertIdentity (s: Samples, bucket: string, stream: string): Rec
     `accounting identity for ${bucket}/${stream}: ${JSON.stringify(terms)}`)
   return terms
 }
+
+interface FinalFlow {
+  bucket: string
+  stream: string
+  received: number
+  delivered: number
+  sampledOut: number
+  backedUp: number
+  dropped: Record<string, number>
+  inFlight: number
+}
+
+/**
+ * The identity for every flow of a kahets that has stopped, from its final 'stopped' log line
+ * (the process is gone, so /metrics cannot be read): nothing is in flight any more, and
+ * received = delivered + sampled_out + backed_up + dropped. Returns the flows.
+ */
+export function assertFinalIdentity (logs: Array<Record<string, unknown>>): FinalFlow[] {
+  const stopped = logs.find((l) => l.msg === 'stopped')
+  assert.ok(stopped !== undefined, 'kahets logged its final accounting')
+  const flows = (stopped.flows as FinalFlow[]).filter((f) => f.stream !== '')
+  for (const f of flows) {
+    const dropped = Object.values(f.dropped).reduce((a, b) => a + b, 0)
+    assert.equal(f.inFlight, 0, `nothing in flight at exit for ${f.bucket}/${f.stream}`)
+    assert.equal(f.received, f.delivered + f.sampledOut + f.backedUp + dropped, `accounting identity at exit for ${f.bucket}/${f.stream}: ${JSON.stringify(f)}`)
+  }
+  return flows
+}

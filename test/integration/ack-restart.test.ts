@@ -10,7 +10,7 @@ import { readFrameFiles } from '../helpers/frames.ts'
 import { type AckMessage, type AckRunOptions, type AckRunResult, runNodeAck, runPhpAck, runPythonAck } from '../helpers/ack-clients.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { freePort } from '../helpers/ports.ts'
-import { sample, scrape } from '../helpers/metrics.ts'
+import { assertFinalIdentity, sample, scrape } from '../helpers/metrics.ts'
 
 let broker: Broker
 before(async () => { broker = await startBroker() })
@@ -34,6 +34,7 @@ for (const [name, run] of Object.entries<(dir: string, socket: string, o: AckRun
       messages,
       midway: async () => {
         assert.equal(await k.stop(), 0)
+        assertFinalIdentity(k.logs())
         k = await startKahets({ buckets: filesConfig, dir })
       },
       flushTimeoutMs: 20_000,
@@ -104,6 +105,7 @@ test('ack durable, 8 clients writing while kahets is restarted twice and the bro
   let k: KahetsProcess = await startKahets({ buckets: kafkaConfig(topic), dir })
   const restart = async (): Promise<void> => {
     assert.equal(await k.stop(), 0)
+    assertFinalIdentity(k.logs())
     k = await startKahets({ buckets: kafkaConfig(topic), dir })
   }
   const perClient = 5000
@@ -130,6 +132,7 @@ test('ack accepted, clean restarts of kahets (broker up): every frame in Kafka e
   let k: KahetsProcess = await startKahets({ buckets: kafkaConfig(topic), dir })
   const restart = async (): Promise<void> => {
     assert.equal(await k.stop(), 0)
+    assertFinalIdentity(k.logs())
     k = await startKahets({ buckets: kafkaConfig(topic), dir })
   }
   const perClient = 4000

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { readFrameFiles } from '../helpers/frames.ts'
 import { makeTempDir, ROOT, startKahets } from '../helpers/kahets.ts'
+import { assertFinalIdentity } from '../helpers/metrics.ts'
 import { freePort } from '../helpers/ports.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -110,9 +111,11 @@ http {
   const abDone = new Promise<number | null>((resolve) => ab.proc.once('exit', resolve))
   await waitFor(async () => (await idsAnswered(ids)).length > REQUESTS / 3, { timeoutMs: 120_000, what: 'a third of the requests' })
   assert.equal(await first.stop(), 0)
+  assertFinalIdentity(first.logs())
   const second = await startKahets({ buckets: kahetsBuckets, dir })
   assert.equal(await abDone, 0, ab.output())
   assert.equal(await second.stop(), 0)
+  assertFinalIdentity(second.logs())
 
   const answered = await idsAnswered(ids)
   const non2xx = Number(/Non-2xx responses:\s+(\d+)/.exec(ab.output())?.[1] ?? 0)

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { readFrameFiles } from '../helpers/frames.ts'
 import { makeTempDir, ROOT, startKahets, type KahetsProcess } from '../helpers/kahets.ts'
+import { assertFinalIdentity } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const CLIENT = join(ROOT, 'test/fixtures/resending-client.py')
@@ -59,10 +60,12 @@ async function restartUnderLoad (env: Record<string, string>): Promise<Restart> 
   await waitFor(async () => (await countOutput(dir)).size > 20_000, { timeoutMs: 60_000, what: 'the clients to be under way' })
   const t0 = Date.now()
   assert.equal(await first.stop(), 0)
+  assertFinalIdentity(first.logs())
   const stopMs = Date.now() - t0
   const second = await startKahets({ buckets: buckets(), dir, env })
   const results = await Promise.all(clients)
   assert.equal(await second.stop(), 0)
+  assertFinalIdentity(second.logs())
   return { sent: results.flatMap((r) => r.sent), reconnects: results.map((r) => r.reconnects), seen: await countOutput(dir), stopMs, first }
 }
 
