@@ -14,7 +14,8 @@
 //                   once, as an application that must not lose it would do.
 //
 // Usage: php bench/php-sender.php SOCKET BUCKET COUNT SIZE persistent|non-persistent|ack-accepted|ack-durable
-// Prints one JSON line: sent, accepted, seconds, cpu_seconds, max_rss_kb (ack: settled, refused too).
+// Prints one JSON line: sent, accepted, seconds, cpu_seconds, max_rss_kb (ack: also settled, refused,
+// unsettled, and bound_flushes: how often send() met the client's bound and flush() ran first).
 
 declare(strict_types=1);
 
@@ -43,14 +44,20 @@ for ($i = 0; $i < 1024; $i++) {
 
 $accepted = 0;
 $settled = true;
+$boundFlushes = 0;
 $client = null;
 $r0 = getrusage();
 $t0 = hrtime(true);
 for ($i = 0; $i < $count; $i++) {
     if ($ack !== null) {
         $client = new \Kahets\Client($socket, ['ack' => $ack]);
-        if ($client->send($bucket, $payloads[$i & 1023]) || ($client->flush(10.0) && $client->send($bucket, $payloads[$i & 1023]))) {
+        if ($client->send($bucket, $payloads[$i & 1023])) {
             $accepted++;
+        } else {
+            $boundFlushes++;
+            if ($client->flush(10.0) && $client->send($bucket, $payloads[$i & 1023])) {
+                $accepted++;
+            }
         }
         continue;
     }
@@ -76,5 +83,5 @@ echo json_encode([
     'seconds' => $seconds,
     'cpu_seconds' => $cpu,
     'max_rss_kb' => $r1['ru_maxrss'],
-] + ($ack === null || $client === null ? [] : ['settled' => $settled, 'refused' => $client->refused(), 'unsettled' => $client->unsettled()])), "\n";
+] + ($ack === null || $client === null ? [] : ['settled' => $settled, 'refused' => $client->refused(), 'unsettled' => $client->unsettled(), 'bound_flushes' => $boundFlushes])), "\n";
 exit($accepted === $count && $settled ? 0 : 1);

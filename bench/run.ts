@@ -198,6 +198,8 @@ interface RunResult {
   failedSends?: number
   /** Acknowledged rows: frames kahets reported refused (a broken run when > 0). */
   refused?: number
+  /** PHP ack rows: sends that met the client's unsettled bound and were retried after a flush(). */
+  boundFlushes?: number
   /** PHP rows: kahets's CPU, besides the php process's in cpuSeconds. */
   kahetsCpuPer1M?: number
   kahetsPeakRssMB?: number
@@ -813,7 +815,7 @@ function phpSubject (ctx: Context, cell: Cell): Subject {
     // error_log() goes to stderr in the CLI: one line per refused send would only fill memory here;
     // the sender counts them (accepted < sent).
     const r = await runCommand('php', ['-d', 'error_log=/dev/null', path.join(REPO_DIR, 'bench', 'php-sender.php'), k!.socket, FILE_BUCKET, String(messages), String(cell.size), mode])
-    const res = JSON.parse(r.stdout.trim().split('\n').pop() ?? 'null') as { sent: number, accepted: number, seconds: number, cpu_seconds: number, max_rss_kb: number, settled?: boolean, refused?: number, unsettled?: number } | null
+    const res = JSON.parse(r.stdout.trim().split('\n').pop() ?? 'null') as { sent: number, accepted: number, seconds: number, cpu_seconds: number, max_rss_kb: number, settled?: boolean, refused?: number, unsettled?: number, bound_flushes?: number } | null
     if (res === null) throw new Error(`php sender failed (${r.code}):\n${r.stderr.slice(-2000)}${r.stdout.slice(-2000)}`)
     const accounted = await waitAccounted(k!, FILE_BUCKET, accountedOf(before) + res.accepted, 60_000)
     const kcpu = cpuSeconds(k!.pid) - cpu0
@@ -830,6 +832,7 @@ function phpSubject (ctx: Context, cell: Cell): Subject {
       // unsettled when the closing flush() gave up, are failed sends too.
       ...(res.accepted < res.sent || (res.unsettled ?? 0) > 0 ? { failedSends: res.sent - res.accepted + (res.unsettled ?? 0) } : {}),
       ...((res.refused ?? 0) > 0 ? { refused: res.refused } : {}),
+      ...(res.bound_flushes !== undefined ? { boundFlushes: res.bound_flushes } : {}),
       kahetsCpuPer1M: (kcpu / messages) * 1e6,
       kahetsPeakRssMB: peakRssBytes(k!.pid) / MiB,
       loadavg1: loadavg,
