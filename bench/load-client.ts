@@ -17,7 +17,13 @@
 //          encoded by send() with the wall-clock send time stamped into its payload (latency
 //          runs); without, the pre-encoded frames are written (steady-load runs at high rates,
 //          where per-message encoding would make the client, not kahets, the busy process).
-import { KahetsClient } from '../clients/node/index.ts'
+//
+// With `ack` ('accepted' | 'durable', issue 11) the connections are clients/node's AckClient:
+// every message goes through send() (an acknowledged client keeps each frame until kahets
+// settles it, so there are no raw chunks), and a worker is done only when flush() resolved on
+// every connection: `settledMs` is that moment. Paced ack runs also time each message from
+// send() to the ACK that settled it (see SettleClock).
+import { AckClient, KahetsClient } from '../clients/node/index.ts'
 import { frameChunks, PayloadSource, STAMP_BYTES, writeStamp } from './lib/payload.ts'
 import { wallMs } from './lib/proc.ts'
 
@@ -36,6 +42,10 @@ export interface LoadConfig {
   durationMs: number
   /** paced: stamp each payload with its send time (see bench/lib/payload.ts). */
   stamp: boolean
+  /** Acknowledged mode (AckClient) at this level; null: fire-and-forget (KahetsClient). */
+  ack: 'accepted' | 'durable' | null
+  /** paced ack: messages sent in the first `warmupMs` are left out of the latencies. */
+  warmupMs: number
 }
 
 /** Parent → worker. */
@@ -45,8 +55,18 @@ export type LoadCommand = { type: 'job', config: LoadConfig } | { type: 'go' }
 export type LoadMessage =
   | { type: 'up' }
   | { type: 'ready' }
-  | { type: 'done', sent: number, bytes: number, firstWriteMs: number, lastWriteMs: number, cpuSeconds: number }
+  | { type: 'done', sent: number, bytes: number, firstWriteMs: number, lastWriteMs: number, cpuSeconds: number, ack?: AckDone }
   | { type: 'error', message: string }
+
+/** What an acknowledged worker adds to 'done'. */
+export interface AckDone {
+  /** Wall clock (ms) when flush() had resolved on every connection of this worker. */
+  settledMs: number
+  settled: number
+  refused: number
+  /** Paced runs: ms from send() to the ACK settling it, per message sent after the warm-up. */
+  latencies?: number[]
+}
 
 const send = (m: LoadMessage): void => { process.send!(m) }
 
@@ -136,7 +156,121 @@ async function paced (cfg: LoadConfig, clients: KahetsClient[]): Promise<{ marks
   return { marks, sent, bytes: sent * frameBytes }
 }
 
+/**
+ * Times each message of one AckClient from send() to its settlement. AckClient reports
+ * settlement only as a count (its `settlement` getter; it has no event per ACK), so the count is
+ * polled: message i (0-based) is settled at the first poll that sees `settled > i`. Polls run
+ * every ~1 ms (a timer) and on every tick of the paced loop; kahets sends an ACK at most every
+ * 5 ms per connection, so the poll adds about 1 ms at most to what it measures.
+ */
+class SettleClock {
+  readonly #client: AckClient
+  /** performance.now() of each send, index = the client's message number. */
+  readonly #sentAt: number[] = []
+  #seen = 0
+  /** Messages numbered below this were sent during the warm-up. */
+  #measureFrom = Infinity
+  readonly latencies: number[] = []
+
+  constructor (client: AckClient) {
+    this.#client = client
+  }
+
+  sent (at: number, measured: boolean): void {
+    if (measured && this.#measureFrom === Infinity) this.#measureFrom = this.#sentAt.length
+    this.#sentAt.push(at)
+  }
+
+  poll (now: number): void {
+    const settled = this.#client.settlement.settled
+    for (; this.#seen < settled && this.#seen < this.#sentAt.length; this.#seen++) {
+      if (this.#seen >= this.#measureFrom) this.latencies.push(Math.round((now - this.#sentAt[this.#seen]!) * 1000) / 1000)
+    }
+  }
+}
+
+async function settleAll (clients: AckClient[]): Promise<{ settledMs: number, settled: number, refused: number }> {
+  const counts = await Promise.all(clients.map((c) => c.flush()))
+  const settledMs = wallMs()
+  return { settledMs, settled: counts.reduce((n, c) => n + c.settled, 0), refused: counts.reduce((n, c) => n + c.refused, 0) }
+}
+
+/** burst, acknowledged: send() every message, awaiting drain() at the client's bounds, then flush(). */
+async function ackBurst (cfg: LoadConfig, clients: AckClient[]): Promise<{ marks: Marks, sent: number, bytes: number, ack: AckDone }> {
+  const source = new PayloadSource(cfg.size)
+  const frameBytes = 4 + 2 + cfg.bucket.length + cfg.size
+  // Pre-cut payloads: the client encodes (and keeps) each frame, as an application's send() does.
+  const payloads = Array.from({ length: 1024 }, () => Buffer.from(source.next()))
+  await ready()
+  const marks = mark()
+  const per = Math.floor(cfg.messages / clients.length)
+  const extra = cfg.messages % clients.length
+  const ack = await Promise.all(clients.map(async (client, i) => {
+    const n = per + (i < extra ? 1 : 0)
+    for (let m = 0; m < n; m++) {
+      if (!client.send(cfg.bucket, payloads[(m + i * 7) & 1023]!)) await client.drain()
+    }
+    const s = await client.flush()
+    return { settledMs: wallMs(), ...s }
+  }))
+  await Promise.all(clients.map((c) => c.close()))
+  return {
+    marks,
+    sent: cfg.messages,
+    bytes: cfg.messages * frameBytes,
+    ack: { settledMs: Math.max(...ack.map((a) => a.settledMs)), settled: ack.reduce((n, a) => n + a.settled, 0), refused: ack.reduce((n, a) => n + a.refused, 0) },
+  }
+}
+
+/** paced, acknowledged: `rate` messages/s through send(), each timed to its settlement. */
+async function ackPaced (cfg: LoadConfig, clients: AckClient[]): Promise<{ marks: Marks, sent: number, bytes: number, ack: AckDone }> {
+  const source = new PayloadSource(cfg.size)
+  const frameBytes = 4 + 2 + cfg.bucket.length + cfg.size
+  const payloads = Array.from({ length: 1024 }, () => Buffer.from(source.next()))
+  const clocks = clients.map((c) => new SettleClock(c))
+  const pollAll = (): void => {
+    const now = performance.now()
+    for (const c of clocks) c.poll(now)
+  }
+  await ready()
+  const marks = mark()
+  const start = performance.now()
+  const poller = setInterval(pollAll, 1)
+  let sent = 0
+  let next = 0
+  try {
+    while (true) {
+      pollAll()
+      const elapsed = performance.now() - start
+      const target = Math.floor(Math.min(elapsed, cfg.durationMs) * cfg.rate / 1000)
+      const measured = elapsed >= cfg.warmupMs
+      for (; sent < target; sent++) {
+        const at = performance.now()
+        clients[next]!.send(cfg.bucket, payloads[sent & 1023]!)
+        clocks[next]!.sent(at, measured)
+        next = (next + 1) % clients.length
+      }
+      if (elapsed >= cfg.durationMs) break
+      await new Promise((resolve) => setTimeout(resolve, 1))
+    }
+    const s = await settleAll(clients)
+    pollAll()
+    await Promise.all(clients.map((c) => c.close()))
+    return { marks, sent, bytes: sent * frameBytes, ack: { ...s, latencies: clocks.flatMap((c) => c.latencies) } }
+  } finally {
+    clearInterval(poller)
+  }
+}
+
 async function job (cfg: LoadConfig): Promise<void> {
+  if (cfg.ack !== null) {
+    const level = cfg.ack
+    const clients = await Promise.all(Array.from({ length: cfg.connections }, () => AckClient.connect(cfg.socket, { ack: level })))
+    const r = cfg.mode === 'burst' ? await ackBurst(cfg, clients) : await ackPaced(cfg, clients)
+    const cpu = process.cpuUsage(r.marks.cpu0)
+    send({ type: 'done', sent: r.sent, bytes: r.bytes, firstWriteMs: r.marks.firstWriteMs, lastWriteMs: r.ack.settledMs, cpuSeconds: (cpu.user + cpu.system) / 1e6, ack: r.ack })
+    return
+  }
   const clients = await Promise.all(Array.from({ length: cfg.connections }, () => KahetsClient.connect(cfg.socket)))
   const { marks, sent, bytes } = cfg.mode === 'burst' ? await burst(cfg, clients) : await paced(cfg, clients)
   const lastWriteMs = wallMs()

@@ -22,6 +22,11 @@
 // payload carries its send time and the topics use message.timestamp.type=LogAppendTime, so
 // broker append time − send time is client write → Kafka append, i.e. write → acknowledgement
 // less the response trip.
+// Acknowledged mode (issue 11, docs/protocol.md): rows …/ack-accepted and …/ack-durable beside
+// file/100B/8c and kafka/acks1/none/100B/8c, in the same group, so the fire-and-forget row they
+// are compared with is measured in the same invocation (--only adds it when it selects an ack
+// row). Their clients are AckClients: a burst ends when flush() resolved on every connection,
+// and their half-rate runs time each message from send() to the ACK that settled it.
 import { existsSync, rmSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -67,6 +72,10 @@ const DEFAULT_BATCH_TIMEOUT_MS = 50
 // kahets's default Kafka client unless KAHETS_CLIENT (kafkajs | platformatic) names one.
 const KAFKA_SETTINGS = { 'batch.num.messages': 10000, 'queue.buffering.max.ms': 5, ...(process.env.KAHETS_CLIENT === undefined ? {} : { 'kahets.client': process.env.KAHETS_CLIENT }) }
 const LATENCY_TARGET_MS = KAFKA_SETTINGS['queue.buffering.max.ms'] + 50
+/** Issue 11's goals for acknowledged mode: msg/s against fire-and-forget, and write → ACK at half rate. */
+const ACK_RATIO_TARGET = 0.7
+const ACK_LEVELS = ['accepted', 'durable'] as const
+type AckLevel = typeof ACK_LEVELS[number]
 const FILE_SETTINGS = { sizeRotate: '100MB', maxFiles: 3 }
 const FILE_BUCKET = 'bench'
 // MAXMEMORY of the throughput runs' kahets. A burst is read as fast as the clients write (kahets
@@ -135,7 +144,9 @@ function options (): Options {
   --quick         1 run per scenario, ~0.6 s runs: a smoke test (< 3 min)
   --runs N        runs per scenario (default 3; the median is shown with min and max)
   --only REGEX    only scenarios whose id matches, e.g. 'file/100B' or 'kafka/acks1/none/100B/8c|pp/acks1/none/100B'
-                  (ids: file|sink/SIZE/Cc, kafka/acksA/CODEC/SIZE/Cc, pp|kafkajs/acksA/CODEC/SIZE, php/MODE)
+                  (ids: file|sink/SIZE/Cc, kafka/acksA/CODEC/SIZE/Cc, pp|kafkajs/acksA/CODEC/SIZE, php/MODE;
+                  acknowledged mode: file/100B/8c/ack-LEVEL, kafka/acks1/none/100B/8c/ack-LEVEL, php/ack-LEVEL,
+                  LEVEL accepted|durable, each run with the fire-and-forget row it is compared with)
   --seconds S     target length of one run (default 3)
   --workers N     load-client processes, shared by all scenarios (default 2: one per core)
   --cpu-prof      run kahets under node --cpu-prof and print its top self-time functions
@@ -185,6 +196,10 @@ interface RunResult {
   clientCpuSeconds?: number
   /** PHP rows: sends that returned false (kahets could not take the connection or the write). */
   failedSends?: number
+  /** Acknowledged rows: frames kahets reported refused (a broken run when > 0). */
+  refused?: number
+  /** PHP ack rows: sends that met the client's unsettled bound and were retried after a flush(). */
+  boundFlushes?: number
   /** PHP rows: kahets's CPU, besides the php process's in cpuSeconds. */
   kahetsCpuPer1M?: number
   kahetsPeakRssMB?: number
@@ -200,7 +215,7 @@ interface HalfRateResult {
   peakRssMB: number | null
   loadavg1: number
   latency?: {
-    /** Records read back from the topic. */
+    /** Records read back from the topic (acknowledged rows: messages settled). */
     received: number
     /** Messages in the percentiles: those sent after the warm-up. */
     measured: number
@@ -223,7 +238,11 @@ interface Cell {
   clients: number | null
   acks?: Acks
   codec?: Codec
-  phpMode?: 'persistent' | 'non-persistent'
+  phpMode?: 'persistent' | 'non-persistent' | 'ack-accepted' | 'ack-durable'
+  /** Acknowledged-mode rows: the level their clients ask for. */
+  ack?: AckLevel
+  /** The fire-and-forget row this one is compared with (same invocation). */
+  compareTo?: string
   /** Messages per throughput run, as sized by the calibration (per run in `runs` too). */
   messages: number | null
   runs: RunResult[]
@@ -309,10 +328,12 @@ const lostOf = (f: Flow): number => f.dropped + f.backedUp
 /**
  * One burst run against a running kahets: all connections open, VmHWM reset, CPU read, go;
  * done when /metrics account for `messages` more frames of `bucket` than before the run.
+ * Acknowledged (`ack`): done when every client's flush() resolved, i.e. kahets settled every
+ * frame at that level; /metrics must still account for all of them (checked, not timed).
  */
-async function kahetsBurst (ctx: Context, k: KahetsHandle, bucket: string, size: number, clients: number, messages: number): Promise<RunResult> {
+async function kahetsBurst (ctx: Context, k: KahetsHandle, bucket: string, size: number, clients: number, messages: number, ack: AckLevel | null = null): Promise<RunResult> {
   const before = await k.flow(bucket)
-  const load = await ctx.pool.prepare({ socket: k.socket, bucket, size, clients, mode: 'burst', messages })
+  const load = await ctx.pool.prepare({ socket: k.socket, bucket, size, clients, mode: 'burst', messages, ack })
   resetPeakRss(k.pid)
   const cpu0 = cpuSeconds(k.pid)
   const loadavg = loadavg1()
@@ -320,8 +341,9 @@ async function kahetsBurst (ctx: Context, k: KahetsHandle, bucket: string, size:
   const timeoutMs = Math.max(60_000, ctx.opts.seconds * 20_000)
   const [sent, accounted] = await Promise.all([load.done, waitAccounted(k, bucket, accountedOf(before) + messages, timeoutMs)])
   const cpu = cpuSeconds(k.pid) - cpu0
-  const seconds = (accounted.atMs - sent.firstWriteMs) / 1000
+  const seconds = ((ack === null ? accounted.atMs : sent.ack!.settledMs) - sent.firstWriteMs) / 1000
   const notDelivered = lostOf(accounted.flow) - lostOf(before)
+  const refused = sent.ack?.refused ?? 0
   return {
     messages,
     seconds,
@@ -330,6 +352,7 @@ async function kahetsBurst (ctx: Context, k: KahetsHandle, bucket: string, size:
     cpuPer1M: (cpu / messages) * 1e6,
     peakRssMB: peakRssBytes(k.pid) / MiB,
     ...(notDelivered > 0 ? { notDelivered } : {}),
+    ...(refused > 0 ? { refused } : {}),
     clientCpuSeconds: sent.clientCpuSeconds,
     loadavg1: loadavg,
   }
@@ -347,6 +370,54 @@ async function calibrate (ctx: Context, guessRate: number, warm: (n: number) => 
   if (ctx.opts.quick) return clamp(first.msgsPerSec * seconds)
   const second = await warm(clamp(first.msgsPerSec * Math.min(0.6, seconds / 2)))
   return clamp(second.msgsPerSec * seconds)
+}
+
+/** Percentiles of latencies in ms (`received`: messages the latencies were taken from). */
+function latencyOf (values: ArrayLike<number>, received: number): NonNullable<HalfRateResult['latency']> {
+  const sorted = Float64Array.from(values).sort()
+  let sum = 0
+  for (const x of sorted) sum += x
+  return {
+    received,
+    measured: sorted.length,
+    p50: percentile(sorted, 50),
+    p90: percentile(sorted, 90),
+    p99: percentile(sorted, 99),
+    p999: percentile(sorted, 99.9),
+    max: sorted[sorted.length - 1] ?? NaN,
+    mean: sum / Math.max(1, sorted.length),
+  }
+}
+
+/** Issue 11: p99 write → ACK ≤ batchTimeout + queue.buffering.max.ms (Kafka rows) + 50 ms. */
+function ackLatencyTargetMs (opts: Options, c: Cell): number {
+  return opts.batchTimeout + (c.kind === 'kafka' ? KAFKA_SETTINGS['queue.buffering.max.ms'] : 0) + 50
+}
+
+/**
+ * A half-rate run of an acknowledged row: AckClients paced at `rate`, each message timed from
+ * send() to the ACK that settled it (bench/load-client.ts SettleClock), the first
+ * `warmupMs` left out; done when every client's flush() resolved and /metrics account for all.
+ */
+async function ackHalfRate (ctx: Context, k: KahetsHandle, cell: Cell, bucket: string, rate: number, seconds: number, expectedBefore: number): Promise<HalfRateResult> {
+  const warmupMs = Math.min(500, seconds * 500)
+  const load = await ctx.pool.prepare({ socket: k.socket, bucket, size: cell.size, clients: cell.clients!, mode: 'paced', rate, durationMs: warmupMs + seconds * 1000, ack: cell.ack!, warmupMs })
+  resetPeakRss(k.pid)
+  const cpu0 = cpuSeconds(k.pid)
+  const loadavg = loadavg1()
+  load.go()
+  const sent = await load.done
+  await waitAccounted(k, bucket, expectedBefore + sent.sent, 60_000)
+  const cpu = cpuSeconds(k.pid) - cpu0
+  return {
+    targetRate: rate,
+    messages: sent.sent,
+    seconds: (sent.lastWriteMs - sent.firstWriteMs) / 1000,
+    cpuPer1M: (cpu / sent.sent) * 1e6,
+    peakRssMB: peakRssBytes(k.pid) / MiB,
+    loadavg1: loadavg,
+    latency: latencyOf(sent.ack!.latencies, sent.ack!.settled),
+  }
 }
 
 // ------------------------------------------------------------------ subjects
@@ -367,7 +438,7 @@ function fileSubject (ctx: Context, cell: Cell): Subject {
   // Disk use stays bounded by sizeRotate × maxFiles whatever a run sends.
   const clamp = (n: number): number => clampMessages(n, clients, fb + FRAME_CHARGE_BYTES, BURST_MAX_BYTES)
   const run = async (messages: number): Promise<RunResult> => {
-    return await kahetsBurst(ctx, k!, FILE_BUCKET, cell.size, clients, messages)
+    return await kahetsBurst(ctx, k!, FILE_BUCKET, cell.size, clients, messages, cell.ack ?? null)
   }
   return {
     cell,
@@ -382,6 +453,7 @@ function fileSubject (ctx: Context, cell: Cell): Subject {
     },
     halfRate: async (rate, seconds) => {
       const before = await k!.flow(FILE_BUCKET)
+      if (cell.ack !== undefined) return await ackHalfRate(ctx, k!, cell, FILE_BUCKET, rate, seconds, accountedOf(before))
       const load = await ctx.pool.prepare({ socket: k!.socket, bucket: FILE_BUCKET, size: cell.size, clients, mode: 'paced', rate, durationMs: seconds * 1000 })
       resetPeakRss(k!.pid)
       const cpu0 = cpuSeconds(k!.pid)
@@ -507,7 +579,7 @@ function kafkaSubject (ctx: Context, cell: Cell): Subject {
   })
   const run = async (messages: number, index: number): Promise<RunResult> => {
     const topic = runTopic(index)
-    return await onOwnTopic(ctx, k!, topic, () => kahetsBurst(ctx, k!, topic, cell.size, clients, messages))
+    return await onOwnTopic(ctx, k!, topic, () => kahetsBurst(ctx, k!, topic, cell.size, clients, messages, cell.ack ?? null))
   }
   return {
     cell,
@@ -527,6 +599,7 @@ function kafkaSubject (ctx: Context, cell: Cell): Subject {
       // metadata for yet (onOwnTopic primes it): a one-off cost of the first write to a topic,
       // not the steady latency asked for. The run starts with a warm-up at the same rate whose
       // messages are delivered but left out of the percentiles.
+      if (cell.ack !== undefined) return await onOwnTopic(ctx, k!, topic, () => ackHalfRate(ctx, k!, cell, topic, rate, seconds, 1))
       return await onOwnTopic(ctx, k!, topic, async () => {
         const warmupMs = Math.min(500, seconds * 500)
         const load = await ctx.pool.prepare({ socket: k!.socket, bucket: topic, size: cell.size, clients, mode: 'paced', rate, durationMs: warmupMs + seconds * 1000, stamp: true })
@@ -546,9 +619,6 @@ function kafkaSubject (ctx: Context, cell: Cell): Subject {
           const stamp = readStamp(value)
           if (stamp >= measureFrom && n < lat.length) lat[n++] = appendMs - stamp
         })
-        const sorted = lat.subarray(0, n).sort()
-        let sum = 0
-        for (const x of sorted) sum += x
         return {
           targetRate: rate,
           messages: sent.sent,
@@ -556,16 +626,7 @@ function kafkaSubject (ctx: Context, cell: Cell): Subject {
           cpuPer1M: (cpu / sent.sent) * 1e6,
           peakRssMB: peak,
           loadavg1: loadavg,
-          latency: {
-            received: received - 1, // less the priming message
-            measured: n,
-            p50: percentile(sorted, 50),
-            p90: percentile(sorted, 90),
-            p99: percentile(sorted, 99),
-            p999: percentile(sorted, 99.9),
-            max: sorted[sorted.length - 1] ?? NaN,
-            mean: sum / Math.max(1, n),
-          },
+          latency: latencyOf(lat.subarray(0, n), received - 1), // less the priming message
         }
       })
     },
@@ -754,7 +815,7 @@ function phpSubject (ctx: Context, cell: Cell): Subject {
     // error_log() goes to stderr in the CLI: one line per refused send would only fill memory here;
     // the sender counts them (accepted < sent).
     const r = await runCommand('php', ['-d', 'error_log=/dev/null', path.join(REPO_DIR, 'bench', 'php-sender.php'), k!.socket, FILE_BUCKET, String(messages), String(cell.size), mode])
-    const res = JSON.parse(r.stdout.trim().split('\n').pop() ?? 'null') as { sent: number, accepted: number, seconds: number, cpu_seconds: number, max_rss_kb: number } | null
+    const res = JSON.parse(r.stdout.trim().split('\n').pop() ?? 'null') as { sent: number, accepted: number, seconds: number, cpu_seconds: number, max_rss_kb: number, settled?: boolean, refused?: number, unsettled?: number, bound_flushes?: number } | null
     if (res === null) throw new Error(`php sender failed (${r.code}):\n${r.stderr.slice(-2000)}${r.stdout.slice(-2000)}`)
     const accounted = await waitAccounted(k!, FILE_BUCKET, accountedOf(before) + res.accepted, 60_000)
     const kcpu = cpuSeconds(k!.pid) - cpu0
@@ -767,7 +828,11 @@ function phpSubject (ctx: Context, cell: Cell): Subject {
       cpuPer1M: (res.cpu_seconds / messages) * 1e6,
       peakRssMB: (res.max_rss_kb * 1024) / MiB,
       ...(lostOf(accounted.flow) > lostOf(before) ? { notDelivered: lostOf(accounted.flow) - lostOf(before) } : {}),
-      ...(res.accepted < res.sent ? { failedSends: res.sent - res.accepted } : {}),
+      // Acknowledged: a send refused at the client's bound even after a flush, or frames still
+      // unsettled when the closing flush() gave up, are failed sends too.
+      ...(res.accepted < res.sent || (res.unsettled ?? 0) > 0 ? { failedSends: res.sent - res.accepted + (res.unsettled ?? 0) } : {}),
+      ...((res.refused ?? 0) > 0 ? { refused: res.refused } : {}),
+      ...(res.bound_flushes !== undefined ? { boundFlushes: res.bound_flushes } : {}),
       kahetsCpuPer1M: (kcpu / messages) * 1e6,
       kahetsPeakRssMB: peakRssBytes(k!.pid) / MiB,
       loadavg1: loadavg,
@@ -794,13 +859,21 @@ interface Group {
   cells: Cell[]
 }
 
+/** Issue 11's acknowledged rows for a fire-and-forget row: the same scenario at each level. */
+function ackCells (base: Cell): Cell[] {
+  const { kind, id, label, size, clients, acks, codec } = base
+  return ACK_LEVELS.map((level) => cell(kind, `${id}/ack-${level}`, `${label}, ack=${level}`, size, clients, { acks, codec, ack: level, compareTo: id }))
+}
+
 function matrix (): Group[] {
   const groups: Group[] = []
   for (const size of SIZES) {
+    const files = CLIENTS.map((c) => cell('file', `file/${sizeId(size)}/${c}c`, 'kahets socket → file', size, c))
     groups.push({
       name: `socket → file, ${sizeLabel(size)}`,
       cells: [
-        ...CLIENTS.map((c) => cell('file', `file/${sizeId(size)}/${c}c`, 'kahets socket → file', size, c)),
+        ...files,
+        ...files.filter((c) => c.size === VARIANT_SIZE && c.clients === VARIANT_CLIENTS).flatMap(ackCells),
         ...CLIENTS.map((c) => cell('sink', `sink/${sizeId(size)}/${c}c`, 'ceiling: raw socket sink', size, c)),
       ],
     })
@@ -808,10 +881,13 @@ function matrix (): Group[] {
   const kafkaGroup = (size: number, acks: Acks, codec: Codec, clients: readonly number[]): Group => {
     const tag = `acks${acks}/${codec}`
     const what = `acks=${acks} ${codec}`
+    const kafkas = clients.map((c) => cell('kafka', `kafka/${tag}/${sizeId(size)}/${c}c`, `kahets socket → Kafka ${what}`, size, c, { acks, codec }))
     return {
       name: `socket → Kafka ${what}, ${sizeLabel(size)}`,
       cells: [
-        ...clients.map((c) => cell('kafka', `kafka/${tag}/${sizeId(size)}/${c}c`, `kahets socket → Kafka ${what}`, size, c, { acks, codec })),
+        ...kafkas,
+        // Acknowledged rows only beside the fire-and-forget scenario issue 11 names.
+        ...kafkas.filter((c) => size === VARIANT_SIZE && acks === '1' && codec === 'none' && c.clients === VARIANT_CLIENTS).flatMap(ackCells),
         cell('pp', `pp/${tag}/${sizeId(size)}`, `ceiling: ProducerPerformance ${what}`, size, null, { acks, codec }),
         cell('kafkajs', `kafkajs/${tag}/${sizeId(size)}`, `ceiling: kafkajs alone ${what}`, size, null, { acks, codec }),
       ],
@@ -825,7 +901,11 @@ function matrix (): Group[] {
   })
   groups.push({
     name: 'PHP client → kahets (file stream)',
-    cells: (['persistent', 'non-persistent'] as const).map((m) => cell('php', `php/${m}`, `PHP client, ${m}`, 100, 1, { phpMode: m })),
+    cells: [
+      ...(['persistent', 'non-persistent'] as const).map((m) => cell('php', `php/${m}`, `PHP client, ${m}`, 100, 1, { phpMode: m })),
+      // Acknowledged: one connection per process whatever `persistent` says (clients/php AckConnection).
+      ...ACK_LEVELS.map((level) => cell('php', `php/ack-${level}`, `PHP client, ack=${level}`, 100, 1, { phpMode: `ack-${level}`, ack: level, compareTo: 'php/persistent' })),
+    ],
   })
   return groups
 }
@@ -970,6 +1050,10 @@ function ratios (c: Cell, byId: Map<string, Cell>, sums: Map<string, Summary>): 
     const theirs = byId.has(id) ? sums.get(id)?.msgsPerSec?.median : undefined
     if (theirs !== undefined && theirs > 0) out.push({ against, ceilingId: id, ratio: mine / theirs })
   }
+  if (c.compareTo !== undefined) {
+    add('fire-and-forget', c.compareTo)
+    return out
+  }
   if (c.kind === 'file') add('sink', `sink/${sizeId(c.size)}/${c.clients}c`)
   if (c.kind === 'kafka' || c.kind === 'kafkajs') add('PP', `pp/acks${c.acks}/${c.codec}/${sizeId(c.size)}`)
   if (c.kind === 'kafka') add('kafkajs', `kafkajs/acks${c.acks}/${c.codec}/${sizeId(c.size)}`)
@@ -997,7 +1081,7 @@ function render (groups: Group[], sums: Map<string, Summary>, byId: Map<string, 
       const partial = valid < c.runs.length ? ` (${valid}/${c.runs.length} runs)` : ''
       const rate = m === null ? (c.errors.length > 0 || c.runs.length > 0 ? 'FAILED' : '—') : `${count(m.median)} [${count(m.min)}–${count(m.max)}]${partial}`
       const lat = s.p50 === null || s.p99 === null ? '—' : `${fixed(s.p50.median)}/${fixed(s.p99.median)}${c.kind === 'pp' ? '*' : ''}`
-      const broken = c.runs.some((r) => (r.notDelivered ?? 0) > 0 || (r.failedSends ?? 0) > 0) ? ' !' : ''
+      const broken = c.runs.some((r) => (r.notDelivered ?? 0) > 0 || (r.failedSends ?? 0) > 0 || (r.refused ?? 0) > 0) ? ' !' : ''
       rows.push([
         c.label + broken,
         sizeLabel(c.size),
@@ -1021,7 +1105,7 @@ interface Target {
   met: boolean | null
 }
 
-function targets (cells: Cell[], sums: Map<string, Summary>, byId: Map<string, Cell>): Target[] {
+function targets (opts: Options, cells: Cell[], sums: Map<string, Summary>, byId: Map<string, Cell>): Target[] {
   const out: Target[] = []
   const file = sums.get('file/100B/8c')?.msgsPerSec
   out.push({ target: 'socket → file, 100 B, 8 clients: ≥ 1,000,000 msg/s', measured: file ? `${count(file.median)} msg/s (median; ${count(file.min)}–${count(file.max)})` : 'not run', met: file ? file.median >= 1e6 : null })
@@ -1065,7 +1149,7 @@ function targets (cells: Cell[], sums: Map<string, Summary>, byId: Map<string, C
   })
   const lat = sums.get('kafka/acks1/none/100B/8c')?.p99
   let worstLat: { p99: number, id: string } | null = null
-  for (const c of cells.filter((x) => x.kind === 'kafka')) {
+  for (const c of cells.filter((x) => x.kind === 'kafka' && x.ack === undefined)) {
     const p = sums.get(c.id)?.p99?.median
     if (p !== undefined && (worstLat === null || p > worstLat.p99)) worstLat = { p99: p, id: c.id }
   }
@@ -1074,6 +1158,23 @@ function targets (cells: Cell[], sums: Map<string, Summary>, byId: Map<string, C
     measured: lat ? `${lat.median.toFixed(1)} ms for 100 B/8 clients/acks=1 (median of runs; ${lat.min.toFixed(1)}–${lat.max.toFixed(1)}); worst scenario ${worstLat!.p99.toFixed(1)} ms (${worstLat!.id})` : 'not run',
     met: lat ? lat.median <= LATENCY_TARGET_MS && worstLat!.p99 <= LATENCY_TARGET_MS : null,
   })
+  // Issue 11, per acknowledged row (the PHP rows have no target: their sends/s are shown).
+  for (const c of cells.filter((x) => x.ack !== undefined && x.kind !== 'php')) {
+    const what = `${c.kind === 'kafka' ? `socket → Kafka acks=${c.acks} ${c.codec}` : 'socket → file'}, ${sizeLabel(c.size)}, ${c.clients} clients, ack=${c.ack}`
+    const r = ratios(c, byId, sums)[0]
+    out.push({
+      target: `${what}: ≥ ${percent(ACK_RATIO_TARGET)} of fire-and-forget msg/s (same run)`,
+      measured: r ? `${percent(r.ratio)} (${count(sums.get(c.id)!.msgsPerSec!.median)} vs ${count(sums.get(r.ceilingId)!.msgsPerSec!.median)} msg/s)` : 'not run',
+      met: r ? r.ratio >= ACK_RATIO_TARGET : null,
+    })
+    const limit = ackLatencyTargetMs(opts, c)
+    const p99 = sums.get(c.id)?.p99
+    out.push({
+      target: `${what}: p99 write → ACK ≤ batchTimeout ${opts.batchTimeout}${c.kind === 'kafka' ? ` + queue.buffering.max.ms ${KAFKA_SETTINGS['queue.buffering.max.ms']}` : ''} + 50 = ${limit} ms at half rate`,
+      measured: p99 ? `${p99.median.toFixed(1)} ms (median of runs; ${p99.min.toFixed(1)}–${p99.max.toFixed(1)}), p50 ${fixed(sums.get(c.id)!.p50?.median)} ms` : 'not run',
+      met: p99 ? p99.median <= limit : null,
+    })
+  }
   return out
 }
 
@@ -1138,7 +1239,10 @@ async function main (): Promise<number> {
   execFileSync(path.join(REPO_DIR, 'scripts', 'build.sh'), { stdio: 'inherit' })
   const load0 = os.loadavg()
   const groups = matrix()
-  for (const g of groups) g.cells = g.cells.filter((c) => opts.only === null || opts.only.test(c.id))
+  // An acknowledged row is judged against its fire-and-forget row of the same run: selecting
+  // the one selects the other.
+  const chosen = new Set(groups.flatMap((g) => g.cells).filter((c) => opts.only === null || opts.only.test(c.id)).flatMap((c) => [c.id, ...(c.compareTo === undefined ? [] : [c.compareTo])]))
+  for (const g of groups) g.cells = g.cells.filter((c) => chosen.has(c.id))
   const selected = groups.filter((g) => g.cells.length > 0)
   if (selected.length === 0) throw new Error(`--only ${opts.only}: no scenario matches`)
   const cells = selected.flatMap((g) => g.cells)
@@ -1172,7 +1276,7 @@ async function main (): Promise<number> {
   const code1 = codeVersion()
   const codeChanged = JSON.stringify(code0) !== JSON.stringify(code1)
   const tableText = render(selected, sums, byId)
-  const goals = targets(cells, sums, byId)
+  const goals = targets(opts, cells, sums, byId)
   const minutes = (finished.getTime() - started.getTime()) / 60_000
   const out: string[] = [
     '',
@@ -1192,9 +1296,14 @@ async function main (): Promise<number> {
     `* ProducerPerformance's own send → ack latency at full speed (queueing included), not at half rate. Ceilings: PP ${PP_PROPS.join(' ')};`,
     `  kafkajs ${KAFKAJS_BATCH.batchMessages} msgs / ${KAFKAJS_BATCH.batchBytes} B per sendBatch, ${KAFKAJS_BATCH.inFlight} in flight. ! = some messages dropped or backed up, or PHP sends refused (see JSON).`,
   ]
+  if (cells.some((c) => c.ack !== undefined && c.kind !== 'php' && c.runs.length > 0)) {
+    out.push('ack=LEVEL rows (issue 11): AckClient connections; a burst ends when flush() resolved on every one (all settled), ratio against',
+      '  the fire-and-forget row of this run. p50/p99: send() → the ACK that settled the message, at half that row\'s msgs/s (polled',
+      `  settlement counts, ~1 ms resolution). Targets: ≥ ${percent(ACK_RATIO_TARGET)}, p99 ≤ batchTimeout (+ queue.buffering.max.ms for Kafka) + 50 ms.`)
+  }
   const php = cells.filter((c) => c.kind === 'php' && c.runs.length > 0)
   if (php.length > 0) {
-    out.push(`PHP rows: sends/s of one php process (a new \\Kahets\\Client per message); CPU/RSS are php's. kahets meanwhile: ${php.map((c) => `${c.phpMode} ${fixed(sums.get(c.id)!.kahetsCpuPer1M?.median, 2)} CPU s/1M, ${fixed(sums.get(c.id)!.kahetsPeakRssMB?.median, 0)} MB`).join('; ')}.`)
+    out.push(`PHP rows: sends/s of one php process (a new \\Kahets\\Client per message; ack rows: until the closing flush() returned); CPU/RSS are php's. kahets meanwhile: ${php.map((c) => `${c.phpMode} ${fixed(sums.get(c.id)!.kahetsCpuPer1M?.median, 2)} CPU s/1M, ${fixed(sums.get(c.id)!.kahetsPeakRssMB?.median, 0)} MB`).join('; ')}.`)
   }
   if (cells.some((c) => c.halfRateRuns.length > 0)) {
     out.push(`peak RSS of kahets rows: burst runs / half-rate runs (a steady load at half the median msgs/s, on a fresh kahets; the JSON has its CPU per 1M too). MAXMEMORY ${Math.round(MAXMEMORY_BYTES / MiB)} MiB, bursts ≤ ${Math.round(BURST_MAX_BYTES / MiB)} MiB.`)
@@ -1221,7 +1330,7 @@ async function main (): Promise<number> {
     host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryBytes: os.totalmem(), node: process.version, kernel: os.release(), loadavgStart: load0, loadavgEnd: load1 },
     options: { runs: opts.runs, seconds: opts.seconds, workers: opts.workers, only: opts.only?.source ?? null, cpuProf: opts.cpuProf },
     config: { bucket: bucket(ctx), kafka: KAFKA_SETTINGS, file: FILE_SETTINGS, maxMemoryBytes: MAXMEMORY_BYTES, latencyTargetMs: LATENCY_TARGET_MS, producerPerformance: PP_PROPS, kafkajs: KAFKAJS_BATCH, jvmStartupCpuSeconds: ctx.jvmBaseline },
-    units: { msgsPerSec: 'messages/s', mbPerSec: 'payload MiB/s', cpuPer1M: 'CPU seconds per 1,000,000 messages', peakRssMB: 'MiB (VmHWM)', latency: 'ms, broker LogAppendTime − client send time' },
+    units: { msgsPerSec: 'messages/s', mbPerSec: 'payload MiB/s', cpuPer1M: 'CPU seconds per 1,000,000 messages', peakRssMB: 'MiB (VmHWM)', latency: 'ms, broker LogAppendTime − client send time; acknowledged rows: client send() → the ACK that settled it' },
     scenarios: cells.map((c) => ({
       id: c.id,
       kind: c.kind,
@@ -1231,6 +1340,9 @@ async function main (): Promise<number> {
       acks: c.acks ?? null,
       codec: c.codec ?? null,
       phpMode: c.phpMode ?? null,
+      ack: c.ack ?? null,
+      compareTo: c.compareTo ?? null,
+      ...(c.ack !== undefined && c.kind !== 'php' ? { ackLatencyTargetMs: ackLatencyTargetMs(opts, c), ackRatioTarget: ACK_RATIO_TARGET } : {}),
       summary: sums.get(c.id),
       ratios: ratios(c, byId, sums),
       runs: c.runs,

@@ -21,6 +21,10 @@ export interface LoadSpec {
   durationMs?: number
   /** paced: stamp send times into the payloads (latency runs). Default false. */
   stamp?: boolean
+  /** Acknowledged mode (bench/load-client.ts): AckClient connections at this level. Default null. */
+  ack?: 'accepted' | 'durable' | null
+  /** paced ack: messages sent in the first `warmupMs` are left out of the latencies. */
+  warmupMs?: number
 }
 
 export interface LoadResult {
@@ -28,10 +32,12 @@ export interface LoadResult {
   bytes: number
   /** Wall clock (ms) of the first worker's first write. */
   firstWriteMs: number
-  /** Wall clock (ms) when the last worker had handed its last byte to the kernel. */
+  /** Wall clock (ms) when the last worker had handed its last byte to the kernel (ack: had flush() resolve). */
   lastWriteMs: number
   /** CPU seconds of all workers during the send (nobody's figure: kept in the JSON). */
   clientCpuSeconds: number
+  /** Acknowledged runs: every worker's flush() had resolved at `settledMs`; latencies of paced runs, in ms. */
+  ack?: { settledMs: number, settled: number, refused: number, latencies: number[] }
 }
 
 export interface LoadRun {
@@ -116,6 +122,8 @@ export class LoadPool {
           rate: (spec.rate ?? 0) / workers.length,
           durationMs: spec.durationMs ?? 0,
           stamp: spec.stamp ?? false,
+          ack: spec.ack ?? null,
+          warmupMs: spec.warmupMs ?? 0,
         }
         w.send({ type: 'job', config } satisfies LoadCommand)
       })
@@ -126,6 +134,16 @@ export class LoadPool {
         firstWriteMs: Math.min(...rs.map((r) => r.firstWriteMs)),
         lastWriteMs: Math.max(...rs.map((r) => r.lastWriteMs)),
         clientCpuSeconds: rs.reduce((n, r) => n + r.cpuSeconds, 0),
+        ...(spec.ack == null
+          ? {}
+          : {
+              ack: {
+                settledMs: Math.max(...rs.map((r) => r.ack?.settledMs ?? Infinity)),
+                settled: rs.reduce((n, r) => n + (r.ack?.settled ?? 0), 0),
+                refused: rs.reduce((n, r) => n + (r.ack?.refused ?? 0), 0),
+                latencies: rs.flatMap((r) => r.ack?.latencies ?? []),
+              },
+            }),
       }))
       const finished = done.finally(() => { this.#busy = false })
       finished.catch(() => {})

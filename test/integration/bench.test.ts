@@ -1,6 +1,7 @@
 // `make bench` itself, as a smoke test: one short run of the file, sink and Kafka scenarios at
-// 100 B / 1 client (--quick), through the same bench/run.ts, so the benchmark the README shows
-// keeps working. It asserts what a reader of the bench checks — rows in the table, figures in
+// 100 B / 1 client (--quick), and of the acknowledged-mode file row (issue 11) with the
+// fire-and-forget row it is compared with, through the same bench/run.ts, so the benchmark the
+// README shows keeps working. It asserts what a reader of the bench checks — rows in the table, figures in
 // the JSON, every message accounted for — and nothing about speed (benchmarks, not timed tests).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -16,7 +17,10 @@ interface Scenario {
   id: string
   summary: { msgsPerSec: { median: number } | null, cpuPer1M: { median: number } | null, peakRssMB: { median: number } | null, p99?: { median: number } | null } | undefined
   ratios: Array<{ against: string, ratio: number }>
-  runs: Array<{ messages: number }>
+  ack: string | null
+  compareTo: string | null
+  ackLatencyTargetMs?: number
+  runs: Array<{ messages: number, notDelivered?: number, refused?: number }>
   halfRateRuns: Array<{ messages: number, latency?: { received: number, measured: number } }>
   errors: string[]
 }
@@ -36,17 +40,18 @@ function runBench (args: string[], timeoutMs: number): Promise<{ code: number | 
 test('make bench: a quick run prints the table and writes every figure to its JSON', { timeout: 300_000 }, async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'kahets-bench-test-'))
   try {
-    const { code, out } = await runBench(['--quick', '--only', '^(file|sink|kafka/acks1/none)/100B/1c$', '--results-dir', dir], 280_000)
+    // file/100B/8c/ack-durable brings file/100B/8c, its fire-and-forget comparison, along.
+    const { code, out } = await runBench(['--quick', '--only', '^((file|sink|kafka/acks1/none)/100B/1c|file/100B/8c/ack-durable)$', '--results-dir', dir], 280_000)
     assert.equal(code, 0, `bench exited ${code}:\n${out.slice(-4000)}`)
     for (const row of ['kahets socket → file', 'ceiling: raw socket sink', 'kahets socket → Kafka acks=1 none']) {
       assert.match(out, new RegExp(`^${row} +│ 100 B +│ 1 +│ +[0-9.]+[kM]? \\[`, 'm'), `table row "${row}"`)
     }
     const files = (await readdir(dir)).filter((f) => f.endsWith('-quick.json'))
     assert.equal(files.length, 1, `one JSON file in ${dir}: ${files.join(', ')}`)
-    const json = JSON.parse(await readFile(path.join(dir, files[0]!), 'utf8')) as { partial: boolean, scenarios: Scenario[] }
+    const json = JSON.parse(await readFile(path.join(dir, files[0]!), 'utf8')) as { partial: boolean, scenarios: Scenario[], targets: Array<{ target: string, met: boolean | null }> }
     assert.equal(json.partial, true)
     const byId = new Map(json.scenarios.map((s) => [s.id, s]))
-    assert.deepEqual([...byId.keys()].sort(), ['file/100B/1c', 'kafka/acks1/none/100B/1c', 'sink/100B/1c'])
+    assert.deepEqual([...byId.keys()].sort(), ['file/100B/1c', 'file/100B/8c', 'file/100B/8c/ack-durable', 'kafka/acks1/none/100B/1c', 'sink/100B/1c'])
     for (const s of json.scenarios) {
       assert.deepEqual(s.errors, [], `${s.id} ran without errors`)
       assert.ok(s.runs.length === 1 && s.runs[0]!.messages > 0, `${s.id} sent messages`)
@@ -61,6 +66,25 @@ test('make bench: a quick run prints the table and writes every figure to its JS
     assert.equal(half[0]!.latency!.received, half[0]!.messages)
     assert.ok(half[0]!.latency!.measured > 0)
     assert.ok((byId.get('kafka/acks1/none/100B/1c')!.summary?.p99?.median ?? 0) > 0, 'p99 latency measured')
+
+    // Acknowledged mode: every frame settled and none refused or lost, msg/s as a share of the
+    // same run's fire-and-forget row, write → ACK latency of every message of the half-rate run
+    // (less the warm-up), and both targets judged.
+    const ack = byId.get('file/100B/8c/ack-durable')!
+    assert.equal(ack.ack, 'durable')
+    assert.equal(ack.compareTo, 'file/100B/8c')
+    assert.ok(ack.runs.every((r) => r.notDelivered === undefined && r.refused === undefined), 'nothing lost or refused')
+    assert.ok(ack.ratios.some((r) => r.against === 'fire-and-forget' && r.ratio > 0), 'ratio to fire-and-forget')
+    assert.match(out, /^kahets socket → file, ack=durable +│ 100 B +│ 8 +│ +[0-9.]+[kM]? \[.*│ +[0-9.]+\/[0-9.]+ │ \d+% of fire-and-forget$/m, 'table row with p50/p99 and the ratio')
+    assert.equal(ack.halfRateRuns.length, 1)
+    assert.equal(ack.halfRateRuns[0]!.latency!.received, ack.halfRateRuns[0]!.messages, 'every message of the half-rate run settled')
+    assert.ok(ack.halfRateRuns[0]!.latency!.measured > 0)
+    assert.ok((ack.summary?.p99?.median ?? 0) > 0, 'p99 write → ACK measured')
+    assert.equal(ack.ackLatencyTargetMs, 100, 'batchTimeout 50 + 50 ms (a file stream has no linger)')
+    const ackTargets = json.targets.filter((t) => t.target.includes('ack=durable'))
+    assert.equal(ackTargets.length, 2, 'ratio and latency targets')
+    assert.ok(ackTargets.every((t) => t.met !== null), 'both judged')
+    assert.match(out, /^ {2}(MET {3}|MISSED) {2}socket → file, 100 B, 8 clients, ack=durable: p99 write → ACK ≤ batchTimeout 50 \+ 50 = 100 ms/m)
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
