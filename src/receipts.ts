@@ -17,7 +17,7 @@
 // for memory with no backup, a topic or destination refused, a stream that gave up): a frame
 // of an acknowledged connection carries a tag naming its receipt and index. Fire-and-forget
 // frames carry none, so marking them costs a WeakMap lookup on drop paths only.
-import type { Frame } from './protocol/frame.ts'
+import { type Frame, type FrameOrigin, WireFrame } from './protocol/frame.ts'
 
 export interface ReceiptOwner {
   /** A receipt settled: the owner advances its connection's counts. */
@@ -33,8 +33,12 @@ export class Receipt {
   #holds = 0
   #sealed = false
   #done = false
-  // Indexes of refused frames, made on the first refusal; a frame refused by two streams counts once.
-  #refused: Set<number> | null = null
+  /** The receipt's frames in wire order (session.ts sets them), to find a refused frame's index. */
+  frames: readonly Frame[] = []
+  // Refused frames, made on the first refusal; a frame refused by two streams counts once.
+  #refused: Set<Frame> | null = null
+  // Refused data frames kahets never made a Frame of (invalid ones).
+  #refusedUnseen = 0
   /** The reason of the first refusal, for REFUSED. */
   reason = ''
 
@@ -46,13 +50,13 @@ export class Receipt {
   }
 
   get done (): boolean { return this.#done }
-  get refused (): number { return this.#refused?.size ?? 0 }
-  /** The lowest refused index, or -1. */
+  get refused (): number { return (this.#refused?.size ?? 0) + this.#refusedUnseen }
+  /** The index (since HELLO) of the first refused frame, or -1. */
   get firstRefused (): number {
+    if (this.#refusedUnseen > 0) return this.first
     if (this.#refused === null) return -1
-    let min = Infinity
-    for (const i of this.#refused) if (i < min) min = i
-    return min
+    const i = this.frames.findIndex((f) => this.#refused!.has(f))
+    return i < 0 ? this.first : this.first + i
   }
 
   hold (): void {
@@ -70,11 +74,18 @@ export class Receipt {
     if (this.#holds === 0) this.#settle()
   }
 
-  refuse (index: number, reason: string): void {
+  refuse (frame: Frame, reason: string): void {
     if (this.#done) return
     this.#refused ??= new Set()
     if (this.#refused.size === 0) this.reason = reason
-    this.#refused.add(index)
+    this.#refused.add(frame)
+  }
+
+  /** All of this receipt's frames were refused before they became Frames (invalid frames). */
+  refuseUnseen (reason: string): void {
+    if (this.#done || this.#refusedUnseen > 0) return
+    if (this.refused === 0) this.reason = reason
+    this.#refusedUnseen = this.count
   }
 
   #settle (): void {
@@ -84,22 +95,27 @@ export class Receipt {
   }
 }
 
-interface Tag {
-  readonly receipt: Receipt
-  readonly index: number
+// Which receipt a frame belongs to, found without a per-frame object: a decoded batch's
+// frames all come from the chunk just read (and at most one from the buffer of a frame that
+// chunk completed), and that chunk's FrameOrigin belongs to the batch's receipt alone. A
+// frame copied out of its chunk (compact.ts) points back at the frame it copies.
+const byOrigin = new WeakMap<FrameOrigin, Receipt>()
+const copied = new WeakMap<Frame, Frame>()
+
+/** `frames` are the receipt's data frames, in wire order: `frames[i]` is data frame `receipt.first + i`. */
+export function tagFrames (frames: readonly Frame[], receipt: Receipt): void {
+  receipt.frames = frames
+  let last: FrameOrigin | null = null
+  for (const f of frames) {
+    if (!(f instanceof WireFrame) || f.origin === last) continue
+    last = f.origin
+    byOrigin.set(last, receipt)
+  }
 }
 
-const tags = new WeakMap<Frame, Tag>()
-
-/** Frames `frames[i]` is data frame `receipt.first + offset + i` of its connection. */
-export function tagFrames (frames: readonly Frame[], receipt: Receipt, offset: number): void {
-  for (let i = 0; i < frames.length; i++) tags.set(frames[i]!, { receipt, index: receipt.first + offset + i })
-}
-
-/** A frame copied into a buffer of its own (compact.ts) keeps its connection's tag. */
+/** A frame copied into a buffer of its own (compact.ts) stays its connection's frame. */
 export function retag (from: Frame, to: Frame): void {
-  const tag = tags.get(from)
-  if (tag !== undefined) tags.set(to, tag)
+  if (from instanceof WireFrame && byOrigin.has(from.origin)) copied.set(to, copied.get(from) ?? from)
 }
 
 /** These frames were refused (dropped, whatever the reason): their connections learn it. */
@@ -108,7 +124,7 @@ export function refuseFrames (frames: readonly Frame[], reason: string): void {
 }
 
 export function refuseFrame (frame: Frame, reason: string): void {
-  const tag = tags.get(frame)
-  if (tag !== undefined) tag.receipt.refuse(tag.index, reason)
+  const original = copied.get(frame) ?? frame
+  if (!(original instanceof WireFrame)) return
+  byOrigin.get(original.origin)?.refuse(original, reason)
 }
-

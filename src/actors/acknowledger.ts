@@ -52,7 +52,7 @@ export class Acknowledger implements ReceiptOwner {
   /** One data frame kahets skipped as invalid: settled and refused at once. */
   invalid (reason: string): void {
     const r = this.receipt(1)
-    r.refuse(r.first, reason)
+    r.refuseUnseen(reason)
     r.seal()
   }
 

@@ -334,7 +334,7 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
     this.#framesSeen += batch.length
     if (this.#closing) return // after CLOSING (or a refused HELLO) nothing is read
     const receipt = this.#ack?.receipt(batch.length) ?? null
-    if (receipt !== null) tagFrames(batch, receipt, 0)
+    if (receipt !== null) tagFrames(batch, receipt)
     this.#deliverAll(batch, receipt)
     receipt?.seal()
   }

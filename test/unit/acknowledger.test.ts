@@ -43,7 +43,7 @@ test('a frame refused by two streams counts once; a copied frame keeps its tag',
   const { ack, sent } = wire()
   const r = ack.receipt(4)
   const fs = frames(4)
-  tagFrames(fs, r, 0)
+  tagFrames(fs, r)
   const copy = new WireFrame('b', new FrameOrigin(Buffer.alloc(8), 0), 0, 8)
   retag(fs[3]!, copy)
   r.hold()
