@@ -63,28 +63,39 @@ const kafkaConfig = (topic: string): object => ({
 })
 
 /**
- * 8 clients write `perClient` messages each, continuously; `events` run once that many
- * messages were sent in all (while the clients keep writing). Resolves with every client's
- * final settlement.
+ * 8 clients write continuously, paced (a pause of PACE_MS every PACE_EVERY messages), until
+ * each has sent at least `perClient` messages AND every event has finished: so every event
+ * (a restart, a broker crash) happens while frames are being written. `events` run in
+ * order, each once that many messages were sent in all. Resolves with how many messages
+ * each client sent and its final settlement.
  */
-async function writeThrough (socket: string, ack: 'accepted' | 'durable', topic: string, perClient: number, events: Array<[number, () => Promise<void>]>): Promise<Array<{ settled: number, refused: number }>> {
+const PACE_EVERY = 20
+const PACE_MS = 20
+async function writeThrough (socket: string, ack: 'accepted' | 'durable', topic: string, perClient: number, events: Array<[number, () => Promise<void>]>): Promise<Array<{ sent: number, settled: number, refused: number }>> {
   let sent = 0
   const pending = [...events].sort((a, b) => a[0] - b[0])
   let running: Promise<void> = Promise.resolve()
+  let eventsDone = pending.length === 0
+  let eventError: unknown = null
   const clients = await Promise.all(Array.from({ length: 8 }, () => AckClient.connect(socket, { ack })))
-  await Promise.all(clients.map(async (client, c) => {
-    for (let i = 0; i < perClient; i++) {
+  const counts = await Promise.all(clients.map(async (client, c) => {
+    let i = 0
+    for (; i < perClient || (!eventsDone && eventError === null); i++) {
       if (!client.send(topic, `${c}/${i}`, `k${i % 16}`)) await client.drain()
       sent++
       while (pending.length > 0 && sent >= pending[0]![0]) {
         const [, run] = pending.shift()!
-        running = running.then(run)
+        const last = pending.length === 0
+        running = running.then(run).then(() => { if (last) eventsDone = true }, (err: unknown) => { eventError = err })
       }
-      if (i % 200 === 0) await new Promise((resolve) => setImmediate(resolve))
+      if (i % PACE_EVERY === 0) await new Promise((resolve) => setTimeout(resolve, PACE_MS))
     }
+    return i
   }))
   await running
-  return await Promise.all(clients.map((c) => c.close(120_000)))
+  if (eventError !== null) throw eventError
+  const settlements = await Promise.all(clients.map((c) => c.close(120_000)))
+  return settlements.map((s, c) => ({ sent: counts[c]!, ...s }))
 }
 
 async function readBack (topic: string, total: number): Promise<{ ids: Set<string>, duplicates: number }> {
@@ -108,20 +119,25 @@ test('ack durable, 8 clients writing while kahets is restarted twice and the bro
     assertFinalIdentity(k.logs())
     k = await startKahets({ buckets: kafkaConfig(topic), dir })
   }
-  const perClient = 5000
+  const perClient = 2500
   const settlements = await writeThrough(k.socket, 'durable', topic, perClient, [
-    [8_000, restart],
-    [16_000, async () => {
+    [4_000, restart],
+    [8_000, async () => {
       await broker.kill()
-      await waitFor(() => k.output().includes('failing over') || k.output().includes('unavailable'), { timeoutMs: 30_000, what: 'kahets to notice the broker is gone' })
-      await broker.start()
+      try {
+        // Frames keep coming (writeThrough), so kahets's writes to Kafka fail and it fails over.
+        await waitFor(() => k.output().includes('failing over') || k.output().includes('unavailable'), { timeoutMs: 60_000, what: 'kahets to notice the broker is gone' })
+      } finally {
+        await broker.start()
+      }
     }],
-    [26_000, restart],
+    [14_000, restart],
   ])
-  for (const s of settlements) assert.deepEqual(s, { settled: perClient, refused: 0 })
-  const { ids } = await readBack(topic, 8 * perClient)
+  for (const s of settlements) assert.deepEqual({ settled: s.settled, refused: s.refused }, { settled: s.sent, refused: 0 })
+  const total = settlements.reduce((n, s) => n + s.sent, 0)
+  const { ids } = await readBack(topic, total)
   const missing: string[] = []
-  for (let c = 0; c < 8; c++) for (let i = 0; i < perClient; i++) if (!ids.has(`${c}/${i}`)) missing.push(`${c}/${i}`)
+  for (const [c, s] of settlements.entries()) for (let i = 0; i < s.sent; i++) if (!ids.has(`${c}/${i}`)) missing.push(`${c}/${i}`)
   assert.deepEqual(missing.slice(0, 20), [], `${missing.length} frames missing from Kafka`)
   assert.equal(await k.stop(), 0)
 })
@@ -135,12 +151,13 @@ test('ack accepted, clean restarts of kahets (broker up): every frame in Kafka e
     assertFinalIdentity(k.logs())
     k = await startKahets({ buckets: kafkaConfig(topic), dir })
   }
-  const perClient = 4000
-  const settlements = await writeThrough(k.socket, 'accepted', topic, perClient, [[8_000, restart], [20_000, restart]])
-  for (const s of settlements) assert.deepEqual(s, { settled: perClient, refused: 0 })
+  const perClient = 2500
+  const settlements = await writeThrough(k.socket, 'accepted', topic, perClient, [[4_000, restart], [12_000, restart]])
+  for (const s of settlements) assert.deepEqual({ settled: s.settled, refused: s.refused }, { settled: s.sent, refused: 0 })
   assert.equal(await k.stop(), 0)
-  const { ids, duplicates } = await readBack(topic, 8 * perClient)
-  assert.equal(ids.size, 8 * perClient, 'no frame missing')
+  const total = settlements.reduce((n, s) => n + s.sent, 0)
+  const { ids, duplicates } = await readBack(topic, total)
+  assert.equal(ids.size, total, 'no frame missing')
   assert.equal(duplicates, 0, 'no frame twice')
 })
 
