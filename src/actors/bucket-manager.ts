@@ -172,7 +172,10 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
 
   #bindings (name: string, config: BucketConfig): Binding[] {
     const stats = this.#stats.bucket(name)
-    return config.streams.map((id) => ({ stream: this.#streams.get(id)!, slice: this.#config.streams.get(id)!.slice, flow: stats.flow(id) }))
+    return config.streams.map((id) => {
+      const sc = this.#config.streams.get(id)!
+      return { stream: this.#streams.get(id)!, slice: sc.slice, sliceBy: sc.sliceBy, flow: stats.flow(id) }
+    })
   }
 
   #spawnBucket (name: string): BucketActor | null {

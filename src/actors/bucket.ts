@@ -1,7 +1,7 @@
 // One bucket actor per bucket name in use (SPEC §3): frames wait here until `batch` of them
 // arrived, or FLUSH_BYTES of them, or `batchTimeout` ms passed since the first, then fan out
 // by slice to the streams.
-import type { BucketConfig } from '../config/buckets.ts'
+import type { BucketConfig, SliceBy } from '../config/buckets.ts'
 import type { Logger } from '../log.ts'
 import { RateLimitedLog } from '../log.ts'
 import type { MemoryBudget } from '../memory-budget.ts'
@@ -12,6 +12,7 @@ import { Actor, type Supervisor } from './actor.ts'
 import { Charge, NO_RECEIPTS, type Delivery } from './delivery.ts'
 import { refuseFrames, type Receipt } from '../receipts.ts'
 import type { StreamActor } from './stream-actor.ts'
+import { keyInSlice } from './key-slice.ts'
 
 /**
  * A bucket also flushes once it holds this many wire bytes, whatever `batch` says: 1000
@@ -24,6 +25,8 @@ export const FLUSH_BYTES = 1024 * 1024
 export interface Binding {
   readonly stream: StreamActor
   readonly slice: number
+  /** "key": a frame with a key is in the slice when its key is (key-slice.ts); else at random. */
+  readonly sliceBy: SliceBy
   readonly flow: FlowStats
 }
 
@@ -195,11 +198,15 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     }
   }
 
-  /** A stream's slice of the frames (sampled per frame), counting what it leaves out; null if none. */
+  /** A stream's slice of the frames (sampled per frame, or per key), counting what it leaves out; null if none. */
   #share (b: Binding, frames: readonly Frame[], bytes: number): { frames: readonly Frame[], bytes: number } | null {
     if (b.slice >= 1) return { frames, bytes }
     const picked: Frame[] = []
-    for (const f of frames) if (this.#random() < b.slice) picked.push(f)
+    if (b.sliceBy === 'key') {
+      for (const f of frames) if (f.keyLength > 0 ? keyInSlice(f.key!, b.slice) : this.#random() < b.slice) picked.push(f)
+    } else {
+      for (const f of frames) if (this.#random() < b.slice) picked.push(f)
+    }
     b.flow.sampledOut += frames.length - picked.length
     // A sampled slice would keep whole socket chunks alive for a fraction of their frames.
     return picked.length === 0 ? null : { frames: compact(picked), bytes: sumBytes(picked) }

@@ -53,9 +53,13 @@ export interface KafkaSettings {
 
 export type KafkaClient = 'kafkajs' | 'platformatic'
 
+/** How a stream's slice picks messages (README, "Slices"). */
+export type SliceBy = 'random' | 'key'
+
 interface StreamBase {
   readonly id: string
   readonly slice: number
+  readonly sliceBy: SliceBy
   readonly backup: StreamConfig | null
 }
 export type StreamConfig =
@@ -287,7 +291,8 @@ function slice (v: unknown): number {
 function stream (id: string, raw: Json, at: string, problems: ConfigProblem[], warnings: string[], isBackup: boolean): StreamConfig {
   const settingsRaw = (raw.settings ?? {}) as Json
   const backup = raw.backup === undefined ? null : stream(`${id}.backup`, raw.backup as Json, `${at}.backup`, problems, warnings, true)
-  const base = { id, slice: isBackup ? 1 : slice(raw.slice), backup }
+  // A backup takes everything it is given, whatever its primary's slice.
+  const base = { id, slice: isBackup ? 1 : slice(raw.slice), sliceBy: (isBackup ? 'random' : raw.sliceBy ?? 'random') as SliceBy, backup }
   if (raw.type === 'file') return { ...base, type: 'file', settings: fileSettings(settingsRaw, `${at}.settings`, problems) }
   return { ...base, type: 'kafka', settings: kafkaSettings(settingsRaw, `${at}.settings`, problems, warnings) }
 }

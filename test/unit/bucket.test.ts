@@ -12,11 +12,12 @@ import { Stats } from '../../src/stats.ts'
 import { FakeStream } from '../helpers/fake-stream.ts'
 import { decodeAll } from '../helpers/frames.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { crc32 } from 'node:zlib'
 
 const log = pino({ level: 'silent' })
 const supervisor: Supervisor = { childFailed: () => 'resume' }
 
-function setup (opts: { batch?: number, batchTimeout?: number, budget?: number, backup?: boolean, slice?: number, random?: () => number } = {}) {
+function setup (opts: { batch?: number, batchTimeout?: number, budget?: number, backup?: boolean, slice?: number, sliceBy?: 'random' | 'key', random?: () => number } = {}) {
   const stats = new Stats()
   const primary = new FakeStream()
   const backupStream = new FakeStream(true)
@@ -28,7 +29,7 @@ function setup (opts: { batch?: number, batchTimeout?: number, budget?: number, 
   const bucket = new BucketActor({
     name: 'b',
     config: { id: 'b', streams: ['s'], batch: opts.batch ?? 1000, batchTimeout: opts.batchTimeout ?? 60_000 },
-    bindings: [{ stream, slice: opts.slice ?? 1, flow }],
+    bindings: [{ stream, slice: opts.slice ?? 1, sliceBy: opts.sliceBy ?? 'random', flow }],
     stats: bucketStats,
     budget,
     log,
@@ -39,12 +40,16 @@ function setup (opts: { batch?: number, batchTimeout?: number, budget?: number, 
     const bytes = encodeFrames(payloads.map((payload) => ({ bucket: 'b', payload })))
     bucket.tell({ type: 'frames', frames: decodeAll(bytes).frames, bytes: bytes.length })
   }
+  const sendKeyed = (msgs: Array<{ key: string | null, payload: string }>): void => {
+    const bytes = encodeFrames(msgs.map((m) => ({ bucket: 'b', ...m })))
+    bucket.tell({ type: 'frames', frames: decodeAll(bytes).frames, bytes: bytes.length })
+  }
   const stop = async (): Promise<void> => {
     await bucket.stop()
     await stream.stop()
     await backup?.stop()
   }
-  return { primary, backupStream, flow, budget, send, stop }
+  return { primary, backupStream, flow, budget, send, sendKeyed, stop }
 }
 
 test('flushes once `batch` frames are pending, as one write', async () => {
@@ -77,12 +82,44 @@ test('a slice below 1 samples per frame and counts what it leaves out', async ()
   await stop()
 })
 
+test('sliceBy key: a key is in the slice when CRC-32(key) / 2^32 < slice, for all its frames; keyless frames at random', async () => {
+  // zlib.crc32 is the reference README gives users to reproduce the decision.
+  const keys = Array.from({ length: 50 }, (_, i) => `user-${i}`)
+  const inSlice = new Set(keys.filter((k) => crc32(Buffer.from(k)) / 2 ** 32 < 0.3))
+  assert.ok(inSlice.size > 5 && inSlice.size < 25, `a plausible share of keys: ${inSlice.size}`)
+  let n = 0
+  const { primary, flow, sendKeyed, stop } = setup({ batch: 152, slice: 0.3, sliceBy: 'key', random: () => (n++ % 2 === 0 ? 0.1 : 0.9) })
+  const msgs = keys.flatMap((key) => [0, 1, 2].map((i) => ({ key, payload: `${key}:${i}` })))
+  sendKeyed([...msgs, { key: null, payload: 'keyless-a' }, { key: null, payload: 'keyless-b' }])
+  await waitFor(() => flow.delivered + flow.sampledOut === msgs.length + 2)
+  const expected = msgs.filter((m) => inSlice.has(m.key)).map((m) => m.payload)
+  assert.deepEqual(primary.written.get('b'), [...expected, 'keyless-a'], 'every frame of a picked key, in order; one keyless frame by the random draw')
+  assert.equal(flow.sampledOut, msgs.length - expected.length + 1)
+  await stop()
+})
+
 test('past MAXMEMORY\'s intake limit, frames spill to the stream\'s backup', async () => {
   const { backupStream, flow, send, stop } = setup({ budget: 200, backup: true })
   send('x'.repeat(300))
   await waitFor(() => flow.backedUp === 1)
   assert.deepEqual(backupStream.written.get('b'), ['x'.repeat(300)])
   assert.equal(flow.droppedTotal, 0)
+  await stop()
+})
+
+test('sliceBy key: a key is in the slice when CRC-32(key) / 2^32 < slice, for all its frames; keyless frames at random', async () => {
+  // zlib.crc32 is the reference README gives users to reproduce the decision.
+  const keys = Array.from({ length: 50 }, (_, i) => `user-${i}`)
+  const inSlice = new Set(keys.filter((k) => crc32(Buffer.from(k)) / 2 ** 32 < 0.3))
+  assert.ok(inSlice.size > 5 && inSlice.size < 25, `a plausible share of keys: ${inSlice.size}`)
+  let n = 0
+  const { primary, flow, sendKeyed, stop } = setup({ batch: 152, slice: 0.3, sliceBy: 'key', random: () => (n++ % 2 === 0 ? 0.1 : 0.9) })
+  const msgs = keys.flatMap((key) => [0, 1, 2].map((i) => ({ key, payload: `${key}:${i}` })))
+  sendKeyed([...msgs, { key: null, payload: 'keyless-a' }, { key: null, payload: 'keyless-b' }])
+  await waitFor(() => flow.delivered + flow.sampledOut === msgs.length + 2)
+  const expected = msgs.filter((m) => inSlice.has(m.key)).map((m) => m.payload)
+  assert.deepEqual(primary.written.get('b'), [...expected, 'keyless-a'], 'every frame of a picked key, in order; one keyless frame by the random draw')
+  assert.equal(flow.sampledOut, msgs.length - expected.length + 1)
   await stop()
 })
 
