@@ -3,7 +3,7 @@
 // A flow's `received` counts the frames its bucket accepted while bound to that stream (a
 // SIGHUP can change the binding), so the identity holds per flow. Plain numbers on the hot
 // path; the metrics endpoint reads them.
-export type DropReason = 'unknown_bucket' | 'max_memory' | 'stream_failed' | 'message_too_large' | 'topic_rejected' | 'destination_rejected' | 'shutdown'
+export type DropReason = 'unknown_bucket' | 'max_memory' | 'stream_failed' | 'message_too_large' | 'topic_rejected' | 'destination_rejected' | 'shutdown' | 'schema_rejected'
 
 function add<K> (counts: Map<K, number>, key: K, n: number): void {
   counts.set(key, (counts.get(key) ?? 0) + n)
@@ -40,6 +40,8 @@ export class FlowStats {
 export class BucketStats {
   received = 0
   receivedBytes = 0
+  /** Payloads the bucket's schema rejected, by reason (not_json, invalid), dead-lettered or not. */
+  readonly schemaRejected = new Map<string, number>()
   readonly flows = new Map<string, FlowStats>()
 
   flow (stream: string): FlowStats {

@@ -37,7 +37,7 @@ test("kahego's example buckets file loads unchanged", () => {
   assert.equal(kafka.settings.lingerMs, 1000)
   assert.equal(kafka.backup?.type, 'file')
   assert.equal(kafka.backup?.type === 'file' && kafka.backup.settings.sizeRotate, 10 * 1024 * 1024)
-  assert.deepEqual(c.buckets.get('requests'), { id: 'requests', streams: ['kafka_01', 'file_copy'], batch: 10000, batchTimeout: 30000 })
+  assert.deepEqual(c.buckets.get('requests'), { id: 'requests', streams: ['kafka_01', 'file_copy'], batch: 10000, batchTimeout: 30000, schema: null, deadLetter: null })
   assert.equal(c.defaultBucket?.batch, 1000)
   assert.deepEqual(c.warnings, [])
   assert.ok(Object.isFrozen(c.buckets.get('requests')))
