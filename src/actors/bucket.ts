@@ -231,7 +231,7 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     const deadBytes = this.#rejectedBytes
     const receipts = this.#pendingReceipts
     // One charge for the batch and its rejects: a durable receipt waits for the dead-letter
-    // stream too (README, "Acknowledged mode").
+    // stream too (docs/protocol.md, "Levels").
     const refs = (frames.length > 0 ? this.#bindings.length : 0) + (dead.length > 0 ? 1 : 0)
     const charge = new Charge(this.#budget, this.#pendingCharge, refs, receipts)
     if (receipts.length > 0) {

@@ -54,7 +54,7 @@ export interface KafkaSettings {
 
 export type KafkaClient = 'kafkajs' | 'platformatic'
 
-/** How a stream's slice picks messages (README, "Slices"). */
+/** How a stream's slice picks messages (README, "Slices by key"). */
 export type SliceBy = 'random' | 'key'
 
 interface StreamBase {
