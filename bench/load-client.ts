@@ -36,6 +36,8 @@ export interface LoadConfig {
   durationMs: number
   /** paced: stamp each payload with its send time (see bench/lib/payload.ts). */
   stamp: boolean
+  /** burst: JSON events instead of letters (the payload-schema rows, issue 14). */
+  payloads?: 'letters' | 'json'
 }
 
 /** Parent → worker. */
@@ -68,7 +70,7 @@ function mark (): Marks {
 }
 
 async function burst (cfg: LoadConfig, clients: KahetsClient[]): Promise<{ marks: Marks, sent: number, bytes: number }> {
-  const { chunks, framesPerChunk, frameBytes } = frameChunks(cfg.bucket, cfg.size)
+  const { chunks, framesPerChunk, frameBytes } = frameChunks(cfg.bucket, cfg.size, undefined, cfg.payloads)
   await ready()
   const marks = mark()
   const per = Math.floor(cfg.messages / clients.length)

@@ -21,6 +21,8 @@ export interface LoadSpec {
   durationMs?: number
   /** paced: stamp send times into the payloads (latency runs). Default false. */
   stamp?: boolean
+  /** burst: JSON events (bench/lib/payload.ts) instead of letters. Default letters. */
+  payloads?: 'letters' | 'json'
 }
 
 export interface LoadResult {
@@ -116,6 +118,7 @@ export class LoadPool {
           rate: (spec.rate ?? 0) / workers.length,
           durationMs: spec.durationMs ?? 0,
           stamp: spec.stamp ?? false,
+          payloads: spec.payloads ?? 'letters',
         }
         w.send({ type: 'job', config } satisfies LoadCommand)
       })
