@@ -270,7 +270,7 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     let rejectedBytes = 0
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i]!
-      const failure = schema.check(f.payload)
+      const failure = schema.check(f)
       if (failure === null) {
         valid?.push(f)
         continue

@@ -5,11 +5,13 @@
 // A payload passes when it is UTF-8 JSON (RFC 8259: JSON text is UTF-8) that validates. It is
 // decoded and parsed once, here, and the parsed value is dropped: streams write the payload's
 // bytes unchanged.
+import { isUtf8 } from 'node:buffer'
 import { readFileSync } from 'node:fs'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { Ajv2019 } from 'ajv/dist/2019.js'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import type { ConfigProblem } from '../errors.ts'
+import { WireFrame, type Frame } from '../protocol/frame.ts'
 
 /** Why a payload was rejected; also the `reason` label of kahets_schema_rejected_total. */
 export type SchemaRejection = 'not_json' | 'invalid'
@@ -22,8 +24,6 @@ export interface SchemaFailure {
   readonly message: string
 }
 
-// fatal: a payload that is not UTF-8 is not JSON, rather than JSON with U+FFFD in it.
-const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 export class PayloadSchema {
   /** Absolute path of the schema file. */
@@ -35,11 +35,16 @@ export class PayloadSchema {
     this.#validate = validate
   }
 
-  /** null when the payload passes; else the first failure. */
-  check (payload: Uint8Array): SchemaFailure | null {
+  /** null when the frame's payload passes; else the first failure. */
+  check (frame: Frame): SchemaFailure | null {
+    // Decoded straight from the socket chunk (no view); bytes that are not UTF-8 decode to
+    // U+FFFD, so only a text holding one is checked strictly (bench: a view and a fatal
+    // TextDecoder cost ~4% of the screening).
+    const text = frame instanceof WireFrame ? frame.payloadText() : frame.payload.toString('utf8')
+    if (text.includes('\uFFFD') && !isUtf8(frame.payload)) return { reason: 'not_json', path: '', message: 'not UTF-8' }
     let doc: unknown
     try {
-      doc = JSON.parse(utf8.decode(payload))
+      doc = JSON.parse(text)
     } catch (err) {
       return { reason: 'not_json', path: '', message: (err as Error).message }
     }

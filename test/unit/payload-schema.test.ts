@@ -9,6 +9,9 @@ import { compilePayloadSchema } from '../../src/config/payload-schema.ts'
 import type { ConfigProblem } from '../../src/errors.ts'
 import { ConfigError } from '../../src/errors.ts'
 import { makeTempDir } from '../helpers/kahets.ts'
+import { decodeAll } from '../helpers/frames.ts'
+import { encodeFrames } from '../../src/protocol/encoder.ts'
+import type { Frame } from '../../src/protocol/frame.ts'
 
 const EVENT = {
   type: 'object',
@@ -28,7 +31,8 @@ async function compiled (schema: unknown, name = 'event.json') {
   return { schema: compilePayloadSchema(file, '$.buckets[0].schema', problems), problems, file }
 }
 
-const bytes = (s: string): Buffer => Buffer.from(s)
+/** A frame as the decoder makes it, with this payload. */
+const bytes = (payload: string | Buffer): Frame => decodeAll(encodeFrames([{ bucket: 'b', payload }])).frames[0]!
 
 test('a payload passes when it is JSON that validates; else the first failure with its path', async () => {
   for (const dialect of [undefined, 'http://json-schema.org/draft-07/schema#', 'https://json-schema.org/draft/2020-12/schema', 'https://json-schema.org/draft/2019-09/schema']) {
@@ -44,8 +48,9 @@ test('a payload passes when it is JSON that validates; else the first failure wi
 test('a payload that is not UTF-8 JSON is not_json: truncated, empty, text, invalid UTF-8', async () => {
   const { schema } = await compiled(true)
   assert.equal(schema!.check(bytes('"é"')), null, 'any JSON passes `true`')
-  for (const payload of [bytes('{"id":1'), bytes(''), bytes('hello'), Buffer.from([0x22, 0xff, 0x22])]) {
-    assert.equal(schema!.check(payload)?.reason, 'not_json', JSON.stringify(payload.toString('latin1')))
+  assert.equal(schema!.check(bytes('"\uFFFD is a character"')), null, 'U+FFFD itself is valid UTF-8')
+  for (const payload of ['{"id":1', '', 'hello', Buffer.from([0x22, 0xff, 0x22]), Buffer.from([0x22, 0xef, 0xbf, 0xbd, 0xc3, 0x22])]) {
+    assert.equal(schema!.check(bytes(payload))?.reason, 'not_json', JSON.stringify(payload.toString()))
   }
 })
 
