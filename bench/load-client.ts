@@ -46,6 +46,8 @@ export interface LoadConfig {
   ack: 'accepted' | 'durable' | null
   /** paced ack: messages sent in the first `warmupMs` are left out of the latencies. */
   warmupMs: number
+  /** burst: JSON events instead of letters (the payload-schema rows, issue 14). */
+  payloads?: 'letters' | 'json'
 }
 
 /** Parent → worker. */
@@ -88,7 +90,7 @@ function mark (): Marks {
 }
 
 async function burst (cfg: LoadConfig, clients: KahetsClient[]): Promise<{ marks: Marks, sent: number, bytes: number }> {
-  const { chunks, framesPerChunk, frameBytes } = frameChunks(cfg.bucket, cfg.size)
+  const { chunks, framesPerChunk, frameBytes } = frameChunks(cfg.bucket, cfg.size, undefined, cfg.payloads)
   await ready()
   const marks = mark()
   const per = Math.floor(cfg.messages / clients.length)

@@ -228,7 +228,7 @@ interface HalfRateResult {
   }
 }
 
-type Kind = 'file' | 'sink' | 'kafka' | 'bounded' | 'pp' | 'kafkajs' | 'php'
+type Kind = 'file' | 'sink' | 'kafka' | 'bounded' | 'pp' | 'kafkajs' | 'php' | 'schema'
 
 interface Cell {
   id: string
@@ -331,9 +331,9 @@ const lostOf = (f: Flow): number => f.dropped + f.backedUp
  * Acknowledged (`ack`): done when every client's flush() resolved, i.e. kahets settled every
  * frame at that level; /metrics must still account for all of them (checked, not timed).
  */
-async function kahetsBurst (ctx: Context, k: KahetsHandle, bucket: string, size: number, clients: number, messages: number, ack: AckLevel | null = null): Promise<RunResult> {
+async function kahetsBurst (ctx: Context, k: KahetsHandle, bucket: string, size: number, clients: number, messages: number, ack: AckLevel | null = null, payloads: 'letters' | 'json' = 'letters'): Promise<RunResult> {
   const before = await k.flow(bucket)
-  const load = await ctx.pool.prepare({ socket: k.socket, bucket, size, clients, mode: 'burst', messages, ack })
+  const load = await ctx.pool.prepare({ socket: k.socket, bucket, size, clients, mode: 'burst', messages, ack, payloads })
   resetPeakRss(k.pid)
   const cpu0 = cpuSeconds(k.pid)
   const loadavg = loadavg1()
@@ -848,6 +848,60 @@ function phpSubject (ctx: Context, cell: Cell): Subject {
   }
 }
 
+// ------------------------------------------------------------------ payload schema (issue 14)
+// socket → file with JSON events (bench/lib/payload.ts JsonEventSource), the bucket with and
+// without bench/event.schema.json (5 fields, one enum, one pattern), in one group so their
+// runs interleave: the ratio is what screening every payload costs. Target ≥ 60%.
+
+const SCHEMA_SIZES = [100, 1024] as const
+const SCHEMA_CLIENTS = 8
+const SCHEMA_FILE = path.join(REPO_DIR, 'bench', 'event.schema.json')
+const SCHEMA_TARGET = 0.6
+
+function schemaGroups (): Group[] {
+  return SCHEMA_SIZES.map((size) => ({
+    name: `payload schema: socket → file, JSON events, ${sizeLabel(size)}`,
+    cells: [
+      cell('schema', `schema/none/${sizeId(size)}/${SCHEMA_CLIENTS}c`, 'kahets socket → file, JSON, no schema', size, SCHEMA_CLIENTS),
+      cell('schema', `schema/on/${sizeId(size)}/${SCHEMA_CLIENTS}c`, 'kahets socket → file, JSON, schema', size, SCHEMA_CLIENTS),
+    ],
+  }))
+}
+
+function schemaSubject (ctx: Context, cell: Cell): Subject {
+  let k: KahetsHandle | null = null
+  const clients = cell.clients!
+  const fb = frameBytes(FILE_BUCKET, cell.size)
+  const clamp = (n: number): number => clampMessages(n, clients, fb + FRAME_CHARGE_BYTES, BURST_MAX_BYTES)
+  const schema = cell.id.startsWith('schema/on/') ? { schema: SCHEMA_FILE } : {}
+  const buckets = {
+    streamsConfigs: { file: { type: 'file', settings: { path: '{dir}/out', ...FILE_SETTINGS } } },
+    buckets: [{ id: FILE_BUCKET, streams: ['file'], ...bucket(ctx), ...schema }],
+  }
+  // A payload the schema rejected would count as dropped: the run is flagged, not measured.
+  const run = (messages: number): Promise<RunResult> => kahetsBurst(ctx, k!, FILE_BUCKET, cell.size, clients, messages, null, 'json')
+  return {
+    cell,
+    setup: async () => { k = await startTrackedKahets(ctx, cell, buckets) },
+    size: () => calibrate(ctx, Math.min(300_000, (150 * MiB) / fb), run, clamp),
+    resize: clamp,
+    run,
+    teardown: () => stopTrackedKahets(ctx, cell, k),
+  }
+}
+
+function schemaTargets (sums: Map<string, Summary>, byId: Map<string, Cell>): Target[] {
+  return SCHEMA_SIZES.map((size) => {
+    const c = byId.get(`schema/on/${sizeId(size)}/${SCHEMA_CLIENTS}c`)
+    const r = c === undefined ? undefined : ratios(c, byId, sums).find((x) => x.against === 'no schema')
+    return {
+      target: `socket → file with a payload schema, ${sizeLabel(size)} JSON, ${SCHEMA_CLIENTS} clients: ≥ ${percent(SCHEMA_TARGET)} of the same load without`,
+      measured: r === undefined ? 'not run' : `${percent(r.ratio)} (${count(sums.get(c!.id)!.msgsPerSec!.median)} vs ${count(sums.get(r.ceilingId)!.msgsPerSec!.median)} msg/s)`,
+      met: r === undefined ? null : r.ratio >= SCHEMA_TARGET,
+    }
+  })
+}
+
 // ------------------------------------------------------------------ the matrix
 
 function cell (kind: Kind, id: string, label: string, size: number, clients: number | null, extra: Partial<Cell> = {}): Cell {
@@ -907,6 +961,7 @@ function matrix (): Group[] {
       ...ACK_LEVELS.map((level) => cell('php', `php/ack-${level}`, `PHP client, ack=${level}`, 100, 1, { phpMode: `ack-${level}`, ack: level, compareTo: 'php/persistent' })),
     ],
   })
+  groups.push(...schemaGroups())
   return groups
 }
 
@@ -919,6 +974,7 @@ function subjectFor (ctx: Context, c: Cell): Subject {
     case 'pp': return ppSubject(ctx, c)
     case 'kafkajs': return kafkajsSubject(ctx, c)
     case 'php': return phpSubject(ctx, c)
+    case 'schema': return schemaSubject(ctx, c)
     default: {
       const never: never = c.kind
       throw new Error(`unknown kind ${String(never)}`)
@@ -1057,6 +1113,7 @@ function ratios (c: Cell, byId: Map<string, Cell>, sums: Map<string, Summary>): 
   if (c.kind === 'file') add('sink', `sink/${sizeId(c.size)}/${c.clients}c`)
   if (c.kind === 'kafka' || c.kind === 'kafkajs') add('PP', `pp/acks${c.acks}/${c.codec}/${sizeId(c.size)}`)
   if (c.kind === 'kafka') add('kafkajs', `kafkajs/acks${c.acks}/${c.codec}/${sizeId(c.size)}`)
+  if (c.kind === 'schema' && c.id.startsWith('schema/on/')) add('no schema', c.id.replace('schema/on/', 'schema/none/'))
   return out
 }
 
@@ -1175,6 +1232,7 @@ function targets (opts: Options, cells: Cell[], sums: Map<string, Summary>, byId
       met: p99 ? p99.median <= limit : null,
     })
   }
+  out.push(...schemaTargets(sums, byId))
   return out
 }
 

@@ -32,7 +32,7 @@ export function flowSnapshot (daemon: Daemon): FlowSnapshot[] {
   for (const [bucket, bs] of daemon.stats.buckets) {
     const bucketActor = daemon.manager.buckets.get(bucket)
     for (const [stream, fs] of bs.flows) {
-      const pending = bucketActor !== undefined && bucketActor.feeds(stream) ? bucketActor.pending.frames : 0
+      const pending = bucketActor === undefined ? 0 : bucketActor.pendingFor(stream)
       const actor = daemon.manager.streams.get(stream)
       const queued = actor === undefined ? 0 : actor.queuedFor(bucket) + (actor.backup?.queuedFor(bucket) ?? 0)
       out.push({
@@ -88,6 +88,9 @@ export function buildRegistry (daemon: Daemon): Registry {
   })
   counter('kahets_dropped_total', 'Frames dropped, by reason.', ['bucket', 'stream', 'reason'], (c) => {
     for (const f of flows()) for (const [reason, n] of Object.entries(f.dropped)) c.inc({ bucket: f.bucket, stream: f.stream, reason }, n)
+  })
+  counter('kahets_schema_rejected_total', "Payloads the bucket's schema rejected (not_json, invalid), whether sent to its deadLetter stream or dropped.", ['bucket', 'reason'], (c) => {
+    for (const [bucket, b] of daemon.stats.buckets) for (const [reason, n] of b.schemaRejected) c.inc({ bucket, reason }, n)
   })
   gauge('kahets_in_flight', 'Frames accepted and not yet delivered, backed up or dropped.', ['bucket', 'stream'], (g) => {
     for (const f of flows()) if (f.stream !== '') g.set({ bucket: f.bucket, stream: f.stream }, f.inFlight)

@@ -1,9 +1,11 @@
 // Loss accounting (SPEC §4, §5). For every (bucket, stream) flow, always:
 //   received = delivered + sampledOut + backedUp + dropped (all reasons) + inFlight
 // A flow's `received` counts the frames its bucket accepted while bound to that stream (a
-// SIGHUP can change the binding), so the identity holds per flow. Plain numbers on the hot
-// path; the metrics endpoint reads them.
-export type DropReason = 'unknown_bucket' | 'max_memory' | 'stream_failed' | 'message_too_large' | 'topic_rejected' | 'destination_rejected' | 'shutdown'
+// SIGHUP can change the binding), so the identity holds per flow. A payload its bucket's
+// schema rejects is received and dropped (schema_rejected) on the bucket's own flows, and
+// received on the (bucket, deadLetter) flow if it has one (README, "Payload schemas"). Plain
+// numbers on the hot path; the metrics endpoint reads them.
+export type DropReason = 'unknown_bucket' | 'max_memory' | 'stream_failed' | 'message_too_large' | 'topic_rejected' | 'destination_rejected' | 'shutdown' | 'schema_rejected'
 
 function add<K> (counts: Map<K, number>, key: K, n: number): void {
   counts.set(key, (counts.get(key) ?? 0) + n)
@@ -40,6 +42,8 @@ export class FlowStats {
 export class BucketStats {
   received = 0
   receivedBytes = 0
+  /** Payloads the bucket's schema rejected, by reason (not_json, invalid), dead-lettered or not. */
+  readonly schemaRejected = new Map<string, number>()
   readonly flows = new Map<string, FlowStats>()
 
   flow (stream: string): FlowStats {

@@ -25,6 +25,8 @@ export interface LoadSpec {
   ack?: 'accepted' | 'durable' | null
   /** paced ack: messages sent in the first `warmupMs` are left out of the latencies. */
   warmupMs?: number
+  /** burst: JSON events (bench/lib/payload.ts) instead of letters. Default letters. */
+  payloads?: 'letters' | 'json'
 }
 
 export interface LoadResult {
@@ -124,6 +126,7 @@ export class LoadPool {
           stamp: spec.stamp ?? false,
           ack: spec.ack ?? null,
           warmupMs: spec.warmupMs ?? 0,
+          payloads: spec.payloads ?? 'letters',
         }
         w.send({ type: 'job', config } satisfies LoadCommand)
       })

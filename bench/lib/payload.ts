@@ -45,6 +45,32 @@ export class PayloadSource {
   }
 }
 
+/**
+ * JSON events for the payload-schema rows (issue 14; bench/event.schema.json): each payload is
+ * one event of exactly `size` bytes, `page` padded with the letters pool, id, kind and user
+ * varying from one to the next.
+ */
+export class JsonEventSource {
+  readonly size: number
+  readonly #letters: PayloadSource
+  #n = 0
+
+  constructor (size: number, poolBytes = POOL_BYTES) {
+    this.size = size
+    this.#letters = new PayloadSource(size, poolBytes)
+  }
+
+  next (): Buffer {
+    const n = this.#n++
+    const head = `{"id":${1_000_000 + (n % 9_000_000)},"kind":"${KINDS[n % KINDS.length]}","user":"u-${String(n % 10_000_000).padStart(7, '0')}","ts":${1_764_480_000_000 + n},"page":"/`
+    const pad = this.size - head.length - 2
+    if (pad < 0) throw new RangeError(`a JSON event needs at least ${head.length + 2} bytes, not ${this.size}`)
+    return Buffer.concat([Buffer.from(head), this.#letters.next().subarray(0, pad), Buffer.from('"}')])
+  }
+}
+
+const KINDS = ['click', 'view', 'buy'] as const
+
 export interface FrameChunks {
   /** Distinct pre-encoded chunks, each `framesPerChunk` whole frames back to back. */
   readonly chunks: readonly Buffer[]
@@ -58,8 +84,8 @@ export interface FrameChunks {
  * write() calls only and leaves the cores to kahets. Since all frames have the same size, the
  * first k frames of a chunk are `chunk.subarray(0, k * frameBytes)`.
  */
-export function frameChunks (bucket: string, size: number, poolBytes = POOL_BYTES): FrameChunks {
-  const source = new PayloadSource(size, poolBytes)
+export function frameChunks (bucket: string, size: number, poolBytes = POOL_BYTES, payloads: 'letters' | 'json' = 'letters'): FrameChunks {
+  const source = payloads === 'json' ? new JsonEventSource(size, poolBytes) : new PayloadSource(size, poolBytes)
   const frameBytes = 4 + 2 + bucket.length + size
   const framesPerChunk = Math.max(1, Math.floor(CHUNK_BYTES / frameBytes))
   const count = Math.max(2, Math.ceil(poolBytes / (framesPerChunk * frameBytes)))

@@ -154,7 +154,7 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
         gone.push(actor)
         return
       }
-      await new Promise<void>((resolve) => { actor.signal({ kind: 'reconfigure', config: bc, bindings: this.#bindings(name, bc), done: resolve }) })
+      await new Promise<void>((resolve) => { actor.signal({ kind: 'reconfigure', config: bc, bindings: this.#bindings(name, bc), deadLetter: this.#deadLetter(name, bc), done: resolve }) })
     }))
     await Promise.all(gone.map((a) => a.stop()))
     const retired = [...old.values()].filter((a) => ![...next.values()].includes(a))
@@ -172,14 +172,23 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
 
   #bindings (name: string, config: BucketConfig): Binding[] {
     const stats = this.#stats.bucket(name)
-    return config.streams.map((id) => ({ stream: this.#streams.get(id)!, slice: this.#config.streams.get(id)!.slice, flow: stats.flow(id) }))
+    return config.streams.map((id) => {
+      const sc = this.#config.streams.get(id)!
+      return { stream: this.#streams.get(id)!, slice: sc.slice, sliceBy: sc.sliceBy, flow: stats.flow(id) }
+    })
+  }
+
+  /** The dead-letter stream takes every rejected message: no slice. */
+  #deadLetter (name: string, config: BucketConfig): Binding | null {
+    if (config.deadLetter === null) return null
+    return { stream: this.#streams.get(config.deadLetter)!, slice: 1, sliceBy: 'random', flow: this.#stats.bucket(name).flow(config.deadLetter) }
   }
 
   #spawnBucket (name: string): BucketActor | null {
     const config = this.#bucketConfig(name)
     if (config === null || this.state !== 'running') return null
     const stats = this.#stats.bucket(name)
-    const actor = new BucketActor({ name, config, bindings: this.#bindings(name, config), stats, budget: this.#budget, log: this.#log.child({ bucket: name }), supervisor: this })
+    const actor = new BucketActor({ name, config, bindings: this.#bindings(name, config), deadLetter: this.#deadLetter(name, config), stats, budget: this.#budget, log: this.#log.child({ bucket: name }), supervisor: this })
     this.#buckets.set(name, actor)
     return actor
   }

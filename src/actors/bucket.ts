@@ -1,7 +1,10 @@
 // One bucket actor per bucket name in use (SPEC §3): frames wait here until `batch` of them
 // arrived, or FLUSH_BYTES of them, or `batchTimeout` ms passed since the first, then fan out
-// by slice to the streams.
-import type { BucketConfig } from '../config/buckets.ts'
+// by slice to the streams. A bucket with a payload schema screens each frame first
+// (README, "Payload schemas"): what fails goes to its dead-letter stream, or is dropped.
+import type { BucketConfig, SliceBy } from '../config/buckets.ts'
+import { jsonPath } from '../config/buckets.ts'
+import type { PayloadSchema } from '../config/payload-schema.ts'
 import type { Logger } from '../log.ts'
 import { RateLimitedLog } from '../log.ts'
 import type { MemoryBudget } from '../memory-budget.ts'
@@ -10,8 +13,9 @@ import { compact } from '../protocol/compact.ts'
 import type { BucketStats, FlowStats } from '../stats.ts'
 import { Actor, type Supervisor } from './actor.ts'
 import { Charge, NO_RECEIPTS, type Delivery } from './delivery.ts'
-import { refuseFrames, type Receipt } from '../receipts.ts'
+import { refuseFrame, refuseFrames, type Receipt } from '../receipts.ts'
 import type { StreamActor } from './stream-actor.ts'
+import { keyInSlice } from './key-slice.ts'
 
 /**
  * A bucket also flushes once it holds this many wire bytes, whatever `batch` says: 1000
@@ -24,6 +28,8 @@ export const FLUSH_BYTES = 1024 * 1024
 export interface Binding {
   readonly stream: StreamActor
   readonly slice: number
+  /** "key": a frame with a key is in the slice when its key is (key-slice.ts); else at random. */
+  readonly sliceBy: SliceBy
   readonly flow: FlowStats
 }
 
@@ -33,12 +39,14 @@ export type BucketMsg =
 
 export type BucketSignal =
   | { readonly kind: 'flush' }
-  | { readonly kind: 'reconfigure', readonly config: BucketConfig, readonly bindings: readonly Binding[], readonly done: () => void }
+  | { readonly kind: 'reconfigure', readonly config: BucketConfig, readonly bindings: readonly Binding[], readonly deadLetter: Binding | null, readonly done: () => void }
 
 export interface BucketOptions {
   name: string
   config: BucketConfig
   bindings: readonly Binding[]
+  /** The stream rejected payloads go to (config.deadLetter), with this bucket's flow to it. */
+  deadLetter?: Binding | null
   stats: BucketStats
   budget: MemoryBudget
   log: Logger
@@ -47,11 +55,17 @@ export interface BucketOptions {
 }
 
 const overflowLog = new RateLimitedLog()
+const rejectLog = new RateLimitedLog()
+const NO_FRAMES: readonly Frame[] = Object.freeze([])
+
+/** REFUSED's reason for a rejected payload (docs/protocol.md). */
+const REFUSAL = { not_json: 'not_json', invalid: 'schema_invalid' } as const
 
 export class BucketActor extends Actor<BucketMsg, BucketSignal> {
   readonly bucket: string
   #config: BucketConfig
   #bindings: readonly Binding[]
+  #deadLetter: Binding | null
   readonly #stats: BucketStats
   readonly #budget: MemoryBudget
   readonly #log: Logger
@@ -63,21 +77,31 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
   #timer: NodeJS.Timeout | null = null
   // Receipts of durable acknowledged frames among #pending, each holding one hold of ours.
   #pendingReceipts: Receipt[] = []
+  // Rejected frames waiting for the dead-letter stream; they leave with the pending frames.
+  #rejected: Frame[] = []
+  #rejectedBytes = 0
 
   constructor (opts: BucketOptions) {
     super(`bucket:${opts.name}`, opts.supervisor)
     this.bucket = opts.name
     this.#config = opts.config
     this.#bindings = opts.bindings
+    this.#deadLetter = opts.deadLetter ?? null
     this.#stats = opts.stats
     this.#budget = opts.budget
     this.#log = opts.log
     this.#random = opts.random ?? Math.random
   }
 
-  get pending (): { frames: number, bytes: number } { return { frames: this.#pending.length, bytes: this.#pendingBytes } }
-  /** Is the bucket currently feeding this stream? (Its pending frames count for that flow.) */
-  feeds (streamId: string): boolean { return this.#bindings.some((b) => b.stream.id === streamId) }
+  get pending (): { frames: number, bytes: number } {
+    return { frames: this.#pending.length + this.#rejected.length, bytes: this.#pendingBytes + this.#rejectedBytes }
+  }
+
+  /** Frames waiting here for this stream: in flight on the (bucket, stream) flow. */
+  pendingFor (streamId: string): number {
+    if (this.#deadLetter?.stream.id === streamId) return this.#rejected.length
+    return this.#bindings.some((b) => b.stream.id === streamId) ? this.#pending.length : 0
+  }
 
   protected override receive (msg: BucketMsg): void {
     switch (msg.type) {
@@ -105,6 +129,7 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
         this.#flush()
         this.#config = msg.config
         this.#bindings = msg.bindings
+        this.#deadLetter = msg.deadLetter
         msg.done()
         return
       default: {
@@ -122,9 +147,34 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     this.#stats.received += frames.length
     this.#stats.receivedBytes += bytes
     for (const b of this.#bindings) b.flow.received += frames.length
-    const charge = memoryCharge(frames.length, bytes)
+    let valid = frames
+    let validBytes = bytes
+    let dead = NO_FRAMES
+    let deadBytes = 0
+    const schema = this.#config.schema
+    if (schema !== null) {
+      const screened = this.#screen(schema, frames)
+      if (screened !== null) {
+        // Rejected frames leave the bucket's own flows as drops; the dead-letter flow
+        // receives them (README, "Payload schemas": the accounting).
+        valid = screened.valid
+        validBytes = bytes - screened.rejectedBytes
+        for (const b of this.#bindings) b.flow.drop('schema_rejected', screened.rejected.length)
+        if (this.#deadLetter !== null) {
+          dead = screened.rejected
+          deadBytes = screened.rejectedBytes
+          this.#deadLetter.flow.received += dead.length
+        }
+        if (valid.length + dead.length === 0) {
+          receipt?.release()
+          return
+        }
+      }
+    }
+    const charge = memoryCharge(valid.length + dead.length, validBytes + deadBytes)
     if (!this.#budget.tryAcquire(charge)) {
-      this.#overflow(frames, bytes, receipt)
+      if (valid.length > 0) this.#overflow(this.#bindings, valid, validBytes, receipt)
+      if (dead.length > 0) this.#overflow([this.#deadLetter!], dead, deadBytes, receipt)
       receipt?.release()
       return
     }
@@ -134,10 +184,12 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
       if (receipt.durable) this.#pendingReceipts.push(receipt)
       else receipt.release()
     }
-    for (const f of frames) this.#pending.push(f)
-    this.#pendingBytes += bytes
+    for (const f of valid) this.#pending.push(f)
+    for (const f of dead) this.#rejected.push(f)
+    this.#pendingBytes += validBytes
+    this.#rejectedBytes += deadBytes
     this.#pendingCharge += charge
-    if (this.#pending.length >= this.#config.batch || this.#pendingBytes >= FLUSH_BYTES) this.#flush()
+    if (this.#pending.length + this.#rejected.length >= this.#config.batch || this.#pendingBytes + this.#rejectedBytes >= FLUSH_BYTES) this.#flush()
     else if (this.#timer === null) {
       this.#timer = setTimeout(() => { if (this.state !== 'stopped') this.tell({ type: 'timeout' }) }, this.#config.batchTimeout)
       this.#timer.unref()
@@ -147,9 +199,9 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
   // MAXMEMORY's intake limit reached (SPEC §4): never block the client because Kafka is slow.
   // Each stream's share goes straight to that stream's backup, charged until the file has it
   // (memory-budget.ts), or is dropped and counted when the stream has none.
-  #overflow (frames: readonly Frame[], bytes: number, receipt: Receipt | null): void {
+  #overflow (bindings: readonly Binding[], frames: readonly Frame[], bytes: number, receipt: Receipt | null): void {
     let dropped = 0
-    for (const b of this.#bindings) {
+    for (const b of bindings) {
       const share = this.#share(b, frames, bytes)
       if (share === null) continue
       if (b.stream.canSpill) {
@@ -173,10 +225,15 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
       this.#timer = null
     }
     const frames = this.#pending
-    if (frames.length === 0) return
+    const dead = this.#rejected
+    if (frames.length === 0 && dead.length === 0) return
     const bytes = this.#pendingBytes
+    const deadBytes = this.#rejectedBytes
     const receipts = this.#pendingReceipts
-    const charge = new Charge(this.#budget, this.#pendingCharge, this.#bindings.length, receipts)
+    // One charge for the batch and its rejects: a durable receipt waits for the dead-letter
+    // stream too (docs/protocol.md, "Levels").
+    const refs = (frames.length > 0 ? this.#bindings.length : 0) + (dead.length > 0 ? 1 : 0)
+    const charge = new Charge(this.#budget, this.#pendingCharge, refs, receipts)
     if (receipts.length > 0) {
       this.#pendingReceipts = []
       for (const r of receipts) r.release()
@@ -184,6 +241,13 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     this.#pending = []
     this.#pendingBytes = 0
     this.#pendingCharge = 0
+    if (dead.length > 0) {
+      this.#rejected = []
+      this.#rejectedBytes = 0
+      const dl = this.#deadLetter!
+      dl.stream.write({ bucket: this.bucket, frames: dead, bytes: deadBytes, flow: dl.flow, charge })
+    }
+    if (frames.length === 0) return
     for (const b of this.#bindings) {
       const share = this.#share(b, frames, bytes)
       if (share === null) {
@@ -195,11 +259,52 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     }
   }
 
-  /** A stream's slice of the frames (sampled per frame), counting what it leaves out; null if none. */
+  /**
+   * Checks every frame's payload against the schema: null when all pass (the fast case makes
+   * no arrays), else the frames that passed and those that did not. Each rejection is counted,
+   * refused (acknowledged mode) and logged, rate-limited per bucket and reason.
+   */
+  #screen (schema: PayloadSchema, frames: readonly Frame[]): { valid: readonly Frame[], rejected: readonly Frame[], rejectedBytes: number } | null {
+    let valid: Frame[] | null = null
+    let rejected: Frame[] | null = null
+    let rejectedBytes = 0
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i]!
+      const failure = schema.check(f)
+      if (failure === null) {
+        valid?.push(f)
+        continue
+      }
+      if (valid === null || rejected === null) {
+        valid = frames.slice(0, i)
+        rejected = []
+      }
+      rejected.push(f)
+      rejectedBytes += f.size
+      const counts = this.#stats.schemaRejected
+      counts.set(failure.reason, (counts.get(failure.reason) ?? 0) + 1)
+      refuseFrame(f, REFUSAL[failure.reason])
+      rejectLog.warn(this.#log, `schema:${this.bucket}:${failure.reason}`, {
+        bucket: this.bucket,
+        reason: failure.reason,
+        path: jsonPath(failure.path),
+        error: failure.message,
+        schema: schema.file,
+        deadLetter: this.#deadLetter?.stream.id ?? null,
+      }, failure.reason === 'not_json' ? 'payload is not JSON' : 'payload does not match the bucket\'s schema')
+    }
+    return rejected === null ? null : { valid: valid!, rejected, rejectedBytes }
+  }
+
+  /** A stream's slice of the frames (sampled per frame, or per key), counting what it leaves out; null if none. */
   #share (b: Binding, frames: readonly Frame[], bytes: number): { frames: readonly Frame[], bytes: number } | null {
     if (b.slice >= 1) return { frames, bytes }
     const picked: Frame[] = []
-    for (const f of frames) if (this.#random() < b.slice) picked.push(f)
+    if (b.sliceBy === 'key') {
+      for (const f of frames) if (f.keyLength > 0 ? keyInSlice(f.key!, b.slice) : this.#random() < b.slice) picked.push(f)
+    } else {
+      for (const f of frames) if (this.#random() < b.slice) picked.push(f)
+    }
     b.flow.sampledOut += frames.length - picked.length
     // A sampled slice would keep whole socket chunks alive for a fraction of their frames.
     return picked.length === 0 ? null : { frames: compact(picked), bytes: sumBytes(picked) }

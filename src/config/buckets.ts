@@ -12,6 +12,7 @@ import { checkFileNameTemplate } from '../streams/file-name-template.ts'
 import { overlappingFileName } from './file-name-overlap.ts'
 import { parseInteger, parseSize } from './sizes.ts'
 import { LIBRDKAFKA_PROPERTIES } from './librdkafka-properties.ts'
+import { compilePayloadSchema, type PayloadSchema } from './payload-schema.ts'
 
 const SCHEMA_FILE = path.join(PACKAGE_ROOT, 'config', 'buckets.schema.json')
 
@@ -53,9 +54,13 @@ export interface KafkaSettings {
 
 export type KafkaClient = 'kafkajs' | 'platformatic'
 
+/** How a stream's slice picks messages (README, "Slices by key"). */
+export type SliceBy = 'random' | 'key'
+
 interface StreamBase {
   readonly id: string
   readonly slice: number
+  readonly sliceBy: SliceBy
   readonly backup: StreamConfig | null
 }
 export type StreamConfig =
@@ -67,6 +72,10 @@ export interface BucketConfig {
   readonly streams: readonly string[]
   readonly batch: number
   readonly batchTimeout: number
+  /** Payloads must be JSON that validates against it (payload-schema.ts); null: anything goes. */
+  readonly schema: PayloadSchema | null
+  /** Stream id that receives the payloads the schema rejects; null: they are dropped. */
+  readonly deadLetter: string | null
 }
 
 export interface BucketsConfig {
@@ -287,12 +296,13 @@ function slice (v: unknown): number {
 function stream (id: string, raw: Json, at: string, problems: ConfigProblem[], warnings: string[], isBackup: boolean): StreamConfig {
   const settingsRaw = (raw.settings ?? {}) as Json
   const backup = raw.backup === undefined ? null : stream(`${id}.backup`, raw.backup as Json, `${at}.backup`, problems, warnings, true)
-  const base = { id, slice: isBackup ? 1 : slice(raw.slice), backup }
+  // A backup takes everything it is given, whatever its primary's slice.
+  const base = { id, slice: isBackup ? 1 : slice(raw.slice), sliceBy: (isBackup ? 'random' : raw.sliceBy ?? 'random') as SliceBy, backup }
   if (raw.type === 'file') return { ...base, type: 'file', settings: fileSettings(settingsRaw, `${at}.settings`, problems) }
   return { ...base, type: 'kafka', settings: kafkaSettings(settingsRaw, `${at}.settings`, problems, warnings) }
 }
 
-function bucket (raw: Json, id: string, at: string, problems: ConfigProblem[]): BucketConfig {
+function bucket (raw: Json, id: string, at: string, baseDir: string, problems: ConfigProblem[], warnings: string[]): BucketConfig {
   // The schema bounds numbers; a string ("5000", as kahego writes them) is bounded here.
   const bounded = (key: keyof typeof BUCKET_LIMITS): number => {
     if (raw[key] === undefined) return BUCKET_DEFAULTS[key]
@@ -300,7 +310,11 @@ function bucket (raw: Json, id: string, at: string, problems: ConfigProblem[]): 
     if (n > BUCKET_LIMITS[key]) problems.push({ path: `${at}.${key}`, message: `must be at most ${BUCKET_LIMITS[key]}` })
     return n
   }
-  return { id, streams: (raw.streams as string[]).slice(), batch: bounded('batch'), batchTimeout: bounded('batchTimeout') }
+  // Relative to the buckets file's folder, so the file and its schemas move together.
+  const schema = raw.schema === undefined ? null : compilePayloadSchema(path.resolve(baseDir, str(raw.schema)), `${at}.schema`, problems)
+  const deadLetter = raw.deadLetter === undefined ? null : str(raw.deadLetter)
+  if (deadLetter !== null && raw.schema === undefined) warnings.push(`${at}.deadLetter: the bucket has no schema, so nothing is ever sent to "${deadLetter}"`)
+  return { id, streams: (raw.streams as string[]).slice(), batch: bounded('batch'), batchTimeout: bounded('batchTimeout'), schema, deadLetter }
 }
 
 function deepFreeze<T> (o: T): T {
@@ -340,8 +354,11 @@ function checkSharedFolders (streams: ReadonlyMap<string, StreamConfig>, problem
   })
 }
 
-/** Validates parsed JSON. Throws ConfigError listing every problem with its JSON path. */
-export function parseBucketsConfig (doc: unknown): BucketsConfig {
+/**
+ * Validates parsed JSON. Throws ConfigError listing every problem with its JSON path.
+ * `baseDir`: the buckets file's folder, which `schema` paths are relative to.
+ */
+export function parseBucketsConfig (doc: unknown, baseDir: string = process.cwd()): BucketsConfig {
   const validate = schemaValidator()
   if (!validate(doc)) throw new ConfigError(schemaProblems(validate.errors ?? []))
   const root = doc as Json
@@ -357,19 +374,24 @@ export function parseBucketsConfig (doc: unknown): BucketsConfig {
     (b.streams as string[]).forEach((s, i) => {
       if (!streams.has(s)) problems.push({ path: `${at}.streams[${i}]`, message: `stream "${s}" is not defined in streamsConfigs` })
     })
+    if (b.deadLetter === undefined) return
+    const dl = str(b.deadLetter)
+    if (!streams.has(dl)) problems.push({ path: `${at}.deadLetter`, message: `stream "${dl}" is not defined in streamsConfigs` })
+    // Its flow (bucket, stream) counts the rejected messages only (README, "Payload schemas").
+    else if ((b.streams as string[]).includes(dl)) problems.push({ path: `${at}.deadLetter`, message: `stream "${dl}" is one of the bucket's streams; the dead-letter stream must be another` })
   }
   const buckets = new Map<string, BucketConfig>()
   ;(root.buckets as Json[]).forEach((b, i) => {
     const id = str(b.id)
     if (buckets.has(id)) problems.push({ path: `$.buckets[${i}].id`, message: `bucket "${id}" is defined twice` })
     checkRefs(b, `$.buckets[${i}]`)
-    buckets.set(id, bucket(b, id, `$.buckets[${i}]`, problems))
+    buckets.set(id, bucket(b, id, `$.buckets[${i}]`, baseDir, problems, warnings))
   })
   let defaultBucket: BucketConfig | null = null
   if (root.defaultBucket !== undefined) {
     const d = root.defaultBucket as Json
     checkRefs(d, '$.defaultBucket')
-    defaultBucket = bucket(d, str(d.id ?? 'default'), '$.defaultBucket', problems)
+    defaultBucket = bucket(d, str(d.id ?? 'default'), '$.defaultBucket', baseDir, problems, warnings)
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return deepFreeze({ streams, buckets, defaultBucket, warnings })
@@ -389,5 +411,5 @@ export function loadBucketsFile (file: string): BucketsConfig {
   } catch (err) {
     throw new ConfigError([{ path: file, message: `not valid JSON: ${(err as Error).message}` }])
   }
-  return parseBucketsConfig(doc)
+  return parseBucketsConfig(doc, path.dirname(path.resolve(file)))
 }

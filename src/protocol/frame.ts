@@ -99,6 +99,11 @@ export class WireFrame implements Frame {
     return this.end - this.#payloadStart
   }
 
+  /** The payload decoded as UTF-8 (invalid bytes as U+FFFD), without making the view. */
+  payloadText (): string {
+    return this.origin.chunk.toString('utf8', this.#payloadStart, this.end)
+  }
+
   copyKey (target: Buffer, at: number): number {
     const keyStart = this.#keyStart
     return this.origin.chunk.copy(target, at, keyStart, keyStart + this.origin.chunk[keyStart - 1]!)

@@ -37,7 +37,7 @@ test("kahego's example buckets file loads unchanged", () => {
   assert.equal(kafka.settings.lingerMs, 1000)
   assert.equal(kafka.backup?.type, 'file')
   assert.equal(kafka.backup?.type === 'file' && kafka.backup.settings.sizeRotate, 10 * 1024 * 1024)
-  assert.deepEqual(c.buckets.get('requests'), { id: 'requests', streams: ['kafka_01', 'file_copy'], batch: 10000, batchTimeout: 30000 })
+  assert.deepEqual(c.buckets.get('requests'), { id: 'requests', streams: ['kafka_01', 'file_copy'], batch: 10000, batchTimeout: 30000, schema: null, deadLetter: null })
   assert.equal(c.defaultBucket?.batch, 1000)
   assert.deepEqual(c.warnings, [])
   assert.ok(Object.isFrozen(c.buckets.get('requests')))
@@ -67,6 +67,8 @@ test('each invalid buckets case names its JSON path', () => {
     ['batch fraction', (d) => { d.buckets[0]!.batch = 1.5 }, '$.buckets[0].batch', /whole number/],
     ['batchTimeout 1e308', (d) => { d.buckets[0]!.batchTimeout = 1e308 }, '$.buckets[0].batchTimeout', /at most 3600000/],
     ['batchTimeout string above', (d) => { (d.buckets[0] as Record<string, unknown>).batchTimeout = '3600001' }, '$.buckets[0].batchTimeout', /at most 3600000/],
+    // Issue 14: sliceBy is "random" or "key", nothing else.
+    ['sliceBy typo', (d) => { (d.streamsConfigs.f as Record<string, unknown>).sliceBy = 'keys' }, '$.streamsConfigs.f.sliceBy', /^must be one of "random", "key"$/],
     ['defaultBucket batch 1e308', (d) => { d.defaultBucket = { streams: ['f'], batch: 1e308 } }, '$.defaultBucket.batch', /at most 1000000/],
   ]
   for (const [name, mutate, path, message] of cases) {
