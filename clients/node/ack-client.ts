@@ -3,7 +3,8 @@
 // reconnects and sends again exactly the frames kahets did not take.
 import net from 'node:net'
 import { DEFAULT_MAX_FRAME_BYTES, LENGTH_BYTES } from '../../src/protocol/frame.ts'
-import { encodeFrame } from '../../src/protocol/encoder.ts'
+import { frameLength, writeFrame } from '../../src/protocol/encoder.ts'
+import { FrameStore } from './frame-store.ts'
 import { AckLevel, type AckLevelName, type ControlFrame, ControlReader, encodeHello, encodeSync } from '../../src/protocol/control.ts'
 
 export interface AckClientOptions {
@@ -54,11 +55,11 @@ export class AckClient {
   readonly #maxFrames: number
   readonly #maxBytes: number
   readonly #log: (message: string) => void
-  /** Unsettled frames, oldest first, from #head on. */
-  #frames: Buffer[] = []
-  #head = 0
-  #unsettledBytes = 0
-  /** Global index of #frames[#head]: every frame before it is settled. */
+  /** Unsettled frames, oldest first (frame-store.ts). */
+  readonly #store = new FrameStore()
+  /** Absolute store offset up to which this connection has been written. */
+  #writtenBytes = 0
+  /** Global index of the store's first frame: every frame before it is settled. */
   #settled = 0
   #refused = 0
   #sent = 0
@@ -111,7 +112,7 @@ export class AckClient {
 
   /** Frames sent and not settled yet. */
   get unsettled (): number {
-    return this.#frames.length - this.#head
+    return this.#store.frames
   }
 
   /** The last REFUSED detail kahets sent, with the frame's global index (0-based since connect()). */
@@ -129,12 +130,12 @@ export class AckClient {
    */
   send (bucket: string, payload: Buffer | string, key?: Buffer | string | null): boolean {
     if (this.#closing || this.#closed) throw new Error('kahets client is closed')
-    const frame = encodeFrame({ bucket, payload, key })
-    if (frame.length - LENGTH_BYTES > this.maxFrameBytes) {
-      throw new RangeError(`frame for bucket ${bucket} is ${frame.length - LENGTH_BYTES} bytes; at most ${this.maxFrameBytes} (maxFrameBytes)`)
+    const length = frameLength(bucket, key, payload)
+    if (length - LENGTH_BYTES > this.maxFrameBytes) {
+      throw new RangeError(`frame for bucket ${bucket} is ${length - LENGTH_BYTES} bytes; at most ${this.maxFrameBytes} (maxFrameBytes)`)
     }
-    this.#frames.push(frame)
-    this.#unsettledBytes += frame.length
+    const { buf, at } = this.#store.reserve(length)
+    writeFrame(buf, at, { bucket, payload, key })
     this.#sent++
     if (this.#socket === null) this.#scheduleReconnect()
     else this.#scheduleWrite()
@@ -150,8 +151,8 @@ export class AckClient {
     if (frame.length < LENGTH_BYTES || frame.readUInt32LE(0) !== frame.length - LENGTH_BYTES || frame[LENGTH_BYTES] === 0) {
       throw new RangeError('sendRaw takes one whole data frame: its length field must match and its bucketLen must not be 0')
     }
-    this.#frames.push(Buffer.from(frame))
-    this.#unsettledBytes += frame.length
+    const { buf, at } = this.#store.reserve(frame.length)
+    frame.copy(buf, at)
     this.#sent++
     if (this.#socket === null) this.#scheduleReconnect()
     else this.#scheduleWrite()
@@ -214,7 +215,7 @@ export class AckClient {
   #belowBounds (): boolean {
     const s = this.#socket
     const socketOk = s === null || !s.writableNeedDrain
-    return socketOk && this.unsettled < this.#maxFrames && this.#unsettledBytes < this.#maxBytes
+    return socketOk && this.unsettled < this.#maxFrames && this.#store.bytes < this.#maxBytes
   }
 
   #attach (socket: net.Socket): void {
@@ -223,6 +224,7 @@ export class AckClient {
     this.#connBase = this.#settled
     this.#connRefusedBase = this.#refused
     this.#written = this.#settled
+    this.#writtenBytes = this.#store.start
     socket.on('data', (chunk: Buffer) => {
       let frames: ControlFrame[]
       try {
@@ -276,15 +278,7 @@ export class AckClient {
     // Never past what this connection carried, whatever kahets says.
     const upTo = Math.min(settled, this.#written)
     if (upTo > this.#settled) {
-      let n = upTo - this.#settled
-      while (n-- > 0) {
-        this.#unsettledBytes -= this.#frames[this.#head]!.length
-        this.#frames[this.#head++] = EMPTY
-      }
-      if (this.#head > 1024 && this.#head * 2 > this.#frames.length) {
-        this.#frames = this.#frames.slice(this.#head)
-        this.#head = 0
-      }
+      this.#store.drop(upTo - this.#settled)
       this.#settled = upTo
     }
     if (refused > this.#refused) this.#refused = refused
@@ -321,9 +315,9 @@ export class AckClient {
     }
     const s = this.#socket
     if (s === null || s.destroyed || this.#written >= this.#sent) return
-    const from = this.#head + (this.#written - this.#settled)
-    const chunk = from === this.#frames.length - 1 ? this.#frames[from]! : Buffer.concat(this.#frames.slice(from))
+    const chunk = this.#store.bytesFrom(this.#writtenBytes)
     this.#written = this.#sent
+    this.#writtenBytes = this.#store.end
     s.write(chunk)
   }
 
@@ -359,7 +353,6 @@ export class AckClient {
   }
 }
 
-const EMPTY = Buffer.alloc(0)
 
 function openSocket (socketPath: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
