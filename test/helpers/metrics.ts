@@ -1,6 +1,7 @@
 // Reads kahets's /metrics and checks the accounting identity (SPEC §4) per flow:
 //   received = delivered + sampled_out + backed_up + dropped + in_flight
 import assert from 'node:assert/strict'
+import type { FlowSnapshot } from '../../src/metrics.ts'
 
 export type Samples = Map<string, number>
 
@@ -42,16 +43,7 @@ export function assertIdentity (s: Samples, bucket: string, stream: string): Rec
   return terms
 }
 
-interface FinalFlow {
-  bucket: string
-  stream: string
-  received: number
-  delivered: number
-  sampledOut: number
-  backedUp: number
-  dropped: Record<string, number>
-  inFlight: number
-}
+type FinalFlow = Pick<FlowSnapshot, 'bucket' | 'stream' | 'received' | 'delivered' | 'sampledOut' | 'backedUp' | 'dropped' | 'inFlight'>
 
 /**
  * The identity for every flow of a kahets that has stopped, from its final 'stopped' log line

@@ -32,11 +32,7 @@ for (const [name, run] of Object.entries<(dir: string, socket: string, o: AckRun
     const r = await run(dir, k.socket, {
       ack: 'accepted',
       messages,
-      midway: async () => {
-        assert.equal(await k.stop(), 0)
-        assertFinalIdentity(k.logs())
-        k = await startKahets({ buckets: filesConfig, dir })
-      },
+      midway: async () => { k = await restartKahets(k, filesConfig, dir) },
       flushTimeoutMs: 20_000,
     })
     assert.deepEqual({ ok: r.ok, settled: r.settled, refused: r.refused }, { ok: true, settled: 600, refused: 0 }, r.log)
@@ -61,6 +57,13 @@ const kafkaConfig = (topic: string): object => ({
   },
   buckets: [{ id: topic, streams: ['kafka'], batch: 1000, batchTimeout: 20 }],
 })
+
+/** SIGTERM (exit 0, the identity holds at exit), then a new kahets on the same socket and folder. */
+async function restartKahets (k: KahetsProcess, buckets: object, dir: string): Promise<KahetsProcess> {
+  assert.equal(await k.stop(), 0)
+  assertFinalIdentity(k.logs())
+  return await startKahets({ buckets, dir })
+}
 
 /**
  * 8 clients write continuously, paced (a pause of PACE_MS every PACE_EVERY messages), until
@@ -114,11 +117,7 @@ test('ack durable, 8 clients writing while kahets is restarted twice and the bro
   const topic = 'ack_durable_restarts'
   const dir = await makeTempDir()
   let k: KahetsProcess = await startKahets({ buckets: kafkaConfig(topic), dir })
-  const restart = async (): Promise<void> => {
-    assert.equal(await k.stop(), 0)
-    assertFinalIdentity(k.logs())
-    k = await startKahets({ buckets: kafkaConfig(topic), dir })
-  }
+  const restart = async (): Promise<void> => { k = await restartKahets(k, kafkaConfig(topic), dir) }
   const perClient = 2500
   const settlements = await writeThrough(k.socket, 'durable', topic, perClient, [
     [4_000, restart],
@@ -146,11 +145,7 @@ test('ack accepted, clean restarts of kahets (broker up): every frame in Kafka e
   const topic = 'ack_accepted_restarts'
   const dir = await makeTempDir()
   let k: KahetsProcess = await startKahets({ buckets: kafkaConfig(topic), dir })
-  const restart = async (): Promise<void> => {
-    assert.equal(await k.stop(), 0)
-    assertFinalIdentity(k.logs())
-    k = await startKahets({ buckets: kafkaConfig(topic), dir })
-  }
+  const restart = async (): Promise<void> => { k = await restartKahets(k, kafkaConfig(topic), dir) }
   const perClient = 2500
   const settlements = await writeThrough(k.socket, 'accepted', topic, perClient, [[4_000, restart], [12_000, restart]])
   for (const s of settlements) assert.deepEqual({ settled: s.settled, refused: s.refused }, { settled: s.sent, refused: 0 })

@@ -111,22 +111,6 @@ test('past MAXMEMORY\'s intake limit, frames spill to the stream\'s backup', asy
   await stop()
 })
 
-test('sliceBy key: a key is in the slice when CRC-32(key) / 2^32 < slice, for all its frames; keyless frames at random', async () => {
-  // zlib.crc32 is the reference README gives users to reproduce the decision.
-  const keys = Array.from({ length: 50 }, (_, i) => `user-${i}`)
-  const inSlice = new Set(keys.filter((k) => crc32(Buffer.from(k)) / 2 ** 32 < 0.3))
-  assert.ok(inSlice.size > 5 && inSlice.size < 25, `a plausible share of keys: ${inSlice.size}`)
-  let n = 0
-  const { primary, flow, sendKeyed, stop } = setup({ batch: 152, slice: 0.3, sliceBy: 'key', random: () => (n++ % 2 === 0 ? 0.1 : 0.9) })
-  const msgs = keys.flatMap((key) => [0, 1, 2].map((i) => ({ key, payload: `${key}:${i}` })))
-  sendKeyed([...msgs, { key: null, payload: 'keyless-a' }, { key: null, payload: 'keyless-b' }])
-  await waitFor(() => flow.delivered + flow.sampledOut === msgs.length + 2)
-  const expected = msgs.filter((m) => inSlice.has(m.key)).map((m) => m.payload)
-  assert.deepEqual(primary.written.get('b'), [...expected, 'keyless-a'], 'every frame of a picked key, in order; one keyless frame by the random draw')
-  assert.equal(flow.sampledOut, msgs.length - expected.length + 1)
-  await stop()
-})
-
 test('past MAXMEMORY\'s intake limit with no backup, frames are dropped and counted (max_memory)', async () => {
   const { flow, budget, send, stop } = setup({ budget: 200 })
   send('x'.repeat(300))
