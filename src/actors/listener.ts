@@ -1,14 +1,14 @@
 // The listener (SPEC §3) owns the socket file: it refuses to start while another live
 // process serves it, replaces a stale file left by a crash, applies SOCKET_MODE, accepts
 // connections (one session each) and removes the file when it stops.
-import { chmod, lstat, unlink } from 'node:fs/promises'
-import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import { chmod, unlink } from 'node:fs/promises'
+import { createServer, type Server, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ErrorCodes, KahetsError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { MemoryBudget } from '../memory-budget.ts'
 import type { Stats } from '../stats.ts'
 import { HALF_CLOSE_SWITCH, loadHalfClose, type HalfClose } from '../half-close.ts'
+import { claimSocketPath } from '../socket-file.ts'
 import { Actor, type ActorRef, type Directive, type Supervisor } from './actor.ts'
 import { Session, type Router } from './session.ts'
 
@@ -36,15 +36,6 @@ const BACKLOG_DRAIN_MAX_MS = 2000
 // Connections are accepted in the server's callback (see start()), so the listener's own
 // mailbox carries no user messages; it is an actor for its lifecycle and its supervision.
 type ListenerMsg = never
-
-/** Is a live process accepting on this socket file? */
-function answers (path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createConnection(path)
-    probe.once('connect', () => { probe.destroy(); resolve(true) })
-    probe.once('error', () => { resolve(false) })
-  })
-}
 
 export class Listener extends Actor<ListenerMsg> implements Supervisor {
   readonly #opts: ListenerOptions
@@ -83,13 +74,7 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
 
   async start (): Promise<void> {
     const path = this.#opts.socketPath
-    const existing = await lstat(path).catch(() => null)
-    if (existing !== null) {
-      if (!existing.isSocket()) throw new KahetsError(ErrorCodes.SOCKET_IN_USE, `${path} exists and is not a socket; refusing to replace it`)
-      if (await answers(path)) throw new KahetsError(ErrorCodes.SOCKET_IN_USE, `another process is serving ${path}; refusing to start a second instance`)
-      this.#log.warn({ socket: path }, 'removing stale socket file left by a previous run')
-      await unlink(path)
-    }
+    if (await claimSocketPath(path) === 'stale') this.#log.warn({ socket: path }, 'removing stale socket file left by a previous run')
     const halfClose = await loadHalfClose()
     if (typeof halfClose === 'string') {
       this.#log.warn({ reason: halfClose, quietMs: this.#opts.shutdownDrainMs, switch: HALF_CLOSE_SWITCH }, 'shutdown cannot half-close connections: it reads each until the client has been quiet for SHUTDOWN_DRAIN_MS, and what a client writes after that is lost')
