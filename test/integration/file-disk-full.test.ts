@@ -2,45 +2,33 @@
 // part-way (ENOSPC) is cut back to where it started, so that the whole batch can go to the
 // backup without its first frames staying in the primary too: every frame exactly once.
 // The primary is a real 2 MiB tmpfs (the tests run as root), the backup a normal folder.
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
-import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { startKahets } from '../helpers/kahets.ts'
 import { listFiles, readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { NEEDS_ROOT, tmpfsDir } from '../helpers/tmpfs.ts'
 
-const run = promisify(execFile)
 const FRAMES = 6000
 const PAYLOAD = 900
 
-/** A temp folder whose `primary` is a fresh 2 MiB tmpfs, unmounted after the test file. */
+/** A temp folder whose `primary` is a fresh 2 MiB tmpfs, unmounted after the test. */
 async function smallDisk (): Promise<{ dir: string, primary: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'kahets-full-'))
-  const primary = join(dir, 'primary')
-  await mkdir(primary)
-  await run('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', primary])
-  after(async () => {
-    await run('umount', ['-l', primary]).catch(() => undefined)
-    await rm(dir, { recursive: true, force: true })
-  })
-  return { dir, primary }
+  const dir = await tmpfsDir('kahets-full-', { primary: '2m' })
+  return { dir, primary: join(dir, 'primary') }
 }
 
 function payload (i: number): string {
   return `m${i}:`.padEnd(PAYLOAD, 'x')
 }
 
-// A real full disk needs a small file system of its own: mounting one takes root.
-const notRoot = process.getuid?.() !== 0 ? 'needs root to mount a 2 MiB tmpfs' : false
 
-test('a write that fails part-way on a full disk is cut back: every frame once across primary and backup', { timeout: 120_000, skip: notRoot }, async () => {
+test('a write that fails part-way on a full disk is cut back: every frame once across primary and backup', { timeout: 120_000, skip: NEEDS_ROOT }, async () => {
   const { dir, primary } = await smallDisk()
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
@@ -81,7 +69,7 @@ test('a write that fails part-way on a full disk is cut back: every frame once a
   assert.ok(k.logs().some((l) => l.msg === 'write failed part-way; its bytes were cut off again so that the batch is written once'), 'and logged')
 })
 
-test('once space comes back the backup is replayed into the primary: every frame there, once; no replay while the disk is full', { timeout: 120_000, skip: notRoot }, async () => {
+test('once space comes back the backup is replayed into the primary: every frame there, once; no replay while the disk is full', { timeout: 120_000, skip: NEEDS_ROOT }, async () => {
   const { dir, primary } = await smallDisk()
   // Not kahets's: taking it away is what frees the space.
   await writeFile(join(primary, 'filler'), Buffer.alloc(1536 * 1024))

@@ -1,11 +1,9 @@
 // Issue 10, finding 6 (second half): with the primary and its backup both full and MAXMEMORY
 // reached, messages spill to the backup and wait there; once space comes back they must be
 // replayed into the primary within two probe intervals, without a restart.
-import { test, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { open, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { startKahets } from '../helpers/kahets.ts'
@@ -13,21 +11,12 @@ import { readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { NEEDS_ROOT, tmpfsDir } from '../helpers/tmpfs.ts'
 
-const isRoot = process.getuid?.() === 0
 const FRAMES = 30_000
 const PAYLOAD = 'p'.repeat(180)
 // The file stream's probe interval (bucket-manager.ts DEFAULT_FILE_PROBE_MS).
 const PROBE_MS = 1000
-
-const mounts: string[] = []
-
-/** A small tmpfs at DIR (unmounted after the test), so that a disk can be filled for real. */
-async function tmpfs (dir: string, size: string): Promise<void> {
-  await mkdir(dir, { recursive: true })
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir])
-  mounts.push(dir)
-}
 
 /** Fills DIR's file system up to `leave` bytes free with one file, returned for removal. */
 async function fill (dir: string, leave: number): Promise<string> {
@@ -48,14 +37,8 @@ async function fill (dir: string, leave: number): Promise<string> {
   return file
 }
 
-test('spilled messages drain into the primary once space comes back, without a restart', { skip: !isRoot && 'needs root to mount tmpfs' }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'kahets-spill-'))
-  after(async () => {
-    for (const m of mounts.splice(0)) execFileSync('umount', ['-l', m])
-    await rm(dir, { recursive: true, force: true })
-  })
-  await tmpfs(join(dir, 'primary'), '16m')
-  await tmpfs(join(dir, 'backup'), '16m')
+test('spilled messages drain into the primary once space comes back, without a restart', { skip: NEEDS_ROOT }, async (t) => {
+  const dir = await tmpfsDir('kahets-spill-', { primary: '16m', backup: '16m' })
   const fillers = [await fill(join(dir, 'primary'), 256 * 1024), await fill(join(dir, 'backup'), 256 * 1024)]
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
