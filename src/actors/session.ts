@@ -194,15 +194,21 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
    * (docs/protocol.md, CLOSING). A connection without HELLO is closed without a byte.
    */
   #sendClosing (): void {
-    if (this.#closing) return
+    if (!this.#closing) this.#endWith(this.#ack?.closing() ?? null)
+  }
+
+  /**
+   * Nothing more is read: `frame` is the last thing written, then the connection closes (at
+   * the latest after CLOSING_GRACE_MS); with no frame, or a socket that cannot take it, at
+   * once.
+   */
+  #endWith (frame: Buffer | null): void {
     this.#closing = true
-    const ack = this.#ack
-    if (ack === null || this.#socket.destroyed || !this.#socket.writable) {
-      ack?.close()
+    if (frame === null || this.#socket.destroyed || !this.#socket.writable) {
       this.#socket.destroy()
       return
     }
-    this.#socket.end(ack.closing())
+    this.#socket.end(frame)
     setTimeout(() => { this.#socket.destroy() }, CLOSING_GRACE_MS).unref()
   }
 
@@ -407,10 +413,8 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
       if (frame instanceof ControlFrameError || frame.type !== 'hello') {
         // A version or level this kahets cannot serve: CLOSING 0, nothing read.
         this.#invalid('hello', body.length + 5)
-        this.#closing = true
         this.#closed = true
-        if (this.#socket.writable) this.#socket.end(encodeClosing(0))
-        setTimeout(() => { this.#socket.destroy() }, CLOSING_GRACE_MS).unref()
+        this.#endWith(encodeClosing(0))
         return
       }
       this.#ack = new Acknowledger(frame.level, (reply) => { this.#reply(reply) })
