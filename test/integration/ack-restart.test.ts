@@ -6,7 +6,8 @@ import assert from 'node:assert/strict'
 import { AckClient } from '../../clients/node/index.ts'
 import { makeTempDir, startKahets, type KahetsProcess } from '../helpers/kahets.ts'
 import { consumeAll, startBroker, type Broker } from '../helpers/broker.ts'
-import { readFrameFiles } from '../helpers/frames.ts'
+import { decodeAll, listFiles, readFrameFiles } from '../helpers/frames.ts'
+import { readFile } from 'node:fs/promises'
 import { type AckMessage, type AckRunOptions, type AckRunResult, runNodeAck, runPhpAck, runPythonAck } from '../helpers/ack-clients.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { freePort } from '../helpers/ports.ts'
@@ -139,6 +140,28 @@ test('ack durable, 8 clients writing while kahets is restarted twice and the bro
   for (const [c, s] of settlements.entries()) for (let i = 0; i < s.sent; i++) if (!ids.has(`${c}/${i}`)) missing.push(`${c}/${i}`)
   assert.deepEqual(missing.slice(0, 20), [], `${missing.length} frames missing from Kafka`)
   assert.equal(await k.stop(), 0)
+})
+
+test('ack durable, kahets killed with SIGKILL twice while 8 clients write: every frame in the files (duplicates allowed, nothing missing)', async () => {
+  const dir = await makeTempDir()
+  let k: KahetsProcess = await startKahets({ buckets: filesConfig, dir })
+  // No shutdown, no CLOSING: the clients learn only from their connections breaking, and send
+  // again everything past the last ACK.
+  const crash = async (): Promise<void> => {
+    await k.kill()
+    k = await startKahets({ buckets: filesConfig, dir })
+  }
+  const perClient = 2500
+  const settlements = await writeThrough(k.socket, 'durable', 'orders', perClient, [[4_000, crash], [12_000, crash]])
+  for (const s of settlements) assert.deepEqual({ settled: s.settled, refused: s.refused }, { settled: s.sent, refused: 0 })
+  assert.equal(await k.stop(), 0)
+  // A file the killed kahets was writing may end in a torn frame: its whole frames count.
+  const files = await listFiles(`${dir}/out`)
+  const frames = (await Promise.all(files.map(async (f) => decodeAll(await readFile(f))))).flatMap((d) => { assert.equal(d.invalid, 0); return d.frames })
+  const ids = new Set(frames.map((f) => f.payload.toString()))
+  const missing: string[] = []
+  for (const [c, s] of settlements.entries()) for (let i = 0; i < s.sent; i++) if (!ids.has(`${c}/${i}`)) missing.push(`${c}/${i}`)
+  assert.deepEqual(missing.slice(0, 20), [], `${missing.length} frames missing from the files`)
 })
 
 test('ack accepted, clean restarts of kahets (broker up): every frame in Kafka exactly once', async () => {
