@@ -26,7 +26,7 @@ export interface AckConn {
 }
 
 export interface AckServerOptions {
-  /** Data frames of the FIRST connection to read before sending CLOSING <n> and closing; later bytes are discarded unread. */
+  /** Data frames of the FIRST connection to read; CLOSING <n> is sent when the next one arrives, then the connection closes and later bytes are discarded unread. */
   closingAfter?: number
   /** On the FIRST connection: after `read` data frames, report only `settled` of them in an ACK, then destroy the connection (no CLOSING). */
   breakAfter?: { read: number, settled: number }
@@ -119,6 +119,15 @@ export class AckServer {
         else if (f.type === 'sync' && conn.level !== null && this.opts.silent !== true) write(encodeSynced(f.token, conn.settled, conn.refused))
         return
       }
+      if (first && this.opts.closingAfter !== undefined && conn.frames.length === this.opts.closingAfter) {
+        // The next frame arrived: not read. CLOSING goes out only now, so that the client
+        // always has a frame to send again (a test does not depend on when it reads CLOSING).
+        done = true
+        write(encodeClosing(conn.frames.length))
+        // Closed for good, as kahets does: the client still reads CLOSING from its buffer.
+        socket.end(() => socket.destroy())
+        return
+      }
       conn.frames.push(Buffer.from(frameBytes))
       if (conn.level === null || this.opts.silent === true) return
       const refused = this.opts.refuse?.(bucketOf(frameBytes)) === true
@@ -128,13 +137,6 @@ export class AckServer {
       if (refused) {
         write(encodeRefused(conn.frames.length - 1, 'unknown_bucket'))
         conn.refused++
-      }
-      if (first && this.opts.closingAfter !== undefined && conn.frames.length === this.opts.closingAfter) {
-        done = true
-        write(encodeClosing(conn.frames.length))
-        // Closed for good, as kahets does: the client still reads CLOSING from its buffer.
-        socket.end(() => socket.destroy())
-        return
       }
       if (first && this.opts.breakAfter !== undefined && conn.frames.length === this.opts.breakAfter.read) {
         done = true
