@@ -65,7 +65,7 @@ const VARIANTS: ReadonlyArray<{ acks: Acks, codec: Codec }> = [
 ]
 
 // kahets's configuration in every kahets scenario, written out so the results say what they
-// were measured with: the README's defaults, except the bucket's batchTimeout (default 1000 ms).
+// were measured with: the defaults of docs/configuration.md, except the bucket's batchTimeout (default 1000 ms).
 // A burst ends with a partial batch that waits out batchTimeout, which would add up to a
 // second to a 3 s run; and at half rate a batch of 1000 may take longer than the latency target
 // to fill, so the bucket's own wait is bounded to the 50 ms the target allows beyond the Kafka
@@ -650,7 +650,7 @@ function kafkaSubject (ctx: Context, cell: Cell): Subject {
 
 /**
  * Memory bound: kahets with a small MAXMEMORY and a file backup behind its Kafka stream takes a
- * burst many times MAXMEMORY. What Kafka cannot take at once spills to the backup (SPEC §4: a
+ * burst many times MAXMEMORY. What Kafka cannot take at once spills to the backup (docs/guarantees.md#bounded-memory: a
  * client is never blocked because Kafka is slow) and is replayed into Kafka afterwards. The
  * run measures the peak RSS over the burst and the replay, how much spilled, and reads the
  * topic back: every message must be in Kafka.
