@@ -291,6 +291,8 @@ interface Context {
   kahets: Set<KahetsHandle>
   /** CPU seconds of a ProducerPerformance run that sends one record: the JVM's start-up. */
   jvmBaseline: number | null
+  /** The one run that measures jvmBaseline: the ProducerPerformance subjects of a group set up together. */
+  jvmBaselineRun: Promise<void> | null
 }
 
 const sizeLabel = (s: number): string => (s >= 1024 ? `${s / 1024} KiB` : `${s} B`)
@@ -738,16 +740,24 @@ function ppSubject (ctx: Context, cell: Cell): Subject {
   return {
     cell,
     setup: async () => {
-      if (ctx.jvmBaseline !== null || !HAVE_TIME) return
+      if (!HAVE_TIME) return
       // What a run costs that is not sending: JVM start, class loading, producer set-up.
-      const topic = topicName(cell, 'jvm')
-      await ctx.topics!.create([topic])
-      try {
-        const r = await producerPerformance(ctx, topic, 1, cell.size, acks, codec, props)
-        ctx.jvmBaseline = r.time === null ? null : r.time[1]! + r.time[2]!
-      } finally {
-        await ctx.topics!.delete([topic])
-      }
+      // Measured once, by whichever subject comes first, and never beside another JVM.
+      ctx.jvmBaselineRun ??= (async () => {
+        const topic = topicName(cell, 'jvm')
+        await ctx.topics!.create([topic])
+        try {
+          const r = await producerPerformance(ctx, topic, 1, cell.size, acks, codec, props)
+          ctx.jvmBaseline = r.time === null ? null : r.time[1]! + r.time[2]!
+        } finally {
+          await ctx.topics!.delete([topic])
+        }
+      })()
+      // A failed measurement is not shared: the next subject tries again.
+      await ctx.jvmBaselineRun.catch((err: unknown) => {
+        ctx.jvmBaselineRun = null
+        throw err
+      })
     },
     // A warm-up would cost a whole JVM start; the guess is corrected after the first run instead.
     size: async (seconds) => clamp(Math.min(300_000, (60 * MiB) / cell.size) * seconds),
@@ -1426,6 +1436,7 @@ async function main (): Promise<number> {
     profileDir: opts.cpuProf ? path.join(resultsDir, 'profiles', stamp) : null,
     kahets: new Set(),
     jvmBaseline: null,
+    jvmBaselineRun: null,
   }
   live.ctx = ctx
   log(`${cells.length} scenarios, ${opts.runs} run(s) each of ~${opts.seconds} s; commit ${code0.commit}${code0.dirty.length > 0 ? ' + changes' : ''}; load average ${load0.map((x) => x.toFixed(2)).join(' ')}; ${os.cpus().length} CPUs`)
