@@ -1,7 +1,8 @@
 // Keeps the documentation honest (issue 13): README.md stays short, every relative link in
 // README.md and docs/ leads to a file that exists (and, for a #section, to a heading it has),
 // the code's comments point into docs/ at sections that exist rather than at a document
-// outside the repository, and the README's buckets example is a file kahets accepts.
+// outside the repository, every metric is documented, and the README's buckets example is a
+// file kahets accepts.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
@@ -105,6 +106,14 @@ test('docs: the code points into docs/ at sections that exist, never at the old 
   }
   assert.ok(pointers >= 35, `pointers into docs/ found: ${pointers}`)
   assert.deepEqual(broken, [])
+})
+
+test('docs: every metric kahets registers is documented (operations.md, or operations-health.md)', () => {
+  const source = readFileSync(path.join(ROOT, 'src', 'metrics.ts'), 'utf8')
+  const names = [...source.matchAll(/\b(?:counter|gauge|histogram)\(\s*'(kahets_[a-z0-9_]+)'/g)].map((m) => m[1]!)
+  assert.ok(names.length > 30, `metrics found in src/metrics.ts: ${names.length}`)
+  const docs = ['docs/operations.md', 'docs/operations-health.md'].filter((f) => existsSync(path.join(ROOT, f))).map((f) => readFileSync(path.join(ROOT, f), 'utf8')).join('\n')
+  assert.deepEqual(names.filter((n) => !docs.includes(`\`${n}\``)), [])
 })
 
 test('docs: the buckets file in README.md is one kahets accepts', () => {
