@@ -68,7 +68,7 @@ export function usage (commands: readonly Command[]): string {
     '', 'Commands:', ...render(rows),
     '', 'Options:', ...render(options),
     '', 'Exit status: 0 done; 1 failed (e.g. invalid configuration); 2 bad command line.',
-    'Environment: environment (default dev) picks .env.{environment}.local; see README.md for',
+    'Environment: environment (default dev) picks .env.{environment}.local; see docs/configuration.md for',
     'every variable (SOCKET, BUCKETS_FILE, MAXMEMORY, LOG_LEVEL, ...).',
   ].join('\n')
 }

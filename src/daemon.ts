@@ -18,7 +18,7 @@ export interface Daemon {
   readonly listener: Listener
   /** Streams built and not yet closed (backups included): a rejected reload leaves this unchanged. */
   readonly openStreams: number
-  /** Clean shutdown (SPEC §4). Safe to call more than once. */
+  /** Clean shutdown (docs/guarantees.md#clean-shutdown). Safe to call more than once. */
   stop (): Promise<void>
   /** SIGHUP: re-reads the buckets file; an invalid file is logged and the running one kept. */
   reload (): Promise<boolean>

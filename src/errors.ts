@@ -57,7 +57,7 @@ export function faultScope (err: unknown): FaultScope {
   return err instanceof KahetsError ? err.scope : 'stream'
 }
 
-/** The byte stream of a connection can no longer be trusted (SPEC §1): the connection is closed. */
+/** The byte stream of a connection can no longer be trusted (docs/protocol.md#what-happens-to-bad-input): the connection is closed. */
 export class ProtocolError extends KahetsError {
   constructor (code: ErrorCode, message: string) {
     super(code, message)

@@ -1,4 +1,4 @@
-// Half-closing a client connection at shutdown (README, "Clean shutdown"). shutdown(2) with
+// Half-closing a client connection at shutdown (docs/guarantees.md#clean-shutdown). shutdown(2) with
 // SHUT_RD on a Linux UNIX stream socket keeps every byte already queued for reading and makes
 // the peer's later writes fail with EPIPE, so reading to EOF after it gets exactly what
 // clients believe they sent. Node's net has no call for it; libc's is reached through koffi,

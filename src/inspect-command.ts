@@ -1,4 +1,4 @@
-// `kahets inspect [--dump] FILE...` (README, Operations): what a backup or frame file holds,
+// `kahets inspect [--dump] FILE...` (docs/operations.md#commands): what a backup or frame file holds,
 // without sending anything: its format, records, buckets with counts, bytes, the oldest and
 // newest record time (the spool keeps each record's receive time; plain frames have none),
 // and the byte ranges that failed their check. --dump writes every verified frame as a JSON

@@ -10,7 +10,7 @@ export function createLogger (level: LogLevel, destination: number = 1): Logger 
 
 /**
  * Logs an event at most once per `intervalMs` per key and says how many were held back, so
- * a client spraying garbage cannot flood the log (SPEC §1: rate-limited warn).
+ * a client spraying garbage cannot flood the log (docs/protocol.md#what-happens-to-bad-input: rate-limited warn).
  */
 export class RateLimitedLog {
   readonly #intervalMs: number

@@ -1,4 +1,4 @@
-// The MAXMEMORY bound (SPEC §4): every byte of a frame that kahets holds — arriving on a
+// The MAXMEMORY bound (docs/guarantees.md#bounded-memory): every byte of a frame that kahets holds — arriving on a
 // connection, waiting in a bucket, queued for a stream, in flight to Kafka, on its way to a
 // backup file — is charged here first.
 //

@@ -1,4 +1,4 @@
-// The METRICS endpoint (SPEC §5): /metrics in Prometheus text format and /healthz.
+// The METRICS endpoint (docs/operations.md#metrics-and-health): /metrics in Prometheus text format and /healthz.
 // Values are read from the live actors and counters when scraped; nothing on the hot path
 // touches prom-client.
 import { createServer, type Server } from 'node:http'

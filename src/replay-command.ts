@@ -1,4 +1,4 @@
-// `kahets replay [--dry-run] FILE...` (README, Operations): sends backup and frame files back
+// `kahets replay [--dry-run] FILE...` (docs/operations.md#commands): sends backup and frame files back
 // through the running kahets, so they take the configured buckets and streams like any
 // client's frames. Both formats (frame-file.ts): the spool backups are written in, and plain
 // frames (file streams, kahego's `.bckstm`, kahets's backups before the spool). Only verified

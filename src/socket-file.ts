@@ -1,4 +1,4 @@
-// A UNIX socket path kahets is about to listen on (SPEC §2, METRICS=unix:PATH): it may
+// A UNIX socket path kahets is about to listen on (docs/configuration.md#environment, METRICS=unix:PATH): it may
 // replace only a socket file nobody answers on, the one a crashed run leaves behind. A
 // path that is anything else (a file, a folder, a symlink) is never deleted, and a socket
 // another live process serves is never taken from it (issue 10, finding 10). The listener

@@ -1,9 +1,9 @@
-// Loss accounting (SPEC §4, §5). For every (bucket, stream) flow, always:
+// Loss accounting (docs/guarantees.md#accounting, docs/operations.md#metrics-and-health). For every (bucket, stream) flow, always:
 //   received = delivered + sampledOut + backedUp + dropped (all reasons) + inFlight
 // A flow's `received` counts the frames its bucket accepted while bound to that stream (a
 // SIGHUP can change the binding), so the identity holds per flow. A payload its bucket's
 // schema rejects is received and dropped (schema_rejected) on the bucket's own flows, and
-// received on the (bucket, deadLetter) flow if it has one (README, "Payload schemas"). Plain
+// received on the (bucket, deadLetter) flow if it has one (docs/configuration.md#payload-schemas). Plain
 // numbers on the hot path; the metrics endpoint reads them.
 export type DropReason = 'unknown_bucket' | 'max_memory' | 'stream_failed' | 'message_too_large' | 'topic_rejected' | 'destination_rejected' | 'shutdown' | 'schema_rejected'
 

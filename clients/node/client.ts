@@ -1,4 +1,4 @@
-// Node client for kahets (SPEC §6): frames messages in the wire format of SPEC §1 and
+// Node client for kahets (docs/clients.md): frames messages in the wire format of docs/protocol.md#data-frames and
 // writes them to kahets' UNIX socket, batching all frames sent during one tick of the
 // event loop into a single socket.write of a single buffer.
 import net from 'node:net'

@@ -1,4 +1,4 @@
-// Public entry point of the Node client (README "Clients", docs/protocol.md).
+// Public entry point of the Node client (docs/clients.md, docs/protocol.md).
 import { KahetsClient, type KahetsClientOptions } from './client.ts'
 import { AckClient, type AckClientOptions } from './ack-client.ts'
 

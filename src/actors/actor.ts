@@ -1,4 +1,4 @@
-// The actor runtime (SPEC §3). Each actor owns private state and two mailboxes: system
+// The actor runtime (docs/architecture.md#how-it-works). Each actor owns private state and two mailboxes: system
 // messages (stop, flush, reload…) are taken before user messages, and exactly one message is
 // handled at a time. A handler that throws fails the actor; its parent (the supervisor)
 // picks a directive from a small fixed set and the runtime applies it:

@@ -1,4 +1,4 @@
-// The bucket manager (SPEC §3) owns the stream actors (one per stream definition, shared by
+// The bucket manager (docs/architecture.md#how-it-works) owns the stream actors (one per stream definition, shared by
 // the buckets that use it) and the bucket actors (one per bucket name in use), and is their
 // supervisor: a failing stream fails over to its backup, or holds and retries when it has
 // none; one broken stream never stops the others.
@@ -122,7 +122,7 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
   }
 
   /**
-   * SIGHUP (SPEC §4): swaps in a new, already validated buckets file without losing what is
+   * SIGHUP (docs/guarantees.md#reload): swaps in a new, already validated buckets file without losing what is
    * buffered. Each bucket flushes what it holds to the streams it had, then takes its new
    * streams; streams that changed or went away drain and stop; unchanged streams (and their
    * connections, modes and backups) carry on.

@@ -1,7 +1,7 @@
-// One bucket actor per bucket name in use (SPEC §3): frames wait here until `batch` of them
+// One bucket actor per bucket name in use (docs/architecture.md#how-it-works): frames wait here until `batch` of them
 // arrived, or FLUSH_BYTES of them, or `batchTimeout` ms passed since the first, then fan out
 // by slice to the streams. A bucket with a payload schema screens each frame first
-// (README, "Payload schemas"): what fails goes to its dead-letter stream, or is dropped.
+// (docs/configuration.md#payload-schemas): what fails goes to its dead-letter stream, or is dropped.
 import type { BucketConfig, SliceBy } from '../config/buckets.ts'
 import { jsonPath } from '../config/buckets.ts'
 import type { PayloadSchema } from '../config/payload-schema.ts'
@@ -156,7 +156,7 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
       const screened = this.#screen(schema, frames)
       if (screened !== null) {
         // Rejected frames leave the bucket's own flows as drops; the dead-letter flow
-        // receives them (README, "Payload schemas": the accounting).
+        // receives them (docs/configuration.md#payload-schemas: the accounting).
         valid = screened.valid
         validBytes = bytes - screened.rejectedBytes
         for (const b of this.#bindings) b.flow.drop('schema_rejected', screened.rejected.length)
@@ -196,7 +196,7 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     }
   }
 
-  // MAXMEMORY's intake limit reached (SPEC §4): never block the client because Kafka is slow.
+  // MAXMEMORY's intake limit reached (docs/guarantees.md#bounded-memory): never block the client because Kafka is slow.
   // Each stream's share goes straight to that stream's backup, charged until the file has it
   // (memory-budget.ts), or is dropped and counted when the stream has none.
   #overflow (bindings: readonly Binding[], frames: readonly Frame[], bytes: number, receipt: Receipt | null): void {

@@ -1,4 +1,4 @@
-// The listener (SPEC §3) owns the socket file: it refuses to start while another live
+// The listener (docs/architecture.md#how-it-works) owns the socket file: it refuses to start while another live
 // process serves it, replaces a stale file left by a crash, applies SOCKET_MODE, accepts
 // connections (one session each) and removes the file when it stops.
 import { chmod, unlink } from 'node:fs/promises'

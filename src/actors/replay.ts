@@ -1,4 +1,4 @@
-// Replay (SPEC §4): the backup's closed files go back into the stream, oldest first; each is
+// Replay (docs/guarantees.md#replay): the backup's closed files go back into the stream, oldest first; each is
 // deleted only once all of it was written or set aside, so a crash re-sends at most the file
 // under way; a file that could not be read whole (damage found by the spool's checksums) is
 // never deleted but moved to quarantine/, its verified records replayed. The backup actor hands out its files (BackupFiles); this module reads them, writes

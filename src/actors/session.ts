@@ -1,4 +1,4 @@
-// One client session per connection (SPEC §3): decodes the byte stream and hands each
+// One client session per connection (docs/architecture.md#how-it-works): decodes the byte stream and hands each
 // decoded chunk's frames to their buckets, one mailbox message per bucket per chunk.
 import type { Socket } from 'node:net'
 import type { Logger } from '../log.ts'

@@ -1,4 +1,4 @@
-// One actor per stream definition (SPEC §3): delivery per bucket lane, and the stream's mode.
+// One actor per stream definition (docs/architecture.md#how-it-works): delivery per bucket lane, and the stream's mode.
 //
 // Each bucket is a lane with at most one write outstanding, so per-bucket order holds while
 // different buckets proceed in parallel; deliveries that queue behind a busy lane are

@@ -1,4 +1,4 @@
-// The modes of one stream actor (SPEC §3, issue 10) as one pure function: (state, event) →
+// The modes of one stream actor (docs/architecture.md#how-it-works, issue 10) as one pure function: (state, event) →
 // { state, effects }. The actor (stream-actor.ts) feeds it events and performs the effects;
 // nothing else changes the mode.
 //

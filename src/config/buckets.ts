@@ -1,4 +1,4 @@
-// The buckets file (SPEC §2): validated once, at the edge, against config/buckets.schema.json,
+// The buckets file (docs/configuration.md#buckets-file): validated once, at the edge, against config/buckets.schema.json,
 // then checked for what a schema cannot say (references between streams and buckets,
 // templates that would escape their folder, setting values). The result is typed and frozen;
 // nothing deeper in the runtime checks configuration again.
@@ -54,7 +54,7 @@ export interface KafkaSettings {
 
 export type KafkaClient = 'kafkajs' | 'platformatic'
 
-/** How a stream's slice picks messages (README, "Slices by key"). */
+/** How a stream's slice picks messages (docs/configuration.md#slices-by-key). */
 export type SliceBy = 'random' | 'key'
 
 interface StreamBase {
@@ -377,7 +377,7 @@ export function parseBucketsConfig (doc: unknown, baseDir: string = process.cwd(
     if (b.deadLetter === undefined) return
     const dl = str(b.deadLetter)
     if (!streams.has(dl)) problems.push({ path: `${at}.deadLetter`, message: `stream "${dl}" is not defined in streamsConfigs` })
-    // Its flow (bucket, stream) counts the rejected messages only (README, "Payload schemas").
+    // Its flow (bucket, stream) counts the rejected messages only (docs/configuration.md#payload-schemas).
     else if ((b.streams as string[]).includes(dl)) problems.push({ path: `${at}.deadLetter`, message: `stream "${dl}" is one of the bucket's streams; the dead-letter stream must be another` })
   }
   const buckets = new Map<string, BucketConfig>()

@@ -1,4 +1,4 @@
-// Environment configuration (SPEC §2): `.env.{environment}.local` read with dotenv, the
+// Environment configuration (docs/configuration.md#environment): `.env.{environment}.local` read with dotenv, the
 // process environment winning over the file. Every bad value is reported at once, naming the
 // variable and the value; nothing starts half-configured.
 import { existsSync, readFileSync } from 'node:fs'

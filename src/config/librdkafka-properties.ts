@@ -1,6 +1,6 @@
 // Property names librdkafka knows (its CONFIGURATION.md, producer and global scope).
 // A kahego user may carry any of them over; kahets names the ones it does not use in one
-// start-up warning instead of rejecting the file (SPEC §2). A name on neither list is a typo
+// start-up warning instead of rejecting the file (docs/configuration.md#kafka-settings). A name on neither list is a typo
 // and is rejected.
 export const LIBRDKAFKA_PROPERTIES: ReadonlySet<string> = new Set([
   'builtin.features', 'client.id', 'metadata.broker.list', 'bootstrap.servers', 'message.max.bytes',

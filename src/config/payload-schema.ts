@@ -1,4 +1,4 @@
-// A bucket's payload schema (README, "Payload schemas"; issue 14): a JSON Schema file named by
+// A bucket's payload schema (docs/configuration.md#payload-schemas; issue 14): a JSON Schema file named by
 // `schema` in the buckets file, compiled once with ajv when the buckets file is read (and
 // again on SIGHUP, which reads it again), then run on every payload of the bucket.
 //
@@ -16,7 +16,7 @@ import { WireFrame, type Frame } from '../protocol/frame.ts'
 /** Why a payload was rejected; also the `reason` label of kahets_schema_rejected_total. */
 export type SchemaRejection = 'not_json' | 'invalid'
 
-/** What a rejected payload's first failure was, for the log (README: the ajv error path). */
+/** What a rejected payload's first failure was, for the log (docs/configuration.md#payload-schemas: the ajv error path). */
 export interface SchemaFailure {
   readonly reason: SchemaRejection
   /** JSON Pointer into the payload (ajv's instancePath), '' for the whole document. */

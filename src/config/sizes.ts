@@ -1,4 +1,4 @@
-// Sizes as kahego writes them (SPEC §2): "250MB", "10 KB", "1GB", bare bytes. 1024-based.
+// Sizes as kahego writes them (docs/configuration.md#sizes): "250MB", "10 KB", "1GB", bare bytes. 1024-based.
 const UNITS: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }
 const SIZE = /^\s*(\d+(?:\.\d+)?)\s*([KMG]?B)?\s*$/i
 

@@ -3,7 +3,7 @@
 // bytes. Where a few frames would hold a much larger chunk — a chunk shared by several
 // buckets, a chunk whose other bytes went to an unfinished frame, a stream's sampled slice
 // (slice < 1) — they are copied out into one buffer of their own, so what is charged is what
-// is held (README, "Bounded memory"). The common case — one bucket filling whole chunks,
+// is held (docs/guarantees.md#bounded-memory). The common case — one bucket filling whole chunks,
 // slice 1 — copies nothing.
 import { type Frame, FrameOrigin, WireFrame } from './frame.ts'
 import { retag } from '../receipts.ts'

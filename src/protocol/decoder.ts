@@ -1,4 +1,4 @@
-// Frame decoder for the client → kahets byte stream (SPEC §1). Pure: it never sees a
+// Frame decoder for the client → kahets byte stream (docs/protocol.md#data-frames). Pure: it never sees a
 // socket, so it is tested with bytes alone.
 //
 //   frame   = length:u32le body          ; length = byte length of body
@@ -16,7 +16,7 @@
 // A frame of up to EAGER_BYTES gets its whole buffer at once. A larger one first holds only
 // the bytes that came with it, and gets its whole buffer when the next chunk arrives: a
 // connection paused for memory pressure then holds at most what it had read, not a whole
-// frame it announced (README, "Bounded memory").
+// frame it announced (docs/guarantees.md#bounded-memory).
 import { ErrorCodes, ProtocolError } from '../errors.ts'
 import { type Frame, FrameOrigin, WireFrame, LENGTH_BYTES, DEFAULT_MAX_FRAME_BYTES, isValidBucketBytes } from './frame.ts'
 

@@ -1,4 +1,4 @@
-// Encodes frames in the wire format of SPEC §1; the inverse of FrameDecoder.
+// Encodes frames in the wire format of docs/protocol.md#data-frames; the inverse of FrameDecoder.
 import { LENGTH_BYTES, MAX_NAME_BYTES, isValidBucketName } from './frame.ts'
 
 export interface OutgoingMessage {

@@ -1,5 +1,5 @@
 // A decoded frame. `raw` is the whole frame as it came off the wire, length prefix
-// included, so file streams write it back without re-encoding (SPEC §1: a file is a
+// included, so file streams write it back without re-encoding (docs/protocol.md#data-frames: a file is a
 // concatenation of frames). key and payload are views into raw, never copies.
 export interface Frame {
   readonly bucket: string

@@ -1,4 +1,4 @@
-// The `fileNameTemplate` grammar (SPEC §2), apart from the writer so that config validation
+// The `fileNameTemplate` grammar (docs/configuration.md#file-settings), apart from the writer so that config validation
 // can check a template without loading the stream: parsing, rendering a name for a bucket,
 // rejecting templates that could leave `path` or mix buckets up, and finding the files a
 // template produced.

@@ -1,4 +1,4 @@
-// The `file` stream (SPEC §2): each bucket appends its frames, in the wire format, to its own
+// The `file` stream (docs/configuration.md#file-settings): each bucket appends its frames, in the wire format, to its own
 // rotating file under `settings.path`. Also the usual backup of a Kafka stream.
 //
 // At most `maxOpenFiles` of those files are open at once (open-files.ts): a bucket whose
@@ -21,7 +21,7 @@ import type { Stream } from './stream.ts'
 export const IDLE_CLOSE_MS = 30_000
 const SWEEP_MS = 5_000
 // Free space a probe asks for before the stream takes writes again: a bucket's flush is at
-// most 1 MiB of frames unless one frame is larger (README, buckets).
+// most 1 MiB of frames unless one frame is larger (docs/configuration.md#buckets-file).
 const PROBE_MIN_FREE_BYTES = 1024 * 1024
 
 export interface FileStreamOptions {

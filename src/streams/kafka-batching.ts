@@ -1,4 +1,4 @@
-// The `kafka` stream's batching and error handling (SPEC §2), shared by both clients
+// The `kafka` stream's batching and error handling (docs/configuration.md#kafka-settings), shared by both clients
 // (kafkajs: kafka-stream.ts, @platformatic/kafka: platformatic-kafka-stream.ts). A subclass only
 // sends one produce request (produce()), probes, resets and disconnects; the topic is the bucket
 // name.

@@ -1,4 +1,4 @@
-// What a Kafka error means for kahets (SPEC §2, issue 10): read from the protocol error type
+// What a Kafka error means for kahets (docs/configuration.md#kafka-settings, issue 10): read from the protocol error type
 // the broker answered (kafkajs names it `type`, @platformatic/kafka `apiId`), never from message
 // text. kafka-batching.ts turns the result into a drop, a retry, a refusal of one topic
 // (scope `destination`) or an outage of the whole stream (scope `stream`).

@@ -1,4 +1,4 @@
-// The `kafka` stream (SPEC §2) over kafkajs: one kafkajs producer per stream definition, shared
+// The `kafka` stream (docs/configuration.md#kafka-settings) over kafkajs: one kafkajs producer per stream definition, shared
 // by every bucket that uses it; the topic is the bucket name. Batching, ordering and what a
 // refusal means are in kafka-batching.ts (shared with the @platformatic/kafka client); this
 // file sends one request with kafkajs, probes, resets and disconnects.

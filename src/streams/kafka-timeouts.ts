@@ -1,4 +1,4 @@
-// How long kahets waits on Kafka: outage detection, probes and disconnects (SPEC §2).
+// How long kahets waits on Kafka: outage detection, probes and disconnects (docs/configuration.md#kafka-settings).
 export const PROBE_TIMEOUT_MS = 2000
 export const DISCONNECT_TIMEOUT_MS = 2000
 

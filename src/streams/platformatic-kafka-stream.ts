@@ -1,4 +1,4 @@
-// The `kafka` stream (SPEC §2) over @platformatic/kafka (kahets.client: platformatic): the same
+// The `kafka` stream (docs/configuration.md#kafka-settings) over @platformatic/kafka (kahets.client: platformatic): the same
 // batching, ordering and refusal handling as the kafkajs stream (kafka-batching.ts); this file
 // sends one request with platformatic's Producer, probes, resets and disconnects.
 //

@@ -1,7 +1,7 @@
-// The on-disk half of the `file` stream (SPEC §2): frames of one bucket appended to files
+// The on-disk half of the `file` stream (docs/configuration.md#file-settings): frames of one bucket appended to files
 // named by `fileNameTemplate` under `path` (grammar: file-name-template.ts), rotated by
 // size, the oldest deleted past `maxFiles`. A file is a plain concatenation of whole frames
-// (SPEC §1) so it can be replayed, which is why a buffer is never split across files and a
+// (docs/protocol.md#data-frames) so it can be replayed, which is why a buffer is never split across files and a
 // file that saw a failed write is never written again.
 //
 // Files are created with O_EXCL (a name that exists gets `.1`, `.2`…), so nothing is ever
@@ -161,8 +161,8 @@ interface Touched {
  * the file being written is closed and never written again, and the next write() creates a
  * new file. So a caller that sends the whole failed call to a backup writes nothing twice.
  * If cutting back fails too (the disk is failing), the file keeps those bytes, maybe with a
- * torn last frame, which a reader counts and skips like a connection cut mid-frame (SPEC
- * §1). After a failed fsync nothing is cut: what reached the disk is unknown, so the file is
+ * torn last frame, which a reader counts and skips like a connection cut mid-frame (see
+ * docs/protocol.md#what-happens-to-bad-input). After a failed fsync nothing is cut: what reached the disk is unknown, so the file is
  * only abandoned.
  */
 export class RotatingFile implements FileHolder {

@@ -1,4 +1,4 @@
-// Reads kahets's /metrics and checks the accounting identity (SPEC §4) per flow:
+// Reads kahets's /metrics and checks the accounting identity (docs/guarantees.md#accounting) per flow:
 //   received = delivered + sampled_out + backed_up + dropped + in_flight
 import assert from 'node:assert/strict'
 import type { FlowSnapshot } from '../../src/metrics.ts'

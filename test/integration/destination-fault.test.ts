@@ -14,7 +14,7 @@ import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { kcatRead, startBroker, type Broker } from '../helpers/broker.ts'
 
-const LONG = 'x'.repeat(255) // a valid bucket name (SPEC §1) no file system takes as a file name
+const LONG = 'x'.repeat(255) // a valid bucket name (docs/protocol.md#data-frames) no file system takes as a file name
 
 async function send (socket: string, bucket: string, from: number, to: number): Promise<void> {
   const c = await KahetsClient.connect(socket)

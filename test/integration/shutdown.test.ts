@@ -1,4 +1,4 @@
-// Shutdown reads every byte clients already handed to the kernel (README, "Clean shutdown";
+// Shutdown reads every byte clients already handed to the kernel (docs/guarantees.md#clean-shutdown;
 // issue 10 #2): clients keep writing while kahets is SIGTERMed and started again on the same
 // socket, and every frame the kernel accepted is in the output exactly once.
 import assert from 'node:assert/strict'

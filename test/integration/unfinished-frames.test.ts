@@ -1,4 +1,4 @@
-// Unfinished frames are charged to MAXMEMORY from their first byte (README, "Bounded memory";
+// Unfinished frames are charged to MAXMEMORY from their first byte (docs/guarantees.md#bounded-memory;
 // issue 10 #7): 300 connections each holding an unfinished 1 MiB frame under MAXMEMORY 64MB
 // show in kahets_buffered_bytes, pause reading, keep RSS bounded, and are all delivered
 // once their clients finish them.

@@ -87,7 +87,7 @@ test('a slice below 1 samples per frame and counts what it leaves out', async ()
 })
 
 test('sliceBy key: a key is in the slice when CRC-32(key) / 2^32 < slice, for all its frames; keyless frames at random', async () => {
-  // zlib.crc32 is the reference README gives users to reproduce the decision.
+  // zlib.crc32 is the reference docs/configuration.md#slices-by-key gives users to reproduce the decision.
   const keys = Array.from({ length: 50 }, (_, i) => `user-${i}`)
   const inSlice = new Set(keys.filter((k) => crc32(Buffer.from(k)) / 2 ** 32 < 0.3))
   assert.ok(inSlice.size > 5 && inSlice.size < 25, `a plausible share of keys: ${inSlice.size}`)

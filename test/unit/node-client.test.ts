@@ -8,7 +8,7 @@ import { KahetsClient } from '../../clients/node/index.ts'
 import { encodeFrames, type OutgoingMessage } from '../../src/protocol/encoder.ts'
 import { assertSameBytes, type Sink, SinkDir, waitUntil as waitFor } from '../helpers/sink.ts'
 
-/** The edge cases of SPEC §1 a client must carry unchanged. */
+/** The edge cases of docs/protocol.md#data-frames a client must carry unchanged. */
 function edgeCases (): OutgoingMessage[] {
   const binary = Buffer.from([0, 10, 13, 0, 255, 10, 0, 0x80, 0x7f, 10])
   const longKey = Buffer.alloc(255)

@@ -80,7 +80,7 @@ test('a failed write cuts a spool file back to where the call started, header ke
   await assert.rejects(rf.write([records[1]!, records[2]!]))
   const cut = await readAll(path.join(root, 'cut.spool'))
   // Cut back to where the failed call started: its whole records too, since the caller
-  // sends the whole batch again (README, file streams: a full disk).
+  // sends the whole batch again (docs/configuration.md#file-settings: a full disk).
   assert.deepEqual(cut.payloads, ['payload 0'])
   assert.equal(cut.result.whole, true)
   assert.equal(cut.result.tornBytes, 0)
