@@ -109,7 +109,7 @@ test('a subfolder in the way diverts only its bucket to the backup; once it is g
   assert.equal(assertIdentity(during, 'good', 'files').backedUp, 0)
   const health = await fetch(`${base}/healthz`)
   assert.equal(health.status, 200)
-  assert.deepEqual(await health.json(), { status: 'ok', degraded: [], diverted: [{ stream: 'files', bucket: 'blocked' }] })
+  assert.deepEqual(await health.json(), { status: 'degraded', degraded: [], diverted: [{ stream: 'files', bucket: 'blocked' }] })
 
   await rm(join(dir, 'primary', 'blocked'))
   await send(k.socket, 'blocked', 50, 60)
