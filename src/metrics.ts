@@ -15,6 +15,7 @@ import { PACKAGE_ROOT } from './package-root.ts'
 import { claimSocketPath } from './socket-file.ts'
 import { DROP_REASONS, type DropReason } from './stats.ts'
 import { allFileStreamStats } from './streams/file-stream-stats.ts'
+import type { FileUsage } from './streams/stream.ts'
 
 export interface FlowSnapshot {
   bucket: string
@@ -130,6 +131,8 @@ export function buildRegistry (daemon: Daemon): Registry {
   gauge('kahets_stream_mode', 'Stream mode: 1 for the mode the stream is in.', ['stream', 'mode'], (g) => {
     for (const s of allStreams(daemon)) for (const mode of ['normal', 'draining', 'backup', 'retrying', 'replaying']) g.set({ stream: s.id, mode }, s.mode === mode ? 1 : 0)
   })
+  // The backups' files, scanned when scraped (a directory walk and one 32-byte read).
+  asyncGauges(registry, daemon)
   gauge('kahets_replay_files_left', 'Backup files still to replay.', ['stream'], (g) => {
     for (const s of allStreams(daemon)) g.set({ stream: s.id }, s.replayProgress.filesLeft)
   })
@@ -192,6 +195,39 @@ export function buildRegistry (daemon: Daemon): Registry {
   // lag, garbage collection), the ones every Node.js dashboard reads.
   collectDefaultMetrics({ register: registry })
   return registry
+}
+
+function asyncGauges (registry: Registry, daemon: Daemon): void {
+  let scan: Promise<Array<{ stream: string, usage: FileUsage }>> | null = null
+  // The three gauges share one scan per scrape.
+  const usages = (): Promise<Array<{ stream: string, usage: FileUsage }>> => {
+    scan ??= (async () => {
+      const out = []
+      for (const s of allStreams(daemon)) {
+        if (s.role !== 'backup') continue
+        const usage = await s.usage().catch(() => null)
+        if (usage !== null) out.push({ stream: s.id, usage })
+      }
+      return out
+    })().finally(() => { setImmediate(() => { scan = null }) })
+    return scan
+  }
+  const define = (name: string, help: string, value: (u: FileUsage, now: number) => number): void => {
+    registry.registerMetric(new Gauge({
+      name,
+      help,
+      labelNames: ['stream'],
+      registers: [],
+      async collect () {
+        this.reset()
+        const now = Date.now()
+        for (const { stream, usage } of await usages()) this.set({ stream }, value(usage, now))
+      },
+    }))
+  }
+  define('kahets_spool_files', 'Files a backup stream holds (its spool, replayed once the primary answers).', (u) => u.files)
+  define('kahets_spool_bytes', 'Bytes of the files a backup stream holds.', (u) => u.bytes)
+  define('kahets_spool_oldest_age_seconds', 'Age of the oldest message in a backup stream\'s files (0 when there is none).', (u, now) => u.oldestAt === null ? 0 : Math.max(0, (now - u.oldestAt) / 1000))
 }
 
 // The label values kahets can count by, so that each series is there from zero.

@@ -19,7 +19,7 @@ import { StreamFailure } from '../errors.ts'
 import { refuseFrames } from '../receipts.ts'
 import type { Frame } from '../protocol/frame.ts'
 import type { DropReason, Stats } from '../stats.ts'
-import type { Rejections, Stream } from '../streams/stream.ts'
+import type { FileUsage, Rejections, Stream } from '../streams/stream.ts'
 import { Actor, type Supervisor } from './actor.ts'
 import { Charge, type Delivery } from './delivery.ts'
 import { decideFault } from './fault-policy.ts'
@@ -139,6 +139,11 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   /** Moves a backup file that could not be read whole out of the replay's way; where to, or null. */
   async quarantine (file: string): Promise<string | null> {
     return this.#stream.quarantine === undefined ? null : await this.#stream.quarantine(file)
+  }
+
+  /** The files a file stream holds (a backup's spool), or null for other streams. */
+  async usage (): Promise<FileUsage | null> {
+    return this.#stream.usage === undefined ? null : await this.#stream.usage()
   }
 
   /** Deliveries this actor has written so far. */

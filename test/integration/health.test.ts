@@ -55,6 +55,11 @@ test('a stream on its backup: /healthz 200 "degraded" naming it, /readyz and /li
 
   const spooled = await sizeOfFiles(join(dir, 'backup'))
   assert.ok(spooled > 1000 * 16, `backup files hold ${spooled} bytes`)
+  const during = await scrape(base)
+  assert.equal(sample(during, 'kahets_spool_bytes', { stream: 'files.backup' }), spooled)
+  assert.ok(sample(during, 'kahets_spool_files', { stream: 'files.backup' }) >= 1)
+  const age = sample(during, 'kahets_spool_oldest_age_seconds', { stream: 'files.backup' })
+  assert.ok(age > 0 && age < 30, `oldest spooled message ${age} s old`)
   await rm(join(dir, 'primary'))
   const m = await waitFor(async () => {
     const s = await scrape(base)
@@ -62,6 +67,7 @@ test('a stream on its backup: /healthz 200 "degraded" naming it, /readyz and /li
   }, { what: 'recovered and replayed', timeoutMs: 20_000 })
   assert.equal(sample(m, 'kahets_replay_bytes_total', { stream: 'files' }), spooled, 'every byte of the backup files was replayed')
   assert.equal(sample(m, 'kahets_replay_bytes_left', { stream: 'files' }), 0)
+  assert.deepEqual([sample(m, 'kahets_spool_bytes', { stream: 'files.backup' }), sample(m, 'kahets_spool_oldest_age_seconds', { stream: 'files.backup' })], [0, 0])
   assertIdentity(m, 'disk', 'files')
   assert.equal(await k.stop(), 0)
   const primary = (await readFrameFiles(join(dir, 'primary'))).flatMap((f) => f.frames.map((x) => x.payload.toString()))
