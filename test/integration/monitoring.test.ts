@@ -1,6 +1,7 @@
 // The shipped monitoring (docs/operations-health.md): deploy/prometheus-alerts.yml passes
-// `promtool check rules` and its unit tests (deploy/prometheus-alerts.test.yml), and every
-// metric the alerts and deploy/grafana-dashboard.json query is one a real kahets exports.
+// `promtool check rules` and its unit tests (deploy/prometheus-alerts.test.yml), every
+// metric the alerts and deploy/grafana-dashboard.json query is one a real kahets exports,
+// and the docs list every kahets metric.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -99,7 +100,7 @@ test('deploy/prometheus-alerts.yml: promtool check rules and its unit tests pass
   }
 })
 
-test('every metric the alerts and the dashboard query is one a running kahets exports', async () => {
+test('every metric the alerts and the dashboard query is one a running kahets exports; the docs list them all', async () => {
   const port = await freePort()
   const k = await startKahets({
     buckets: {
@@ -128,5 +129,9 @@ test('every metric the alerts and the dashboard query is one a running kahets ex
   for (const name of ['kahets_received_total', 'kahets_delivered_total', 'kahets_write_settled_seconds_bucket', 'process_resident_memory_bytes', 'kahets_buffered_bytes', 'kahets_spool_bytes', 'kahets_dropped_total']) {
     assert.ok(dashboard.includes(name), `the dashboard shows ${name}`)
   }
+  // And docs/operations-health.md lists every kahets metric.
+  const docs = await readFile(join(ROOT, 'docs/operations-health.md'), 'utf8')
+  const undocumented = [...names].filter((n) => n.startsWith('kahets_') && !/_(bucket|sum|count)$/.test(n) && !docs.includes(`\`${n}\``))
+  assert.deepEqual(undocumented, [], 'kahets metrics missing from docs/operations-health.md')
   assert.equal(await k.stop(), 0)
 })
