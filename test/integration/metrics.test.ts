@@ -83,3 +83,23 @@ test('/metrics: default process and Node.js metrics, build info, counters from z
   assert.equal(after.get('kahets_batch_messages_sum{stream="files"}'), 1000, 'the old stream keeps counting')
   assert.equal(await k.stop(), 0)
 })
+
+test('kahets_build_info names the Kafka client libraries the configuration uses, with their versions (by kahets.client name)', async () => {
+  const port = await freePort()
+  const version = (pkg: string): string => (JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version
+  // Nothing listens on port 1: the streams go to their backups; no broker is needed.
+  const k = await startKahets({
+    buckets: {
+      streamsConfigs: {
+        p: { type: 'kafka', settings: { 'bootstrap.servers': '127.0.0.1:1' }, backup: { type: 'file', settings: { path: '{dir}/p' } } },
+        j: { type: 'kafka', settings: { 'bootstrap.servers': '127.0.0.1:1', 'kahets.client': 'kafkajs' }, backup: { type: 'file', settings: { path: '{dir}/j' } } },
+      },
+      buckets: [{ id: 'a', streams: ['p', 'j'] }],
+    },
+    env: { METRICS: `127.0.0.1:${port}` },
+  })
+  const s = await scrape(`http://127.0.0.1:${port}`)
+  const info = [...s.keys()].filter((key) => key.startsWith('kahets_build_info{'))
+  assert.deepEqual(info, [`kahets_build_info{version="${(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}",node="${process.versions.node}",client="kafkajs@${version('kafkajs')},@platformatic/kafka@${version('@platformatic/kafka')}"}`])
+  await k.stop()
+})
