@@ -91,18 +91,21 @@ export function buildRegistry (daemon: Daemon): Registry {
   counter('kahets_replayed_total', 'Frames replayed from backup files into the stream.', ['bucket', 'stream'], (c) => {
     for (const f of flows()) if (f.stream !== '') c.inc({ bucket: f.bucket, stream: f.stream }, f.replayed)
   })
-  // Every reason a flow can lose frames for is there from zero (see Stats.declare).
+  // Every reason a configured bucket's flow can lose frames for is there from zero (see
+  // Stats.declare). Buckets only the defaultBucket serves (any name a client sends) get
+  // the reasons that happened: seven zeros each would multiply the series of a busy host.
+  const configured = (bucket: string): boolean => daemon.manager.config.buckets.has(bucket)
   counter('kahets_replay_refused_total', 'Frames read back from the backup that the stream refused for good, by reason (counted as backed up before).', ['bucket', 'stream', 'reason'], (c) => {
     for (const f of flows()) {
       if (f.stream === '') continue
-      for (const reason of REPLAY_REFUSAL_REASONS) c.inc({ bucket: f.bucket, stream: f.stream, reason }, 0)
+      if (configured(f.bucket)) for (const reason of REPLAY_REFUSAL_REASONS) c.inc({ bucket: f.bucket, stream: f.stream, reason }, 0)
       for (const [reason, n] of Object.entries(f.replayRefused)) c.inc({ bucket: f.bucket, stream: f.stream, reason }, n)
     }
   })
   counter('kahets_dropped_total', 'Frames dropped, by reason.', ['bucket', 'stream', 'reason'], (c) => {
     for (const f of flows()) {
       // stream "": frames of a bucket nobody serves (reason unknown_bucket), counted on no stream.
-      if (f.stream !== '') for (const reason of FLOW_DROP_REASONS) c.inc({ bucket: f.bucket, stream: f.stream, reason }, 0)
+      if (f.stream !== '' && configured(f.bucket)) for (const reason of FLOW_DROP_REASONS) c.inc({ bucket: f.bucket, stream: f.stream, reason }, 0)
       for (const [reason, n] of Object.entries(f.dropped)) c.inc({ bucket: f.bucket, stream: f.stream, reason }, n)
     }
   })

@@ -21,6 +21,7 @@ const config = (extra: boolean) => ({
     { id: 'a', streams: ['files'], batch: 100, batchTimeout: 50 },
     ...(extra ? [{ id: 'b', streams: ['more'] }] : []),
   ],
+  defaultBucket: { id: 'default', streams: ['files'] },
 })
 
 const has = (s: Samples, series: string): boolean => s.has(series)
@@ -61,13 +62,18 @@ test('/metrics: default process and Node.js metrics, build info, counters from z
   // lane coalesces what queued behind its write: between 1 and 1,000 writes.
   const c = await KahetsClient.connect(k.socket)
   for (let i = 0; i < 1000; i++) c.send('a', `m${String(i).padStart(3, '0')}`)
+  c.send('dynamic', 'one for the defaultBucket')
   await c.close()
-  const m = await waitFor(async () => { const s = await scrape(base); return sample(s, 'kahets_delivered_total', { bucket: 'a' }) === 1000 ? s : null }, { what: 'delivered' })
+  const m = await waitFor(async () => { const s = await scrape(base); return sample(s, 'kahets_delivered_total', { bucket: 'a' }) === 1000 && sample(s, 'kahets_delivered_total', { bucket: 'dynamic' }) === 1 ? s : null }, { what: 'delivered' })
+  // A bucket only the defaultBucket serves: its flow counts, but no zero per drop reason
+  // (any name a client sends would add seven series).
+  assert.equal(m.get('kahets_delivered_total{bucket="dynamic",stream="files"}'), 1)
+  assert.equal([...m.keys()].filter((key) => key.startsWith('kahets_dropped_total{bucket="dynamic"')).length, 0)
   assertIdentity(m, 'a', 'files')
   const writes = m.get('kahets_batch_messages_count{stream="files"}')!
-  assert.ok(writes >= 1 && writes <= 1000, `${writes} writes`)
-  assert.equal(m.get('kahets_batch_messages_sum{stream="files"}'), 1000, 'every delivered message in exactly one observed batch')
-  assert.equal(m.get('kahets_batch_bytes_sum{stream="files"}'), sample(m, 'kahets_received_bytes_total', { bucket: 'a' }))
+  assert.ok(writes >= 1 && writes <= 1001, `${writes} writes`)
+  assert.equal(m.get('kahets_batch_messages_sum{stream="files"}'), 1001, 'every delivered message in exactly one observed batch')
+  assert.equal(m.get('kahets_batch_bytes_sum{stream="files"}'), sample(m, 'kahets_received_bytes_total'))
   assert.equal(m.get('kahets_write_settled_seconds_count{stream="files"}'), writes)
   const seconds = m.get('kahets_write_settled_seconds_sum{stream="files"}')!
   // Each write's oldest frame waited at least for the flush (batch 100 or 50 ms) and fsync.
@@ -80,7 +86,7 @@ test('/metrics: default process and Node.js metrics, build info, counters from z
   await waitFor(() => k.logs().some((l) => l.msg === 'buckets file reloaded'), { what: 'reload' })
   const after = await scrape(base)
   assertZeroSeries(after, 'b', 'more')
-  assert.equal(after.get('kahets_batch_messages_sum{stream="files"}'), 1000, 'the old stream keeps counting')
+  assert.equal(after.get('kahets_batch_messages_sum{stream="files"}'), 1001, 'the old stream keeps counting')
   assert.equal(await k.stop(), 0)
 })
 
