@@ -20,6 +20,8 @@ export interface Command {
   readonly minArgs?: number
   readonly maxArgs?: number
   readonly summary: string
+  /** What `kahets COMMAND --help` says about it, beside the summary: lines of at most 80 characters. */
+  readonly help?: string
   /** Options of this command only, with their help lines. */
   readonly options?: OptionSpecs
   readonly optionHelp?: Readonly<Record<string, string>>
@@ -46,7 +48,8 @@ const GLOBAL_HELP: Record<keyof typeof GLOBAL_OPTIONS, string> = {
 }
 
 export type Parsed =
-  | { readonly kind: 'help' }
+  /** --help: of one command when one is named, else of kahets. */
+  | { readonly kind: 'help', readonly command: Command | null }
   | { readonly kind: 'version' }
   | { readonly kind: 'command', readonly command: Command, readonly args: string[], readonly values: OptionValues, readonly envFile: string | undefined }
 
@@ -70,6 +73,21 @@ export function usage (commands: readonly Command[]): string {
     '', 'Exit status: 0 done; 1 failed (e.g. invalid configuration); 2 bad command line.',
     'Environment: environment (default dev) picks .env.{environment}.local; see docs/configuration.md for',
     'every variable (SOCKET, BUCKETS_FILE, MAXMEMORY, LOG_LEVEL, ...).',
+    '`kahets COMMAND --help` describes one command.',
+  ].join('\n')
+}
+
+/** `kahets COMMAND --help`: what it does, its arguments, its options and the global ones. */
+export function commandUsage (c: Command): string {
+  const rows: Array<[string, string]> = Object.entries(c.options ?? {}).map(([name, spec]) => [`  ${'short' in spec ? '' : '    '}${flag(name, spec, c.optionValue?.[name])}`, c.optionHelp?.[name] ?? ''])
+  for (const [name, spec] of Object.entries(GLOBAL_OPTIONS)) rows.push([`  ${'short' in spec ? '' : '    '}${flag(name, spec, 'PATH')}`, GLOBAL_HELP[name as keyof typeof GLOBAL_OPTIONS]])
+  const width = Math.max(...rows.map(([left]) => left.length)) + 2
+  return [
+    `Usage: kahets ${c.name}${c.args === undefined ? '' : ` ${c.args}`} [OPTIONS]`,
+    '', `${c.summary.charAt(0).toUpperCase()}${c.summary.slice(1)}.`,
+    ...(c.help === undefined ? [] : ['', c.help]),
+    '', 'Options:', ...rows.map(([left, right]) => left.padEnd(width) + right),
+    '', 'Exit status: 0 done; 1 failed (e.g. invalid configuration); 2 bad command line.',
   ].join('\n')
 }
 
@@ -87,11 +105,14 @@ export function parseCommandLine (argv: readonly string[], commands: readonly Co
     throw new UsageError((err as Error).message)
   }
   const { values, positionals, tokens } = parsed
-  if (values.help === true) return { kind: 'help' }
+  const named = positionals[0]
+  const command = commands.find((c) => c.name === (named ?? 'run'))
+  if (values.help === true) {
+    if (named !== undefined && command === undefined) throw new UsageError(`unknown command ${JSON.stringify(named)}`)
+    return { kind: 'help', command: named === undefined ? null : command! }
+  }
   if (values.version === true) return { kind: 'version' }
-  const name = positionals[0] ?? 'run'
-  const command = commands.find((c) => c.name === name)
-  if (command === undefined) throw new UsageError(`unknown command ${JSON.stringify(name)}`)
+  if (command === undefined) throw new UsageError(`unknown command ${JSON.stringify(named)}`)
   for (const t of tokens) {
     if (t.kind === 'option' && !(t.name in GLOBAL_OPTIONS) && !(t.name in (command.options ?? {}))) {
       throw new UsageError(`${t.rawName} is not an option of ${command.name}`)

@@ -74,6 +74,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     log,
     budget,
   })
+  declareSeries(stats, manager)
   const pressureLog = new RateLimitedLog()
   budget.onPressure((underPressure) => {
     listener.pauseReading(underPressure)
@@ -121,6 +122,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       }
       try {
         await manager.reload(next)
+        declareSeries(stats, manager)
       } catch (err) {
         // The manager stopped whatever it had built for this file before it gave up.
         log.error({ err, file: env.bucketsFile }, 'reload rejected: cannot build the streams it names; keeping the running configuration')
@@ -145,4 +147,16 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     }
   }
   return daemon
+}
+
+/**
+ * The counters and histograms of every bucket and stream the configuration names, from zero
+ * (at start and after each reload): docs/operations-health.md, "Metrics".
+ */
+function declareSeries (stats: Stats, manager: BucketManager): void {
+  stats.declare(manager.config.buckets.values())
+  for (const s of manager.streams.values()) {
+    stats.batches.declare(s.id)
+    if (s.backup !== null) stats.batches.declare(s.backup.id)
+  }
 }

@@ -1,7 +1,7 @@
 // The kahets command line.
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { EXIT_USAGE, UsageError, parseCommandLine, usage, type Command } from './command-line.ts'
+import { EXIT_USAGE, UsageError, commandUsage, parseCommandLine, usage, type Command } from './command-line.ts'
 import { loadBucketsFile } from './config/buckets.ts'
 import { loadEnv } from './config/env.ts'
 import { ConfigError, KahetsError } from './errors.ts'
@@ -112,13 +112,42 @@ async function inspect (files: string[], opts: { dump: boolean }): Promise<numbe
 
 // The commands, in the order --help lists them; a new command is one more entry.
 const COMMANDS: readonly Command[] = [
-  { name: 'run', summary: 'start the sidecar (the default)', run: async ({ envFile }) => await runOrCheck('run', envFile) },
-  { name: 'check-config', summary: 'validate the env and the buckets file; print every error; exit 1 on any', run: async ({ envFile }) => await runOrCheck('check-config', envFile) },
+  {
+    name: 'run',
+    summary: 'start the sidecar (the default)',
+    help: [
+      'Reads the env file (.env.{environment}.local, or --env-file) and the buckets file it',
+      'names, listens on SOCKET, batches what clients send per bucket and delivers it to the',
+      'streams. SIGTERM or SIGINT stop it cleanly (everything accepted is flushed); SIGHUP',
+      're-reads the buckets file (an invalid one is logged and the running one kept). With',
+      'METRICS set it serves /metrics, /livez, /readyz and /healthz',
+      '(docs/operations-health.md).',
+    ].join('\n'),
+    run: async ({ envFile }) => await runOrCheck('run', envFile),
+  },
+  {
+    name: 'check-config',
+    summary: 'validate the env and the buckets file; print every error; exit 1 on any',
+    help: [
+      'Reads the configuration as `run` would, without starting anything, and lists every',
+      'problem at once with where it is: a variable of the env file, or the JSON path of a',
+      'buckets file entry (its shape, references between buckets and streams, file name',
+      'templates, shared folders, CA files, payload schemas). Prints the warnings and a',
+      'summary when it is valid. Sizes take B, KB, MB, GB, KiB, MiB or GiB, all 1024-based.',
+    ].join('\n'),
+    run: async ({ envFile }) => await runOrCheck('check-config', envFile),
+  },
   {
     name: 'replay',
     args: 'FILE...',
     minArgs: 1,
     summary: 'send backup (spool) and frame files through the running kahets at SOCKET; verified frames only; exit 1 on damage',
+    help: [
+      'Each FILE may be a backup (spool) file, a file stream\'s frame file or a kahego .bckstm',
+      'file (told apart by their first bytes). Every record is verified; damaged ranges are',
+      'skipped and reported, never sent. Progress goes to stderr once a second, a line per',
+      'file to stdout. SOCKET comes from the env file, as for `run`.',
+    ].join('\n'),
     options: { 'dry-run': { type: 'boolean' } },
     optionHelp: { 'dry-run': 'read, verify and report; send nothing' },
     run: async ({ args, values, envFile }) => await replay(args, { envFile, dryRun: values['dry-run'] === true }),
@@ -128,6 +157,10 @@ const COMMANDS: readonly Command[] = [
     args: 'FILE...',
     minArgs: 1,
     summary: 'per file: format, records, buckets, bytes, times, damaged ranges; exit 1 on damage',
+    help: [
+      'Reads backup (spool) and frame files without sending anything: a summary per file,',
+      'and with --dump every frame as a JSON line. Needs no configuration.',
+    ].join('\n'),
     options: { dump: { type: 'boolean' } },
     optionHelp: { dump: 'write every frame as a JSON line to stdout (the summary goes to stderr); key and payload as UTF-8 text when valid, else base64' },
     run: async ({ args, values }) => await inspect(args, { dump: values.dump === true }),
@@ -144,7 +177,7 @@ async function main (argv: string[]): Promise<number> {
     return EXIT_USAGE
   }
   if (parsed.kind === 'help') {
-    process.stdout.write(usage(COMMANDS) + '\n')
+    process.stdout.write((parsed.command === null ? usage(COMMANDS) : commandUsage(parsed.command)) + '\n')
     return 0
   }
   if (parsed.kind === 'version') {

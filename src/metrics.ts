@@ -1,13 +1,21 @@
-// The METRICS endpoint (docs/operations.md#metrics-and-health): /metrics in Prometheus text format and /healthz.
-// Values are read from the live actors and counters when scraped; nothing on the hot path
-// touches prom-client.
+// The METRICS endpoint (docs/operations-health.md): /metrics in Prometheus text
+// format, and the probes /livez, /readyz and /healthz (health.ts). Values are read from the
+// live actors and counters when scraped; on the hot path only the batch histograms
+// (batch-metrics.ts) touch prom-client, once per stream write.
+import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
-import { Counter, Gauge, Registry } from 'prom-client'
+import path from 'node:path'
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import type { BucketsConfig } from './config/buckets.ts'
 import type { MetricsAddress } from './config/env.ts'
 import type { Daemon } from './daemon.ts'
+import { health, healthBody, readiness, type ProbeState } from './health.ts'
 import type { Logger } from './log.ts'
+import { PACKAGE_ROOT } from './package-root.ts'
 import { claimSocketPath } from './socket-file.ts'
+import { DROP_REASONS, type DropReason } from './stats.ts'
 import { allFileStreamStats } from './streams/file-stream-stats.ts'
+import type { FileUsage } from './streams/stream.ts'
 
 export interface FlowSnapshot {
   bucket: string
@@ -83,19 +91,33 @@ export function buildRegistry (daemon: Daemon): Registry {
   counter('kahets_replayed_total', 'Frames replayed from backup files into the stream.', ['bucket', 'stream'], (c) => {
     for (const f of flows()) if (f.stream !== '') c.inc({ bucket: f.bucket, stream: f.stream }, f.replayed)
   })
+  // Every reason a configured bucket's flow can lose frames for is there from zero (see
+  // Stats.declare). Buckets only the defaultBucket serves (any name a client sends) get
+  // the reasons that happened: seven zeros each would multiply the series of a busy host.
+  const configured = (bucket: string): boolean => daemon.manager.config.buckets.has(bucket)
   counter('kahets_replay_refused_total', 'Frames read back from the backup that the stream refused for good, by reason (counted as backed up before).', ['bucket', 'stream', 'reason'], (c) => {
-    for (const f of flows()) for (const [reason, n] of Object.entries(f.replayRefused)) c.inc({ bucket: f.bucket, stream: f.stream, reason }, n)
+    for (const f of flows()) {
+      if (f.stream === '') continue
+      if (configured(f.bucket)) for (const reason of REPLAY_REFUSAL_REASONS) c.inc({ bucket: f.bucket, stream: f.stream, reason }, 0)
+      for (const [reason, n] of Object.entries(f.replayRefused)) c.inc({ bucket: f.bucket, stream: f.stream, reason }, n)
+    }
   })
   counter('kahets_dropped_total', 'Frames dropped, by reason.', ['bucket', 'stream', 'reason'], (c) => {
-    for (const f of flows()) for (const [reason, n] of Object.entries(f.dropped)) c.inc({ bucket: f.bucket, stream: f.stream, reason }, n)
+    for (const f of flows()) {
+      // stream "": frames of a bucket nobody serves (reason unknown_bucket), counted on no stream.
+      if (f.stream !== '' && configured(f.bucket)) for (const reason of FLOW_DROP_REASONS) c.inc({ bucket: f.bucket, stream: f.stream, reason }, 0)
+      for (const [reason, n] of Object.entries(f.dropped)) c.inc({ bucket: f.bucket, stream: f.stream, reason }, n)
+    }
   })
   counter('kahets_schema_rejected_total', "Payloads the bucket's schema rejected (not_json, invalid), whether sent to its deadLetter stream or dropped.", ['bucket', 'reason'], (c) => {
+    for (const b of daemon.manager.config.buckets.values()) if (b.schema !== null) for (const reason of SCHEMA_REJECTIONS) c.inc({ bucket: b.id, reason }, 0)
     for (const [bucket, b] of daemon.stats.buckets) for (const [reason, n] of b.schemaRejected) c.inc({ bucket, reason }, n)
   })
   gauge('kahets_in_flight', 'Frames accepted and not yet delivered, backed up or dropped.', ['bucket', 'stream'], (g) => {
     for (const f of flows()) if (f.stream !== '') g.set({ bucket: f.bucket, stream: f.stream }, f.inFlight)
   })
   counter('kahets_invalid_frames_total', 'Frames skipped as invalid, by reason.', ['reason'], (c) => {
+    for (const reason of INVALID_REASONS) c.inc({ reason }, 0)
     for (const [reason, n] of daemon.stats.invalidFrames) c.inc({ reason }, n)
     c.inc({ reason: 'oversized' }, daemon.stats.oversizedFrames)
     c.inc({ reason: 'truncated' }, daemon.stats.truncatedFrames)
@@ -112,11 +134,16 @@ export function buildRegistry (daemon: Daemon): Registry {
   gauge('kahets_stream_mode', 'Stream mode: 1 for the mode the stream is in.', ['stream', 'mode'], (g) => {
     for (const s of allStreams(daemon)) for (const mode of ['normal', 'draining', 'backup', 'retrying', 'replaying']) g.set({ stream: s.id, mode }, s.mode === mode ? 1 : 0)
   })
+  // The backups' files, scanned when scraped (a directory walk and one 32-byte read).
+  asyncGauges(registry, daemon)
   gauge('kahets_replay_files_left', 'Backup files still to replay.', ['stream'], (g) => {
     for (const s of allStreams(daemon)) g.set({ stream: s.id }, s.replayProgress.filesLeft)
   })
-  gauge('kahets_replay_bytes_left', 'Bytes of backup files still to replay.', ['stream'], (g) => {
+  gauge('kahets_replay_bytes_left', 'Bytes of backup files still to replay (lowered as each chunk is replayed).', ['stream'], (g) => {
     for (const s of allStreams(daemon)) g.set({ stream: s.id }, s.replayProgress.bytesLeft)
+  })
+  counter('kahets_replay_bytes_total', 'Bytes of backup files read back and written into the stream by replays.', ['stream'], (c) => {
+    for (const s of allStreams(daemon)) c.inc({ stream: s.id }, s.replayProgress.bytesReplayed)
   })
   counter('kahets_replay_torn_frames_total', 'Torn frames (a crash mid-write) found at the end of backup files and skipped.', ['stream'], (c) => {
     for (const s of allStreams(daemon)) c.inc({ stream: s.id }, s.replayProgress.tornFrames)
@@ -129,7 +156,10 @@ export function buildRegistry (daemon: Daemon): Registry {
   })
   gauge('kahets_streams_open', 'Streams (Kafka clients, file writers; backups included) built and not yet closed.', [], (g) => { g.set(daemon.openStreams) })
   counter('kahets_files_reopened_total', 'Files a file stream recreated because their path no longer led to them, by reason (unlinked, replaced).', ['stream', 'reason'], (c) => {
-    for (const [stream, f] of allFileStreamStats()) for (const [reason, n] of f.reopened) c.inc({ stream, reason }, n)
+    for (const [stream, f] of allFileStreamStats()) {
+      for (const reason of ['unlinked', 'replaced']) c.inc({ stream, reason }, 0)
+      for (const [reason, n] of f.reopened) c.inc({ stream, reason }, n)
+    }
   })
   counter('kahets_file_writes_undone_total', 'File writes that failed part-way and were cut back, so that the retried batch is written once.', ['stream'], (c) => {
     for (const [stream, f] of allFileStreamStats()) c.inc({ stream }, f.writesUndone)
@@ -159,7 +189,80 @@ export function buildRegistry (daemon: Daemon): Registry {
   // live in Buffers (external to the V8 heap), their bookkeeping in the heap.
   gauge('kahets_process_heap_total_bytes', 'V8 heap reserved (in use and not yet collected).', [], (g) => { const m = memoryUsage(); if (m !== null) g.set(m.heapTotal) })
   gauge('kahets_process_external_bytes', 'Memory outside the V8 heap held by JavaScript objects, chiefly the Buffers that hold messages.', [], (g) => { const m = memoryUsage(); if (m !== null) g.set(m.external) })
+  gauge('kahets_build_info', 'Always 1: the kahets version, the Node.js version and the Kafka client libraries the configuration uses ("none" without a Kafka stream).', ['version', 'node', 'client'], (g) => {
+    g.set({ version: kahetsVersion(), node: process.versions.node, client: kafkaClients(daemon.manager.config) }, 1)
+  })
+  const batches = daemon.stats.batches
+  for (const h of [batches.settleSeconds, batches.messages, batches.bytes]) registry.registerMetric(h)
+  // prom-client's process_* and nodejs_* metrics (CPU, memory, file descriptors, event loop
+  // lag, garbage collection), the ones every Node.js dashboard reads.
+  collectDefaultMetrics({ register: registry })
   return registry
+}
+
+function asyncGauges (registry: Registry, daemon: Daemon): void {
+  let scan: Promise<Array<{ stream: string, usage: FileUsage }>> | null = null
+  // The three gauges share one scan per scrape.
+  const usages = (): Promise<Array<{ stream: string, usage: FileUsage }>> => {
+    scan ??= (async () => {
+      const out = []
+      for (const s of allStreams(daemon)) {
+        if (s.role !== 'backup') continue
+        const usage = await s.usage().catch(() => null)
+        if (usage !== null) out.push({ stream: s.id, usage })
+      }
+      return out
+    })().finally(() => { setImmediate(() => { scan = null }) })
+    return scan
+  }
+  const define = (name: string, help: string, value: (u: FileUsage, now: number) => number): void => {
+    registry.registerMetric(new Gauge({
+      name,
+      help,
+      labelNames: ['stream'],
+      registers: [],
+      async collect () {
+        this.reset()
+        const now = Date.now()
+        for (const { stream, usage } of await usages()) this.set({ stream }, value(usage, now))
+      },
+    }))
+  }
+  define('kahets_spool_files', 'Files a backup stream holds (its spool, replayed once the primary answers).', (u) => u.files)
+  define('kahets_spool_bytes', 'Bytes of the files a backup stream holds.', (u) => u.bytes)
+  define('kahets_spool_oldest_age_seconds', 'Age of the oldest message in a backup stream\'s files (0 when there is none).', (u, now) => u.oldestAt === null ? 0 : Math.max(0, (now - u.oldestAt) / 1000))
+}
+
+// The label values kahets can count by, so that each series is there from zero.
+const FLOW_DROP_REASONS: readonly DropReason[] = DROP_REASONS.filter((r) => r !== 'unknown_bucket')
+const REPLAY_REFUSAL_REASONS: readonly DropReason[] = DROP_REASONS.filter((r) => r !== 'unknown_bucket' && r !== 'schema_rejected')
+const INVALID_REASONS = ['bad_bucket', 'fields_overflow', 'control_frame', 'hello', 'oversized', 'truncated'] as const
+const SCHEMA_REJECTIONS = ['not_json', 'invalid'] as const
+
+let version: string | null = null
+function kahetsVersion (): string {
+  version ??= (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version
+  return version
+}
+
+const CLIENT_PACKAGES = { platformatic: '@platformatic/kafka', kafkajs: 'kafkajs' } as const
+
+/** "@platformatic/kafka@1.35.0" for each Kafka client library the configuration names, or "none". */
+function kafkaClients (config: BucketsConfig): string {
+  const used = new Set<keyof typeof CLIENT_PACKAGES>()
+  for (const top of config.streams.values()) {
+    for (let s: typeof top | null = top; s !== null; s = s.backup) if (s.type === 'kafka') used.add(s.settings.client)
+  }
+  if (used.size === 0) return 'none'
+  return [...used].sort().map((c) => `${CLIENT_PACKAGES[c]}@${packageVersion(CLIENT_PACKAGES[c])}`).join(',')
+}
+
+function packageVersion (name: string): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version
+  } catch {
+    return 'unknown'
+  }
 }
 
 /**
@@ -183,20 +286,15 @@ function allStreams (daemon: Daemon): Array<import('./actors/stream-actor.ts').S
   return out
 }
 
-export interface Health {
-  ok: boolean
-  /** Streams not taking writes (failed over, retrying, replaying after an outage). */
-  degraded: Array<{ stream: string, mode: string }>
-  /** Buckets whose destination refuses writes for now while their stream is fine (issue 10). */
-  diverted: Array<{ stream: string, bucket: string }>
+/** What the probes read (health.ts). */
+export function probeState (daemon: Daemon): ProbeState {
+  const flows = function * () {
+    for (const [bucket, bs] of daemon.stats.buckets) for (const [stream, flow] of bs.flows) yield { bucket, stream, flow }
+  }
+  return { accepting: daemon.listener.accepting, readsPaused: daemon.budget.underPressure, streams: allStreams(daemon), flows: flows() }
 }
 
-export function health (daemon: Daemon): Health {
-  const streams = allStreams(daemon)
-  const degraded = streams.filter((s) => s.mode !== 'normal' && s.mode !== 'draining').map((s) => ({ stream: s.id, mode: s.mode }))
-  const diverted = streams.flatMap((s) => s.divertedBuckets.map((bucket) => ({ stream: s.id, bucket })))
-  return { ok: degraded.length === 0, degraded, diverted }
-}
+const ROUTES = 'kahets: /metrics, /livez, /readyz or /healthz\n'
 
 export async function startMetricsServer (daemon: Daemon, address: MetricsAddress, log: Logger): Promise<{ close (): Promise<void> }> {
   const registry = buildRegistry(daemon)
@@ -212,13 +310,23 @@ export async function startMetricsServer (daemon: Daemon, address: MetricsAddres
       })
       return
     }
-    if (url === '/healthz') {
-      const h = health(daemon)
-      res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ status: h.ok ? 'ok' : 'degraded', degraded: h.degraded, ...(h.diverted.length > 0 ? { diverted: h.diverted } : {}) }) + '\n')
+    const route = url.replace(/\?.*$/, '')
+    if (route === '/livez') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n')
       return
     }
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('kahets: /metrics or /healthz\n')
+    if (route === '/readyz') {
+      const r = readiness(probeState(daemon))
+      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${r.reason ?? 'ok'}\n`)
+      return
+    }
+    if (route === '/healthz') {
+      const h = health(probeState(daemon))
+      res.writeHead(h.status === 'failing' ? 503 : 200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(healthBody(h)) + '\n')
+      return
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end(ROUTES)
   })
   if ('path' in address && await claimSocketPath(address.path) === 'stale') {
     log.warn({ metrics: `unix:${address.path}` }, 'METRICS: removing stale socket file left by a previous run')

@@ -5,7 +5,10 @@
 // schema rejects is received and dropped (schema_rejected) on the bucket's own flows, and
 // received on the (bucket, deadLetter) flow if it has one (docs/configuration.md#payload-schemas). Plain
 // numbers on the hot path; the metrics endpoint reads them.
-export type DropReason = 'unknown_bucket' | 'max_memory' | 'stream_failed' | 'message_too_large' | 'topic_rejected' | 'destination_rejected' | 'shutdown' | 'schema_rejected'
+import { BatchMetrics } from './batch-metrics.ts'
+
+export const DROP_REASONS = ['unknown_bucket', 'max_memory', 'stream_failed', 'message_too_large', 'topic_rejected', 'destination_rejected', 'shutdown', 'schema_rejected'] as const
+export type DropReason = typeof DROP_REASONS[number]
 
 function add<K> (counts: Map<K, number>, key: K, n: number): void {
   counts.set(key, (counts.get(key) ?? 0) + n)
@@ -23,13 +26,17 @@ export class FlowStats {
    */
   readonly replayRefused = new Map<DropReason, number>()
   readonly dropped = new Map<DropReason, number>()
+  /** When frames of this flow were last lost, by reason (drops and replay refusals): /healthz reads it. */
+  readonly lastLostAt = new Map<DropReason, number>()
 
   drop (reason: DropReason, n: number): void {
     add(this.dropped, reason, n)
+    this.lastLostAt.set(reason, Date.now())
   }
 
   refuseOnReplay (reason: DropReason, n: number): void {
     add(this.replayRefused, reason, n)
+    this.lastLostAt.set(reason, Date.now())
   }
 
   get droppedTotal (): number {
@@ -58,6 +65,8 @@ export class BucketStats {
 
 export class Stats {
   readonly buckets = new Map<string, BucketStats>()
+  /** Per stream write: latency from socket to settled, messages, bytes (batch-metrics.ts). */
+  readonly batches = new BatchMetrics()
   readonly invalidFrames = new Map<string, number>()
   truncatedFrames = 0
   oversizedFrames = 0
@@ -73,6 +82,20 @@ export class Stats {
       this.buckets.set(name, b)
     }
     return b
+  }
+
+  /**
+   * Creates the flows of the buckets a configuration names (at start and after each SIGHUP),
+   * so that their counters are in /metrics from zero: a rate() or increase() over a series
+   * that appears only with its first drop misses that drop. The defaultBucket's buckets
+   * are named by clients, so they appear with their first frame.
+   */
+  declare (buckets: Iterable<{ readonly id: string, readonly streams: readonly string[], readonly deadLetter: string | null }>): void {
+    for (const b of buckets) {
+      const stats = this.bucket(b.id)
+      for (const s of b.streams) stats.flow(s)
+      if (b.deadLetter !== null) stats.flow(b.deadLetter)
+    }
   }
 
   invalid (reason: string): void {

@@ -54,6 +54,8 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
   }
 
   get streams (): ReadonlyMap<string, StreamActor> { return this.#streams }
+  /** The configuration in force (the last one a reload applied). */
+  get config (): BucketsConfig { return this.#config }
   get buckets (): ReadonlyMap<string, BucketActor> { return this.#buckets }
 
   /**

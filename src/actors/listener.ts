@@ -55,6 +55,8 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
   }
 
   get sessions (): number { return this.#sessions.size }
+  /** The socket takes new connections: listening, and shutdown has not begun (/readyz). */
+  get accepting (): boolean { return this.state === 'running' && this.#server !== null && this.#server.listening }
   /** Bytes clients had sent that shutdown could not read within SHUTDOWN_TIMEOUT. */
   get shutdownUnreadBytes (): number { return this.#unreadBytes }
 

@@ -24,7 +24,10 @@ import { decideFault } from './fault-policy.ts'
 
 export interface ReplayProgress {
   filesLeft: number
+  /** Bytes of backup files still to replay: lowered as each chunk is read and written. */
   bytesLeft: number
+  /** Bytes of backup files read back and written into the stream, over the process's life. */
+  bytesReplayed: number
   tornFrames: number
   /** Damaged runs found in backup files (each lost at least one record) and their bytes. */
   corruptRecords: number
@@ -99,12 +102,20 @@ export class Replay {
     for (const [i, file] of files.entries()) {
       const started = Date.now()
       let bytes = 0
-      // The one read of a file: a reader of another format drops in here.
+      let read = 0
+      // The one read of a file: a reader of another format drops in here. Progress moves per
+      // chunk read (onRead comes once that chunk's frames were written), not per file.
       const result = await readFrameFile(file, async (frames) => {
         bytes += await this.#frames(frames)
         // Bound the replay rate so live traffic is not starved.
         const due = started + (bytes / this.#o.bytesPerSec) * 1000
         if (due > Date.now()) await sleep(due - Date.now())
+      }, {
+        onRead: (n) => {
+          read += n
+          progress.bytesReplayed += n
+          progress.bytesLeft = Math.max(0, progress.bytesLeft - n)
+        },
       })
       if (result.tornBytes > 0) {
         progress.tornFrames++
@@ -113,7 +124,7 @@ export class Replay {
       if (result.whole) await this.#done(file)
       else await this.#quarantine(file, result)
       progress.filesLeft = files.length - i - 1
-      progress.bytesLeft -= sizes[i]!
+      progress.bytesLeft = Math.max(0, progress.bytesLeft - Math.max(0, sizes[i]! - read))
       if (result.whole) log.info({ file, frames: result.frames }, 'backup file replayed and removed')
     }
   }

@@ -19,7 +19,7 @@ import { StreamFailure } from '../errors.ts'
 import { refuseFrames } from '../receipts.ts'
 import type { Frame } from '../protocol/frame.ts'
 import type { DropReason, Stats } from '../stats.ts'
-import type { Rejections, Stream } from '../streams/stream.ts'
+import type { FileUsage, Rejections, Stream } from '../streams/stream.ts'
 import { Actor, type Supervisor } from './actor.ts'
 import { Charge, type Delivery } from './delivery.ts'
 import { decideFault } from './fault-policy.ts'
@@ -141,6 +141,11 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     return this.#stream.quarantine === undefined ? null : await this.#stream.quarantine(file)
   }
 
+  /** The files a file stream holds (a backup's spool), or null for other streams. */
+  async usage (): Promise<FileUsage | null> {
+    return this.#stream.usage === undefined ? null : await this.#stream.usage()
+  }
+
   /** Deliveries this actor has written so far. */
   get accepted (): number { return this.#accepted }
 
@@ -179,7 +184,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     return [...this.#lanes].filter(([, lane]) => lane.state === 'diverted').map(([bucket]) => bucket)
   }
 
-  readonly replayProgress: ReplayProgress = { filesLeft: 0, bytesLeft: 0, tornFrames: 0, corruptRecords: 0, corruptBytes: 0 }
+  readonly replayProgress: ReplayProgress = { filesLeft: 0, bytesLeft: 0, bytesReplayed: 0, tornFrames: 0, corruptRecords: 0, corruptBytes: 0 }
   get streamType (): Stream['type'] { return this.#stream.type }
   /** Frames and bytes this actor holds that are not yet delivered (queued, held, in flight). */
   get queued (): { frames: number, bytes: number } { return { frames: this.#queuedFrames, bytes: this.#queuedBytes } }
@@ -436,11 +441,20 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
       refused += n
     }
     let total = 0
+    let bytes = 0
+    let oldest = Infinity
     for (const d of deliveries) {
       this.#accepted++
-      if (d.respooled !== true) total += d.frames.length
+      if (d.respooled !== true) {
+        total += d.frames.length
+        bytes += d.bytes
+        const first = d.frames[0]
+        if (first !== undefined && first.receivedAt < oldest) oldest = first.receivedAt
+      }
       this.#finish(d)
     }
+    // One observation per write (batch-metrics.ts); respooled frames are a replay's.
+    if (total > 0) this.#stats.batches.observe(this.id, (Date.now() - oldest) / 1000, total, bytes)
     if (this.role === 'backup') flow.backedUp += Math.max(0, total - refused)
     else flow.delivered += total - refused
   }

@@ -124,7 +124,8 @@ const KAFKA_USED = new Set([
 let validateSchema: ReturnType<Ajv['compile']> | null = null
 function schemaValidator (): ReturnType<Ajv['compile']> {
   if (validateSchema === null) {
-    const ajv = new Ajv({ allErrors: true, strict: false })
+    // verbose: errors carry the schema (its description) and the value (see describe).
+    const ajv = new Ajv({ allErrors: true, strict: false, verbose: true })
     validateSchema = ajv.compile(JSON.parse(readFileSync(SCHEMA_FILE, 'utf8')))
   }
   return validateSchema
@@ -139,34 +140,62 @@ export function jsonPath (pointer: string): string {
   }).join('')
 }
 
+// ajv's messages name keywords and regular expressions ('must match pattern "^\\s*\\d+…"');
+// an operator needs to read what the value should be. The schema's descriptions say it in
+// words: a pattern's own description (its branch of a oneOf), else the description of the
+// oneOf or of the property.
+function described (e: ErrorObject): string | null {
+  const d = (e.parentSchema as { description?: unknown } | undefined)?.description
+  return typeof d === 'string' ? d : null
+}
+
+function got (e: ErrorObject): string {
+  const text = JSON.stringify(e.data)
+  return text !== undefined && text.length <= 60 ? `, not ${text}` : ''
+}
+
 function describe (e: ErrorObject): string {
   switch (e.keyword) {
     case 'required': return `missing required property "${String(e.params.missingProperty)}"`
     case 'additionalProperties': return `unknown property "${String(e.params.additionalProperty)}"`
     case 'enum': return `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`
+    case 'const': return `must be ${JSON.stringify(e.params.allowedValue)}`
     case 'maximum': return `must be at most ${String(e.params.limit)}`
     case 'minimum': return `must be at least ${String(e.params.limit)}`
     case 'type': return `must be ${String(e.params.type).split(',').map((t) => t === 'integer' ? 'a whole number' : /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`).join(' or ')}`
+    case 'minLength': return e.params.limit === 1 ? 'must not be empty' : `must be at least ${String(e.params.limit)} characters long`
+    case 'maxLength': return `must be at most ${String(e.params.limit)} characters long`
+    case 'minItems': return e.params.limit === 1 ? 'must not be empty' : `must have at least ${String(e.params.limit)} entries`
+    case 'pattern':
+    case 'not':
+    case 'oneOf': {
+      const d = described(e)
+      return d === null ? `is not a valid value${got(e)}` : `must be ${d}${got(e)}`
+    }
+    case 'propertyNames': return `has a name that is not allowed: ${JSON.stringify(e.params.propertyName)}`
     default: return e.message ?? e.keyword
   }
 }
 
 function schemaProblems (errors: ErrorObject[]): ConfigProblem[] {
-  // oneOf/if failures repeat what their branches said; keep the specific messages.
-  const useful = errors.filter((e) => e.keyword !== 'if' && e.keyword !== 'oneOf')
-  // A value that matches no branch of a oneOf yields one message per branch; collapse those
-  // so each path reads as one complaint, and drop a type mismatch against the other branch
-  // ("must be a string" beside "must be at most 1000000") when the other is a bound.
+  // An if/then failure repeats what its branch said.
+  const useful = errors.filter((e) => e.keyword !== 'if')
   const byPath = new Map<string, ErrorObject[]>()
-  for (const e of useful.length > 0 ? useful : errors) {
+  for (const e of useful) {
     const at = jsonPath(e.instancePath)
     byPath.set(at, [...(byPath.get(at) ?? []), e])
   }
-  return [...byPath].map(([path, errs]) => {
-    const bound = errs.some((e) => e.keyword === 'maximum' || e.keyword === 'minimum')
-    const specific = bound ? errs.filter((e) => e.keyword !== 'type') : errs
-    return { path, message: [...new Set(specific.map(describe))].join('; ') }
-  })
+  // One complaint per path, the most telling: a bound ("must be at most 1000000") over the
+  // other branch's type; what a string should look like over "must be a whole number"; the
+  // oneOf's own description when no branch came close; a bad property name alone.
+  const pick = (errs: ErrorObject[]): ErrorObject[] => {
+    const of = (...keywords: string[]): ErrorObject[] => errs.filter((e) => keywords.includes(e.keyword))
+    for (const preferred of [of('propertyNames'), of('maximum', 'minimum'), of('pattern', 'not')]) if (preferred.length > 0) return preferred
+    const oneOf = of('oneOf')
+    if (oneOf.length > 0 && described(oneOf[0]!) !== null) return oneOf
+    return errs.filter((e) => e.keyword !== 'oneOf')
+  }
+  return [...byPath].map(([path, errs]) => ({ path, message: [...new Set(pick(errs).map(describe))].join('; ') }))
 }
 
 type Json = Record<string, unknown>
@@ -354,44 +383,64 @@ function checkSharedFolders (streams: ReadonlyMap<string, StreamConfig>, problem
   })
 }
 
+const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v)
+
 /**
- * Validates parsed JSON. Throws ConfigError listing every problem with its JSON path.
+ * Validates parsed JSON. Throws ConfigError listing every problem with its JSON path, in one
+ * pass: the schema's complaints and the cross-checks (references between buckets and streams,
+ * shared folders, templates, CA files, payload schemas). A stream or bucket whose shape the
+ * schema refused is not checked further (its checks would read what is not there), but its
+ * id still counts for references and the rest of the file is checked as usual.
  * `baseDir`: the buckets file's folder, which `schema` paths are relative to.
  */
 export function parseBucketsConfig (doc: unknown, baseDir: string = process.cwd()): BucketsConfig {
   const validate = schemaValidator()
-  if (!validate(doc)) throw new ConfigError(schemaProblems(validate.errors ?? []))
-  const root = doc as Json
-  const problems: ConfigProblem[] = []
+  const problems: ConfigProblem[] = validate(doc) ? [] : schemaProblems(validate.errors ?? [])
+  const refused = problems.map((p) => p.path)
+  // No schema complaint at `at` or below it.
+  const sound = (at: string): boolean => !refused.some((p) => p === at || p.startsWith(`${at}.`) || p.startsWith(`${at}[`))
+  const root: Json = isObject(doc) ? doc : {}
   const warnings: string[] = []
 
+  const streamIds = new Set<string>()
   const streams = new Map<string, StreamConfig>()
-  for (const [id, raw] of Object.entries(root.streamsConfigs as Record<string, Json>)) {
-    streams.set(id, stream(id, raw, `$.streamsConfigs${jsonPath('/' + id).slice(1)}`, problems, warnings, false))
+  if (isObject(root.streamsConfigs)) {
+    for (const [id, raw] of Object.entries(root.streamsConfigs)) {
+      streamIds.add(id)
+      const at = `$.streamsConfigs${jsonPath('/' + id).slice(1)}`
+      if (isObject(raw) && sound(at)) streams.set(id, stream(id, raw, at, problems, warnings, false))
+    }
   }
   checkSharedFolders(streams, problems)
   const checkRefs = (b: Json, at: string): void => {
-    (b.streams as string[]).forEach((s, i) => {
-      if (!streams.has(s)) problems.push({ path: `${at}.streams[${i}]`, message: `stream "${s}" is not defined in streamsConfigs` })
-    })
-    if (b.deadLetter === undefined) return
-    const dl = str(b.deadLetter)
-    if (!streams.has(dl)) problems.push({ path: `${at}.deadLetter`, message: `stream "${dl}" is not defined in streamsConfigs` })
+    if (Array.isArray(b.streams)) {
+      b.streams.forEach((s: unknown, i) => {
+        if (typeof s === 'string' && !streamIds.has(s)) problems.push({ path: `${at}.streams[${i}]`, message: `stream "${s}" is not defined in streamsConfigs` })
+      })
+    }
+    if (typeof b.deadLetter !== 'string') return
+    const dl = b.deadLetter
+    if (!streamIds.has(dl)) problems.push({ path: `${at}.deadLetter`, message: `stream "${dl}" is not defined in streamsConfigs` })
     // Its flow (bucket, stream) counts the rejected messages only (docs/configuration.md#payload-schemas).
-    else if ((b.streams as string[]).includes(dl)) problems.push({ path: `${at}.deadLetter`, message: `stream "${dl}" is one of the bucket's streams; the dead-letter stream must be another` })
+    else if (Array.isArray(b.streams) && b.streams.includes(dl)) problems.push({ path: `${at}.deadLetter`, message: `stream "${dl}" is one of the bucket's streams; the dead-letter stream must be another` })
   }
   const buckets = new Map<string, BucketConfig>()
-  ;(root.buckets as Json[]).forEach((b, i) => {
-    const id = str(b.id)
-    if (buckets.has(id)) problems.push({ path: `$.buckets[${i}].id`, message: `bucket "${id}" is defined twice` })
-    checkRefs(b, `$.buckets[${i}]`)
-    buckets.set(id, bucket(b, id, `$.buckets[${i}]`, baseDir, problems, warnings))
-  })
+  if (Array.isArray(root.buckets)) {
+    root.buckets.forEach((b: unknown, i) => {
+      const at = `$.buckets[${i}]`
+      if (!isObject(b)) return
+      checkRefs(b, at)
+      if (typeof b.id !== 'string') return
+      const id = b.id
+      if (buckets.has(id)) problems.push({ path: `${at}.id`, message: `bucket "${id}" is defined twice` })
+      if (sound(at)) buckets.set(id, bucket(b, id, at, baseDir, problems, warnings))
+    })
+  }
   let defaultBucket: BucketConfig | null = null
-  if (root.defaultBucket !== undefined) {
-    const d = root.defaultBucket as Json
+  if (isObject(root.defaultBucket)) {
+    const d = root.defaultBucket
     checkRefs(d, '$.defaultBucket')
-    defaultBucket = bucket(d, str(d.id ?? 'default'), '$.defaultBucket', baseDir, problems, warnings)
+    if (sound('$.defaultBucket')) defaultBucket = bucket(d, str(d.id ?? 'default'), '$.defaultBucket', baseDir, problems, warnings)
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return deepFreeze({ streams, buckets, defaultBucket, warnings })

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import dotenv from 'dotenv'
 import { type ConfigProblem, ConfigError } from '../errors.ts'
-import { parseInteger, parseSize } from './sizes.ts'
+import { parseInteger, parseSize, SIZE_UNITS } from './sizes.ts'
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
 
@@ -108,13 +108,13 @@ export function loadEnv (opts: EnvOptions = {}): EnvConfig {
   const socketMode = /^0?[0-7]{3,4}$/.test(modeRaw) ? parseInt(modeRaw, 8) : NaN
   if (Number.isNaN(socketMode)) bad('SOCKET_MODE', modeRaw, 'octal permission bits such as 0660')
   const maxMemory = parseSize(get('MAXMEMORY'))
-  if (maxMemory === null || maxMemory < 1024) bad('MAXMEMORY', get('MAXMEMORY'), 'a size of at least 1KB such as 250MB (B, KB, MB, GB)')
+  if (maxMemory === null || maxMemory < 1024) bad('MAXMEMORY', get('MAXMEMORY'), `a size of at least 1KB such as 250MB (${SIZE_UNITS})`)
   const maxCpus = parseInteger(get('MAXCPUS'), 1)
   if (maxCpus === null) bad('MAXCPUS', get('MAXCPUS'), 'a whole number ≥ 1')
   const logLevel = LEVELS[get('LOG_LEVEL').toLowerCase()]
   if (logLevel === undefined) bad('LOG_LEVEL', get('LOG_LEVEL'), 'one of TRACE DEBUG INFO WARN ERROR FATAL')
   const maxFrameBytes = parseSize(get('MAX_FRAME_BYTES'))
-  if (maxFrameBytes === null || maxFrameBytes < 16 || maxFrameBytes > 0xffffffff) bad('MAX_FRAME_BYTES', get('MAX_FRAME_BYTES'), 'a size between 16B and 4GB such as 1MB')
+  if (maxFrameBytes === null || maxFrameBytes < 16 || maxFrameBytes > 0xffffffff) bad('MAX_FRAME_BYTES', get('MAX_FRAME_BYTES'), `a size between 16B and 4GB such as 1MB (${SIZE_UNITS})`)
   const shutdownTimeoutMs = parseInteger(get('SHUTDOWN_TIMEOUT'), 0)
   if (shutdownTimeoutMs === null) bad('SHUTDOWN_TIMEOUT', get('SHUTDOWN_TIMEOUT'), 'milliseconds, a whole number ≥ 0')
   const shutdownDrainMs = parseInteger(get('SHUTDOWN_DRAIN_MS'), 1)

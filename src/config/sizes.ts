@@ -1,6 +1,12 @@
-// Sizes as kahego writes them (docs/configuration.md#sizes): "250MB", "10 KB", "1GB", bare bytes. 1024-based.
-const UNITS: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }
-const SIZE = /^\s*(\d+(?:\.\d+)?)\s*([KMG]?B)?\s*$/i
+// Sizes as kahego writes them (docs/configuration.md#sizes): "250MB", "10 KB", "1GB", bare bytes, and the IEC
+// spellings "64KiB", "1 GiB". All 1024-based: KB means 1024 bytes, as it always has in
+// kahego's and kahets's configuration, so KB and KiB are the same size
+// (docs/configuration.md#sizes).
+const UNITS: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, KIB: 1024, MIB: 1024 ** 2, GIB: 1024 ** 3 }
+const SIZE = /^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$/i
+
+/** The units a size may be written in, for messages. */
+export const SIZE_UNITS = 'B, KB, MB, GB, KiB, MiB, GiB; all 1024-based'
 
 /** Bytes, or null when `value` is not a size. */
 export function parseSize (value: string | number): number | null {

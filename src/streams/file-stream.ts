@@ -4,7 +4,7 @@
 // At most `maxOpenFiles` of those files are open at once (open-files.ts): a bucket whose
 // file was closed to make room, or idle for IDLE_CLOSE_MS, appends to it again at its next
 // write (rotating-file.ts says why that is safe).
-import { access, constants, mkdir, statfs } from 'node:fs/promises'
+import { access, constants, mkdir, stat, statfs } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import type { FileSettings } from '../config/buckets.ts'
 import { RateLimitedLog, type Logger } from '../log.ts'
@@ -14,8 +14,8 @@ import { fileStreamStats, type FileStreamStats } from './file-stream-stats.ts'
 import { OpenFiles } from './open-files.ts'
 import { RotatingFile, type RotatingFileEvent } from './rotating-file.ts'
 import { encodeSpoolRecords, spoolHeader } from '../protocol/spool.ts'
-import { quarantineFile } from './frame-file.ts'
-import type { Stream } from './stream.ts'
+import { firstRecordTime, quarantineFile } from './frame-file.ts'
+import type { FileUsage, Stream } from './stream.ts'
 
 /** A bucket's file not written for this long is closed (issue 10). */
 export const IDLE_CLOSE_MS = 30_000
@@ -86,6 +86,19 @@ export class FileStream implements Stream {
     const open = new Set([...this.#files.values()].map((f) => f.currentPath))
     const files = await listTemplateFiles(this.#settings.path, this.#settings.fileNameTemplate, this.#hostname)
     return files.filter((f) => !open.has(f))
+  }
+
+  async usage (): Promise<FileUsage> {
+    const files = await listTemplateFiles(this.#settings.path, this.#settings.fileNameTemplate, this.#hostname)
+    let bytes = 0
+    for (const f of files) bytes += await stat(f).then((st) => st.size, () => 0)
+    // Oldest first: the first file with a record holds the oldest message.
+    let oldestAt: number | null = null
+    for (const f of files) {
+      oldestAt = await firstRecordTime(f)
+      if (oldestAt !== null) break
+    }
+    return { files: files.length, bytes, oldestAt }
   }
 
   /** Moves a file replay could not read whole to `quarantine/` under path (frame-file.ts). */

@@ -12,7 +12,7 @@
 import { open, mkdir, link, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { type Frame, FrameOrigin, WireFrame, LENGTH_BYTES, isValidBucketBytes } from '../protocol/frame.ts'
-import { type DamagedRange, SpoolDecoder, SPOOL_HEADER_BYTES, SPOOL_MAGIC } from '../protocol/spool.ts'
+import { type DamagedRange, SpoolDecoder, SPOOL_HEADER_BYTES, SPOOL_MAGIC, SPOOL_RECORD_OVERHEAD } from '../protocol/spool.ts'
 
 export type FrameFileFormat = 'spool' | 'frames'
 
@@ -198,3 +198,32 @@ export async function quarantineFile (root: string, file: string): Promise<strin
 }
 
 export const QUARANTINE_DIR = 'quarantine'
+
+/**
+ * When kahets received the first message of a file: a spool's first record carries it
+ * (spool.ts); for plain frames, or a spool whose first record is not whole yet, the file's
+ * last change stands in. null when the file has no record or cannot be read.
+ */
+export async function firstRecordTime (file: string): Promise<number | null> {
+  let fh
+  try {
+    fh = await open(file, 'r')
+  } catch {
+    return null
+  }
+  try {
+    const head = Buffer.alloc(SPOOL_HEADER_BYTES + SPOOL_RECORD_OVERHEAD)
+    const { bytesRead } = await fh.read(head, 0, head.length, 0)
+    if (bytesRead === 0) return null
+    if (detectFormat(head.subarray(0, bytesRead)) === 'spool') {
+      // header, then the first record: length:u32le crc:u32le timestamp:u64le
+      if (bytesRead === head.length) return Number(head.readBigUInt64LE(SPOOL_HEADER_BYTES + 8))
+      if (bytesRead <= SPOOL_HEADER_BYTES) return null
+    }
+    return (await fh.stat()).mtimeMs
+  } catch {
+    return null
+  } finally {
+    await fh.close()
+  }
+}

@@ -10,6 +10,13 @@ import type { DropReason } from '../stats.ts'
  */
 export type Rejections = ReadonlyMap<DropReason, number>
 
+export interface FileUsage {
+  readonly files: number
+  readonly bytes: number
+  /** When kahets received the oldest message in them (ms since the epoch); null when none. */
+  readonly oldestAt: number | null
+}
+
 export interface Stream {
   readonly type: 'file' | 'kafka'
   /**
@@ -25,6 +32,8 @@ export interface Stream {
   reset (): Promise<void>
   /** File streams: every file this stream wrote that is not open now, oldest first (for replay). */
   listClosedFiles? (): Promise<string[]>
+  /** File streams: the files this stream holds, open ones included (a backup's spool, for /metrics). */
+  usage? (): Promise<FileUsage>
   /** File streams: moves a file that could not be read whole out of the replay's way; returns where to. */
   quarantine? (file: string): Promise<string>
   close (): Promise<void>

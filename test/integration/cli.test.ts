@@ -80,14 +80,20 @@ test('check-config prints every error with its JSON path and exits 1', async () 
   const r = await cli(['check-config'], {}, dir)
   assert.equal(r.code, 1)
   assert.match(r.stderr, /\$\.streamsConfigs\.f\.slice: /)
-  assert.match(r.stderr, /\$\.streamsConfigs\.f\.settings\.sizeRotate: /)
-  // References are checked once the shape is right.
+  assert.match(r.stderr, /\$\.streamsConfigs\.f\.settings\.sizeRotate: must be a size such as "10MB" or "64KiB", not "big"/)
+  // In the same pass as the shape: references.
+  assert.match(r.stderr, /\$\.buckets\[0\]\.streams\[0\]: stream "missing" is not defined in streamsConfigs/)
   await writeFile(join(dir, 'buckets.json'), JSON.stringify({ streamsConfigs: { f: { type: 'file', settings: { path: '/tmp/x' } } }, buckets: [{ id: 'a', streams: ['missing'] }] }))
   const refs = await cli(['check-config', '--env-file', join(dir, '.env.dev.local')], {}, dir)
   assert.equal(refs.code, 1)
   assert.match(refs.stderr, /\$\.buckets\[0\]\.streams\[0\]: stream "missing" is not defined in streamsConfigs/)
 
-  await writeFile(join(dir, 'buckets.json'), JSON.stringify({ streamsConfigs: { f: { type: 'file', settings: { path: '/tmp/x' } } }, buckets: [{ id: 'a', streams: ['f'] }] }))
+  // No raw regular expression or ajv wording reaches the operator.
+  assert.doesNotMatch(r.stderr, /pattern|\^|oneOf|must NOT|must match/)
+
+  // Sizes in KiB, MiB, GiB beside KB, MB, GB.
+  await writeFile(join(dir, 'buckets.json'), JSON.stringify({ streamsConfigs: { f: { type: 'file', settings: { path: '/tmp/x', sizeRotate: '10MiB' } } }, buckets: [{ id: 'a', streams: ['f'] }] }))
+  await writeFile(join(dir, '.env.dev.local'), 'BUCKETS_FILE=./buckets.json\nMAXMEMORY=64MiB\nMAX_FRAME_BYTES=512KiB\n')
   const ok = await cli(['check-config'], {}, dir)
   assert.equal(ok.code, 0, ok.stderr)
   assert.match(ok.stdout, /configuration OK/)
@@ -187,6 +193,24 @@ test('--help, --version, unknown commands', async () => {
   const help = await cli(['--help'])
   assert.equal(help.code, 0)
   assert.match(help.stdout, /Usage: kahets/)
+  assert.match(help.stdout, /`kahets COMMAND --help` describes one command/)
+  // Each command's own help: exit 0, its usage line, its own options, never another's.
+  const own: Record<string, [RegExp, RegExp | null]> = {
+    run: [/^Usage: kahets run \[OPTIONS\]\n/, /SIGHUP/],
+    'check-config': [/^Usage: kahets check-config \[OPTIONS\]\n/, /KiB, MiB or GiB/],
+    replay: [/^Usage: kahets replay FILE\.\.\. \[OPTIONS\]\n/, /--dry-run +read, verify and report/],
+    inspect: [/^Usage: kahets inspect FILE\.\.\. \[OPTIONS\]\n/, /--dump +write every frame/],
+  }
+  for (const [command, [usageLine, detail]] of Object.entries(own)) {
+    const r = await cli([command, '--help'])
+    assert.equal(r.code, 0, `${command} --help: ${r.stderr}`)
+    assert.match(r.stdout, usageLine)
+    if (detail !== null) assert.match(r.stdout, detail)
+    assert.match(r.stdout, /--env-file PATH/)
+    if (command !== 'replay') assert.doesNotMatch(r.stdout, /--dry-run/)
+  }
+  const unknownHelp = await cli(['frobnicate', '--help'])
+  assert.equal(unknownHelp.code, 2)
   const version = await cli(['--version'])
   assert.match(version.stdout, /^kahets \d+\.\d+\.\d+/)
   const bad = await cli(['frobnicate'])

@@ -115,7 +115,7 @@ test('MAXMEMORY 2MB, Kafka down, no backup: memory stays bounded, drops are coun
     const terms = assertIdentity(m, topic, 'kafka')
     assert.ok(sample(m, 'kahets_dropped_total', { bucket: topic, reason: 'max_memory' }) > 300_000, JSON.stringify(terms))
     assert.ok(sample(m, 'kahets_buffered_bytes') <= 2 * 1024 * 1024)
-    assert.equal((await fetch(`${base}/healthz`)).status, 503, 'the stream is reported degraded')
+    assert.equal((await fetch(`${base}/healthz`)).status, 503, 'messages are being dropped: failing')
   } finally {
     clearInterval(sampler)
   }

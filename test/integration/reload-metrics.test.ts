@@ -96,7 +96,10 @@ test('/metrics counts received, delivered, sampled, invalid and unknown; /health
   assert.ok(sample(m, 'kahets_process_heap_used_bytes') <= sample(m, 'kahets_process_heap_total_bytes'))
   const h = await fetch(`${base}/healthz`)
   assert.equal(h.status, 200)
-  assert.deepEqual(await h.json(), { status: 'ok', degraded: [] })
+  // The frame for a bucket nobody serves is listed as refused; that fails nothing.
+  const body = await h.json() as { status: string, degraded: unknown[], refused: Array<Record<string, unknown>> }
+  assert.deepEqual([body.status, body.degraded], ['ok', []])
+  assert.deepEqual(body.refused.map((r) => [r.bucket, r.stream, r.reason]), [['nobody', '', 'unknown_bucket']])
   assert.equal(await k.stop(), 0)
   const tenthFiles = (await readFrameFiles(join(k.dir, 'tenth'))).flatMap((f) => f.frames)
   assert.equal(tenthFiles.length, tenth.delivered, 'the files hold what /metrics says was delivered')

@@ -1,12 +1,12 @@
 // The command-line parser: global options, per-command options, arguments, usage errors.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { parseCommandLine, usage, UsageError, type Command } from '../../src/command-line.ts'
+import { commandUsage, parseCommandLine, usage, UsageError, type Command } from '../../src/command-line.ts'
 
 const run = async (): Promise<number> => 0
 const COMMANDS: Command[] = [
   { name: 'run', summary: 'start', run },
-  { name: 'inspect', args: 'FILE...', minArgs: 1, summary: 'look', options: { dump: { type: 'boolean' } }, optionHelp: { dump: 'frames as JSON lines' }, run },
+  { name: 'inspect', args: 'FILE...', minArgs: 1, summary: 'look', help: 'Reads files.', options: { dump: { type: 'boolean' } }, optionHelp: { dump: 'frames as JSON lines' }, run },
   { name: 'replay', args: 'FILE...', minArgs: 1, summary: 'send', options: { 'dry-run': { type: 'boolean' } }, run },
 ]
 
@@ -56,4 +56,19 @@ test('usage lists every command with its options', () => {
   assert.match(text, /\n {6}--dump +frames as JSON lines\n/)
   assert.match(text, /--env-file PATH/)
   assert.match(text, /Exit status: 0 done; 1 failed .*; 2 bad command line\./)
+})
+
+test('--help after a command describes that command: what it does, its options and the global ones', () => {
+  assert.deepEqual(parseCommandLine(['--help'], COMMANDS), { kind: 'help', command: null })
+  const inspect = parseCommandLine(['inspect', '--help'], COMMANDS)
+  assert.equal(inspect.kind === 'help' && inspect.command?.name, 'inspect')
+  // Even where the command line would otherwise be wrong (no FILE yet).
+  assert.equal(parseCommandLine(['-h', 'replay'], COMMANDS).kind, 'help')
+  assert.match(usageError('frobnicate', '--help'), /unknown command "frobnicate"/)
+  const text = commandUsage(COMMANDS[1]!)
+  assert.match(text, /^Usage: kahets inspect FILE\.\.\. \[OPTIONS\]\n\nLook\.\n\nReads files\.\n\nOptions:\n/)
+  assert.match(text, /\n {6}--dump +frames as JSON lines\n/)
+  assert.match(text, /\n {6}--env-file PATH +read this env file/)
+  assert.match(text, /\n {2}-h, --help +show this help/)
+  assert.doesNotMatch(text, /dry-run/, 'another command\'s options are not listed')
 })

@@ -54,7 +54,7 @@ test('each invalid buckets case names its JSON path', () => {
     ['missing path', (d) => { d.streamsConfigs.f.settings = {} as never }, '$.streamsConfigs.f.settings', /missing required property "path"/],
     ['template escapes', (d) => { (d.streamsConfigs.f.settings as Record<string, unknown>).fileNameTemplate = '../{bucket}' }, '$.streamsConfigs.f.settings.fileNameTemplate', /.+/],
     ['batch zero', (d) => { d.buckets[0]!.batch = 0 }, '$.buckets[0].batch', /.+/],
-    ['bucket id with slash', (d) => { d.buckets[0]!.id = 'a/b' }, '$.buckets[0].id', /pattern/],
+    ['bucket id with slash', (d) => { d.buckets[0]!.id = 'a/b' }, '$.buckets[0].id', /^must be a bucket name \(the Kafka topic\): 1 to 255 of .*, not "a\/b"$/],
     ['duplicate bucket', (d) => { d.buckets.push({ ...d.buckets[0]! }) }, '$.buckets[1].id', /twice/],
     ['unknown top-level key', (d) => { d.extra = 1 }, '$', /unknown property "extra"/],
     ['missing buckets', (d) => { delete (d as Record<string, unknown>).buckets }, '$', /missing required property "buckets"/],
@@ -100,6 +100,39 @@ test('every problem is reported at once', () => {
   doc.buckets.push({ id: 'b', streams: ['gone'], batch: 1, batchTimeout: 1 })
   const found = problems(() => parseBucketsConfig(doc))
   assert.deepEqual(found.map((p) => p.path), ['$.buckets[0].streams[0]', '$.buckets[1].streams[0]'])
+})
+
+test('schema errors and cross-checks in one pass, in words: no regular expression, no ajv keyword', () => {
+  const doc = {
+    streamsConfigs: {
+      f: { type: 'file', slice: 'half', settings: { path: '/tmp/kahets-f', sizeRotate: '10 parsecs', maxFiles: 'many' } },
+      g: { type: 'file', settings: { path: '/tmp/kahets-g', fileNameTemplate: '../{bucket}' } },
+      '': { type: 'file', settings: { path: '' } },
+    },
+    buckets: [
+      { id: 'a/b', streams: ['f', 'missing'], batch: 'lots' },
+      { id: '..', streams: [] },
+      { id: 'ok', streams: ['g', 'gone'], batchTimeout: '3600001' },
+    ],
+  }
+  const found = problems(() => parseBucketsConfig(doc))
+  const at = (path: string): string => found.filter((p) => p.path === path).map((p) => p.message).join(' | ')
+  assert.equal(at('$.streamsConfigs.f.slice'), 'must be a fraction from 0 to 1 such as "0.1", not "half"')
+  assert.equal(at('$.streamsConfigs.f.settings.sizeRotate'), 'must be a size such as "10MB" or "64KiB", not "10 parsecs"')
+  assert.equal(at('$.streamsConfigs.f.settings.maxFiles'), 'must be a whole number such as "10", not "many"')
+  assert.equal(at('$.streamsConfigs'), 'has a name that is not allowed: ""')
+  assert.equal(at('$.streamsConfigs[""].settings.path'), 'must not be empty')
+  assert.match(at('$.buckets[0].id'), /^must be a bucket name .*, not "a\/b"$/)
+  assert.match(at('$.buckets[1].id'), /^must be a bucket name .*, not "\.\."$/)
+  assert.equal(at('$.buckets[1].streams'), 'must not be empty')
+  assert.equal(at('$.buckets[0].batch'), 'must be a whole number from 1 such as "1000", not "lots"')
+  // The cross-checks ran too: references (also of buckets the schema refused), a template
+  // of a sound stream, the bound on a string of a sound bucket.
+  assert.equal(at('$.buckets[0].streams[1]'), 'stream "missing" is not defined in streamsConfigs')
+  assert.equal(at('$.buckets[2].streams[1]'), 'stream "gone" is not defined in streamsConfigs')
+  assert.match(at('$.streamsConfigs.g.settings.fileNameTemplate'), /.+/)
+  assert.equal(at('$.buckets[2].batchTimeout'), 'must be at most 3600000')
+  for (const p of found) assert.doesNotMatch(p.message, /pattern|\^|\\[sd]|oneOf|must NOT|must match/, `${p.path}: ${p.message}`)
 })
 
 test('Kafka settings: librdkafka names kahets does not use warn; unknown names and bad values are errors', () => {
@@ -177,7 +210,15 @@ test('unreadable and non-JSON buckets files are config errors naming the file', 
   assert.match(problems(() => loadBucketsFile(join(dir, 'missing.json')))[0]!.message, /cannot read/)
 })
 
-test('sizes: B KB MB GB, 1024-based, bare numbers', () => {
+test('sizes: B KB MB GB and KiB MiB GiB, all 1024-based, bare numbers', () => {
+  assert.equal(parseSize('64KiB'), 64 * 1024)
+  assert.equal(parseSize('64KB'), parseSize('64KiB'), 'KB keeps its 1024-based meaning')
+  assert.equal(parseSize('2 MiB'), 2 * 1024 ** 2)
+  assert.equal(parseSize('1gib'), 1024 ** 3)
+  assert.equal(parseSize('1.5MiB'), 1.5 * 1024 ** 2)
+  assert.equal(parseSize('1KiBB'), null)
+  assert.equal(parseSize('1iB'), null)
+  assert.equal(parseSize('1Ki'), null)
   assert.equal(parseSize('250MB'), 250 * 1024 * 1024)
   assert.equal(parseSize('10 kb'), 10240)
   assert.equal(parseSize('1GB'), 1024 ** 3)

@@ -1,9 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { readFile, writeFile, mkdir } from 'node:fs/promises'
+import { readFile, writeFile, mkdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { quarantineFile, readFrameFile } from '../../src/streams/frame-file.ts'
+import { firstRecordTime, quarantineFile, readFrameFile } from '../../src/streams/frame-file.ts'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
 import { FrameOrigin, WireFrame, type Frame } from '../../src/protocol/frame.ts'
 import { encodeSpoolRecords, spoolHeader } from '../../src/protocol/spool.ts'
@@ -118,4 +118,18 @@ test('quarantineFile keeps the path below root, never replaces an earlier one', 
   assert.ok(!existsSync(join(root, 'orders', '1700000000-AbCdEfGh.frames')))
   assert.equal(await readFile(join(root, 'quarantine', 'orders', '1700000000-AbCdEfGh.frames'), 'utf8'), 'one')
   assert.equal(await readFile(join(root, 'quarantine', 'orders', '1700000000-AbCdEfGh.frames.1'), 'utf8'), 'two')
+})
+
+test('firstRecordTime: a spool\'s first record time; a plain frame file\'s mtime; null with no record or no file', async () => {
+  const dir = await makeTempDir()
+  const file = (name: string): string => join(dir, name)
+  await writeFile(file('s.frames'), spool)
+  assert.equal(await firstRecordTime(file('s.frames')), 1_700_000_000_000)
+  await writeFile(file('p.frames'), wire)
+  assert.equal(await firstRecordTime(file('p.frames')), (await stat(file('p.frames'))).mtimeMs)
+  await writeFile(file('h.frames'), spoolHeader())
+  assert.equal(await firstRecordTime(file('h.frames')), null, 'a header alone holds no message')
+  await writeFile(file('e.frames'), Buffer.alloc(0))
+  assert.equal(await firstRecordTime(file('e.frames')), null)
+  assert.equal(await firstRecordTime(file('missing.frames')), null)
 })

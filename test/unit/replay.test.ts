@@ -33,7 +33,7 @@ async function setup (t: import('node:test').TestContext) {
     stats,
     log,
     bytesPerSec: 1e9,
-    progress: { filesLeft: 0, bytesLeft: 0, tornFrames: 0, corruptRecords: 0, corruptBytes: 0 },
+    progress: { filesLeft: 0, bytesLeft: 0, bytesReplayed: 0, tornFrames: 0, corruptRecords: 0, corruptBytes: 0 },
     abandoned: () => false,
   })
   return { file, stream, stats, respooled, replay }
@@ -69,4 +69,37 @@ test('a stream failure stops the replay and keeps the file for the next one', as
   stream.down = true
   await assert.rejects(replay.pass(), (e: unknown) => e instanceof KahetsError && e.code === ErrorCodes.STREAM_WRITE_FAILED)
   assert.equal(await exists(file), true)
+})
+
+test('progress moves in bytes as each chunk of a file is replayed, not once per file', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kahets-replay-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  // One 3.3 MB file: the reader takes 1 MiB chunks, so the stream sees four writes.
+  const file = join(dir, 'big.frames')
+  const bytes = encodeFrames(Array.from({ length: 3300 }, (_, i) => ({ bucket: 'b', payload: Buffer.alloc(1000, i % 256) })))
+  await writeFile(file, bytes)
+  const progress = { filesLeft: 0, bytesLeft: 0, bytesReplayed: 0, tornFrames: 0, corruptRecords: 0, corruptBytes: 0 }
+  const seen: Array<[number, number]> = []
+  const stream = new FakeStream()
+  const write = stream.write.bind(stream)
+  stream.write = async (bucket, frames) => {
+    seen.push([progress.bytesLeft, progress.bytesReplayed])
+    return await write(bucket, frames)
+  }
+  let files = [file]
+  const replay = new Replay({
+    streamId: 's',
+    stream,
+    backup: { rotate: async () => {}, closedFiles: async () => { const f = files; files = []; return f }, quarantine: async () => null },
+    respool: () => { throw new Error('nothing is refused') },
+    stats: new Stats(),
+    log,
+    bytesPerSec: 1e9,
+    progress,
+    abandoned: () => false,
+  })
+  await replay.pass()
+  const MiB = 1024 * 1024
+  assert.deepEqual(seen, [[bytes.length, 0], [bytes.length - MiB, MiB], [bytes.length - 2 * MiB, 2 * MiB], [bytes.length - 3 * MiB, 3 * MiB]])
+  assert.deepEqual([progress.bytesLeft, progress.bytesReplayed, progress.filesLeft], [0, bytes.length, 0])
 })
