@@ -33,18 +33,35 @@ export interface KafkaClient {
   /** Connects to the bootstrap servers (idempotent; a failed attempt may be retried). */
   connect (): Promise<void>
   /**
-   * The partitions of these topics, auto-creating those that do not exist. An empty list asks
-   * the cluster for its brokers only: a broker answers, or it does not (the probe).
+   * The partitions of these topics, auto-creating those that do not exist; from the client's
+   * cache unless `refresh` (after a leader change: forget cached leaders and ask the cluster,
+   * rejecting when no broker answers). An empty list asks the cluster for its brokers only: a
+   * broker answers, or it does not (the probe).
    */
-  metadata (topics: readonly string[]): Promise<ReadonlyMap<string, TopicPartitions>>
+  metadata (topics: readonly string[], refresh?: boolean): Promise<ReadonlyMap<string, TopicPartitions>>
   /**
    * Sends each batch to its partition's leader (one produce request per leader), resolving
-   * once every leader acknowledged as `acks` asks; rejects, all or nothing, with the first
-   * failure. The client may retry internally (KAFKAJS_RETRY) and refresh stale leaders.
+   * once every leader acknowledged as `acks` asks. Rejects with PartlyAcknowledged when the
+   * client can tell that some leaders took their batches, else with the client's error (all
+   * or nothing). The client may retry internally (KAFKAJS_RETRY) and refresh stale leaders.
    */
   produce (batches: readonly PartitionBatch[]): Promise<void>
   /** Disconnects; `force` abandons requests in flight (a replaced client, a probe). */
   close (force: boolean): Promise<void>
+}
+
+/**
+ * produce() reached several leaders and failed on some: `acknowledged` were taken, the other
+ * batches failed with `cause` (where classifyKafkaError finds the protocol error). Sending only
+ * the others again duplicates nothing. (@platformatic/kafka reports this; kafkajs cannot.)
+ */
+export class PartlyAcknowledged extends Error {
+  readonly acknowledged: ReadonlySet<PartitionBatch>
+  constructor (acknowledged: ReadonlySet<PartitionBatch>, cause: unknown) {
+    super('produce request partly acknowledged', { cause })
+    this.name = 'PartlyAcknowledged'
+    this.acknowledged = acknowledged
+  }
 }
 
 /** `probe`: a throwaway client that does not retry (PROBE_TIMEOUT_MS bounds it anyway). */

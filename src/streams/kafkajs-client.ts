@@ -100,14 +100,16 @@ export class KafkajsClient implements KafkaClient {
     return this.#connecting
   }
 
-  async metadata (topics: readonly string[]): Promise<ReadonlyMap<string, TopicPartitions>> {
+  async metadata (topics: readonly string[], refresh = false): Promise<ReadonlyMap<string, TopicPartitions>> {
     await this.connect()
     if (topics.length === 0) {
       await this.#admin.describeCluster()
       return new Map()
     }
     const now = performance.now()
-    const stale = topics.filter((t) => (this.#partitions.get(t)?.at ?? -Infinity) + METADATA_MAX_AGE_MS <= now)
+    // kafkajs's producer refreshes its own leaders when a request fails on a stale one; a
+    // refresh here re-reads the partitions and fails when no broker answers.
+    const stale = refresh ? [...topics] : topics.filter((t) => (this.#partitions.get(t)?.at ?? -Infinity) + METADATA_MAX_AGE_MS <= now)
     if (stale.length > 0) {
       // A produce of no messages: kafkajs creates the topics (allowAutoTopicCreation), waits
       // for their leaders and reports a refusal as it would for a real one; it sends nothing.

@@ -28,7 +28,7 @@ import {
 import type { KafkaSettings } from '../config/buckets.ts'
 import { ConfigError, TopicRefusal } from '../errors.ts'
 import { initZstd, zstdCompress, zstdDecompress } from './zstd.ts'
-import type { KafkaClient, KafkaClientFactory, PartitionBatch, TopicPartitions } from './kafka-client.ts'
+import { PartlyAcknowledged, type KafkaClient, type KafkaClientFactory, type PartitionBatch, type TopicPartitions } from './kafka-client.ts'
 import { CONNECTION_TIMEOUT_MS, KAFKAJS_RETRY } from './kafka-timeouts.ts'
 import { PreEncodedProducer } from './pre-encoded-producer.ts'
 import { encodeRecordBatch, type Compress } from './record-batch.ts'
@@ -127,7 +127,7 @@ export class PlatformaticClient implements KafkaClient {
     if (this.#settings.compression === 'zstd') await ensureZstd()
   }
 
-  async metadata (topics: readonly string[]): Promise<ReadonlyMap<string, TopicPartitions>> {
+  async metadata (topics: readonly string[], refresh = false): Promise<ReadonlyMap<string, TopicPartitions>> {
     for (const topic of topics) {
       // platformatic turns the broker's refusal of a topic name into "Unknown topic" with no
       // protocol code; the broker's own rule, checked here, says what kafkajs would report.
@@ -137,8 +137,9 @@ export class PlatformaticClient implements KafkaClient {
     }
     try {
       // From platformatic's metadata cache: fetched (and the topics auto-created) only when a
-      // topic is new or its metadata older than metadataMaxAge; an empty list always asks.
-      const metadata = await this.#producer.metadata({ topics: [...topics], autocreateTopics: true, forceUpdate: topics.length === 0 })
+      // topic is new or its metadata older than metadataMaxAge; forceUpdate replaces the
+      // cached leaders send() routes by. An empty list always asks.
+      const metadata = await this.#producer.metadata({ topics: [...topics], autocreateTopics: true, forceUpdate: refresh || topics.length === 0 })
       const result = new Map<string, TopicPartitions>()
       for (const topic of topics) {
         const t = metadata.topics.get(topic)
@@ -161,6 +162,14 @@ export class PlatformaticClient implements KafkaClient {
       // Each message is one encoded batch (PreEncodedProducer writes the request around them).
       await this.#producer.send({ messages, acks: this.#settings.acks, autocreateTopics: true })
     } catch (err) {
+      // One request per leader: when some fail, platformatic still lists the partitions the
+      // others acknowledged (error.produced.offsets).
+      const offsets = (err as { produced?: { offsets?: Array<{ topic: string, partition: number }> } } | null)?.produced?.offsets ?? []
+      if (offsets.length > 0) {
+        const taken = new Set(offsets.map(({ topic, partition }) => `${topic}:${partition}`))
+        const acknowledged = new Set(batches.filter((b) => taken.has(`${b.topic}:${b.partition}`)))
+        if (acknowledged.size > 0) throw new PartlyAcknowledged(acknowledged, refusalOf(err))
+      }
       throw refusalOf(err)
     }
   }

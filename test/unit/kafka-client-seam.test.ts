@@ -9,7 +9,8 @@ import { ErrorCodes, KahetsError } from '../../src/errors.ts'
 import { encodeFrames, type OutgoingMessage } from '../../src/protocol/encoder.ts'
 import type { Frame } from '../../src/protocol/frame.ts'
 import { BatchingKafkaStream } from '../../src/streams/kafka-batching.ts'
-import type { KafkaClient, KafkaClientFactory, PartitionBatch, TopicPartitions } from '../../src/streams/kafka-client.ts'
+import { PartlyAcknowledged, type KafkaClient, type KafkaClientFactory, type PartitionBatch, type TopicPartitions } from '../../src/streams/kafka-client.ts'
+import { classifyKafkaError } from '../../src/streams/kafka-errors.ts'
 import { crc32 } from '../../src/streams/kafka-partitioner.ts'
 import { decodeAll } from '../helpers/frames.ts'
 
@@ -131,4 +132,14 @@ test('probe() asks a throwaway client for metadata of no topic and closes it, wh
   assert.equal(probe.closed, true)
   assert.equal(made[2]!.closed, true)
   await stream.close()
+})
+
+test('a partly acknowledged produce names its acknowledged batches and is classified by its cause', () => {
+  const batch: PartitionBatch = { topic: 't', partition: 0, frames: [] }
+  const cause = Object.assign(new Error('Producing messages failed.'), { errors: [{ apiId: 'NOT_LEADER_OR_FOLLOWER' }] })
+  const err = new PartlyAcknowledged(new Set([batch]), cause)
+  assert.ok(err.acknowledged.has(batch))
+  assert.deepEqual(classifyKafkaError(err), classifyKafkaError(cause))
+  const refused = { apiId: 'TOPIC_AUTHORIZATION_FAILED' }
+  assert.deepEqual(classifyKafkaError(new PartlyAcknowledged(new Set(), refused)), classifyKafkaError(refused))
 })
