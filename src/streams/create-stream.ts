@@ -4,22 +4,23 @@
 import type { BucketsConfig, KafkaSettings, StreamConfig } from '../config/buckets.ts'
 import type { Logger } from '../log.ts'
 import { FileStream } from './file-stream.ts'
+import { BatchingKafkaStream } from './kafka-batching.ts'
+import type { KafkaClientFactory } from './kafka-client.ts'
 import type { Stream } from './stream.ts'
 
 /** `role`: a backup's files are only read back by kahets, so they are written as a checksummed spool. */
 export type StreamFactory = (config: StreamConfig, log: Logger, role?: 'primary' | 'backup') => Stream
 
-type KafkaClient = KafkaSettings['client']
-type KafkaStreamClass = new (id: string, settings: KafkaSettings, log: Logger) => Stream
+type KafkaClientName = KafkaSettings['client']
 
-const kafkaClients = new Map<KafkaClient, KafkaStreamClass>()
+const kafkaClients = new Map<KafkaClientName, KafkaClientFactory>()
 
-async function loadKafkaClient (client: KafkaClient): Promise<void> {
+async function loadKafkaClient (client: KafkaClientName): Promise<void> {
   if (kafkaClients.has(client)) return
-  const Class = client === 'platformatic'
-    ? (await import('./platformatic-kafka-stream.ts')).PlatformaticKafkaStream
-    : (await import('./kafka-stream.ts')).KafkaStream
-  kafkaClients.set(client, Class)
+  const factory = client === 'platformatic'
+    ? (await import('./platformatic-client.ts')).createPlatformaticClient
+    : (await import('./kafkajs-client.ts')).createKafkajsClient
+  kafkaClients.set(client, factory)
 }
 
 function* withBackups (config: StreamConfig | null): Generator<StreamConfig> {
@@ -40,9 +41,9 @@ export const createStream: StreamFactory = (config, log, role = 'primary') => {
     case 'file':
       return new FileStream(config.settings, { id: config.id, log, format: role === 'backup' ? 'spool' : 'frames' })
     case 'kafka': {
-      const Class = kafkaClients.get(config.settings.client)
-      if (Class === undefined) throw new Error(`Kafka client ${config.settings.client} not loaded: call loadStreamModules() first`)
-      return new Class(config.id, config.settings, log)
+      const newClient = kafkaClients.get(config.settings.client)
+      if (newClient === undefined) throw new Error(`Kafka client ${config.settings.client} not loaded: call loadStreamModules() first`)
+      return new BatchingKafkaStream(config.id, config.settings, log, newClient)
     }
     default: {
       const never: never = config

@@ -1,7 +1,8 @@
-// The `kafka` stream's batching and error handling (docs/configuration.md#kafka-settings), shared by both clients
-// (kafkajs: kafka-stream.ts, @platformatic/kafka: platformatic-kafka-stream.ts). A subclass only
-// sends one produce request (produce()), probes, resets and disconnects; the topic is the bucket
-// name.
+// The `kafka` stream's batching and error handling (docs/configuration.md#kafka-settings); the topic is the bucket name. It
+// composes a Kafka client (kafka-client.ts: @platformatic/kafka in platformatic-client.ts, or
+// kafkajs in kafkajs-client.ts, chosen with kahets.client) that connects, reads partitions,
+// sends one partition batch per partition to its leader and closes; placement, batching and
+// what a failure means are decided here, once for both.
 //
 // Neither client batches the way librdkafka does, so batching is done here, with librdkafka's knobs:
 // messages wait per topic until the topic holds batch.num.messages of them, or BATCH_BYTES, or
@@ -21,13 +22,15 @@
 // dropped, issue 3) and the other topics keep flowing. Anything else means Kafka itself is not
 // answering; the write rejects with STREAM_UNAVAILABLE and the stream actor fails over.
 import type { KafkaSettings } from '../config/buckets.ts'
-import { ErrorCodes, KahetsError } from '../errors.ts'
+import { ErrorCodes, KahetsError, TopicRefusal } from '../errors.ts'
 import { RateLimitedLog, type Logger } from '../log.ts'
 import type { Frame } from '../protocol/frame.ts'
 import { refuseFrame } from '../receipts.ts'
 import type { DropReason } from '../stats.ts'
 import type { Rejections, Stream } from './stream.ts'
+import type { KafkaClient, KafkaClientFactory, PartitionBatch } from './kafka-client.ts'
 import { classifyKafkaError } from './kafka-errors.ts'
+import { placeByPartition } from './kafka-partitioner.ts'
 import { CONNECTION_TIMEOUT_MS, DISCONNECT_TIMEOUT_MS, PROBE_TIMEOUT_MS, withTimeout } from './kafka-timeouts.ts'
 
 export { classifyKafkaError } from './kafka-errors.ts'
@@ -128,12 +131,14 @@ export function unavailable (message: string, cause?: unknown): KahetsError {
   return new KahetsError(ErrorCodes.STREAM_UNAVAILABLE, `${message}${detail}`, { cause, retriable: true })
 }
 
-export abstract class BatchingKafkaStream implements Stream {
+export class BatchingKafkaStream implements Stream {
   readonly type = 'kafka' as const
   readonly id: string
-  protected readonly settings: KafkaSettings
-  protected readonly log: Logger
-  protected readonly rateLimited = new RateLimitedLog()
+  private readonly settings: KafkaSettings
+  private readonly log: Logger
+  private readonly rateLimited = new RateLimitedLog()
+  readonly #newClient: KafkaClientFactory
+  #client: KafkaClient
   readonly #batchBytes: number
   readonly #topics = new Map<string, TopicQueue>()
   /** Bumped by reset(): results of requests sent by an older client change nothing. */
@@ -144,42 +149,83 @@ export abstract class BatchingKafkaStream implements Stream {
   #flushing = false
   #inFlight = 0
   #pendingCount = 0
-  protected produceRequestCount = 0
+  private produceRequestCount = 0
   #timer: NodeJS.Timeout | null = null
   #timerAt = Infinity
   #idleWaiters: Array<() => void> = []
 
-  constructor (id: string, settings: KafkaSettings, log: Logger) {
+  constructor (id: string, settings: KafkaSettings, log: Logger, newClient: KafkaClientFactory) {
     this.id = id
     this.settings = settings
     this.log = log.child({ stream: id })
     this.#batchBytes = Math.min(BATCH_BYTES, settings.messageMaxBytes)
+    this.#newClient = newClient
+    this.#client = newClient(settings, this.log, 'stream')
+  }
+
+  /** Produce requests sent so far: one per client produce() call (for metrics and batching tests). */
+  get produceRequests (): number { return this.produceRequestCount }
+
+  /** A metadata request of no topic, from a throwaway client: the cluster answers, or it does not. */
+  async probe (): Promise<boolean> {
+    if (this.#closed) return false
+    const client = this.#newClient(this.settings, this.log, 'probe')
+    const attempt = (async () => {
+      await client.connect()
+      await client.metadata([])
+      // The stream's own client must connect too, or the first write fails again at once.
+      await this.#client.connect()
+    })()
+    return await this.probeWith(attempt, () => client.close(true))
   }
 
   /**
-   * Sends one produce request carrying these chunks (one topic each) and resolves once Kafka
-   * acknowledged it; a subclass counts it in produceRequestCount when it goes out, and checks
-   * isCurrent(generation) after connecting (a reset() in between means: do not send).
+   * A new client starts from the bootstrap servers (kafkajs does not always recover a producer
+   * whose broker went away); requests of the old one no longer count.
    */
-  protected abstract produce (chunks: Chunk[], generation: number): Promise<void>
-  /** Disconnects the current client (bounded by the caller). */
-  protected abstract disconnect (): Promise<void>
-  abstract probe (): Promise<boolean>
-  abstract reset (): Promise<void>
+  async reset (): Promise<void> {
+    const old = this.#client
+    this.newGeneration()
+    this.#client = this.#newClient(this.settings, this.log, 'stream')
+    await withTimeout(old.close(true), DISCONNECT_TIMEOUT_MS, 'disconnect').catch(() => {})
+  }
 
-  /** Produce requests sent so far: one per produce() call (for metrics and batching tests). */
-  get produceRequests (): number { return this.produceRequestCount }
+  /**
+   * One produce call carrying these chunks (one topic each), resolving once every partition
+   * leader acknowledged. A reset() in between the steps means: do not send.
+   */
+  private async produce (chunks: Chunk[], generation: number): Promise<void> {
+    const client = this.#client
+    const replaced = (): Error => new Error('producer replaced before the request was sent')
+    await this.answered(client.connect(), 'connection')
+    if (!this.isCurrent(generation)) throw replaced()
+    // From the client's metadata cache; fetched (and the topics auto-created) when a topic is new.
+    const metadata = await this.answered(client.metadata(chunks.map((c) => c.queue.topic)), 'metadata request')
+    if (!this.isCurrent(generation)) throw replaced()
+    const batches: PartitionBatch[] = []
+    for (const c of chunks) {
+      const topic = c.queue.topic
+      const partitions = metadata.get(topic)
+      // Known but without partitions: still being created. Retried as LEADER_NOT_AVAILABLE,
+      // then failed over (never dropped, as a topic Kafka says does not exist would be).
+      if (partitions === undefined || partitions.count < 1) throw new TopicRefusal('LEADER_NOT_AVAILABLE', `no partitions yet for topic ${topic}`)
+      const frames = c.items.map((i) => i.frame)
+      for (const [partition, ofPartition] of placeByPartition(frames, (f) => f.key, partitions.count, partitions.led)) {
+        batches.push({ topic, partition, frames: ofPartition })
+      }
+    }
+    this.produceRequestCount++
+    await this.answered(client.produce(batches), 'produce request')
+  }
 
-  protected get closed (): boolean { return this.#closed }
-
-  protected isCurrent (generation: number): boolean { return generation === this.#generation }
+  private isCurrent (generation: number): boolean { return generation === this.#generation }
 
   /**
    * A request to Kafka, bounded: one that gets no answer within request.timeout.ms (plus a
    * connection timeout) is an outage, and the stream fails over (at-least-once: whatever the
    * client still delivers later is a duplicate of what the backup gets).
    */
-  protected answered<T> (request: Promise<T>, what: string): Promise<T> {
+  private answered<T> (request: Promise<T>, what: string): Promise<T> {
     return withTimeout(request, this.settings.requestTimeoutMs + CONNECTION_TIMEOUT_MS, what)
   }
 
@@ -188,7 +234,7 @@ export abstract class BatchingKafkaStream implements Stream {
    * frees what the attempt used once it has settled, even after a timeout, so no probe
    * connection is left behind.
    */
-  protected async probeWith (attempt: Promise<unknown>, release: () => Promise<void>): Promise<boolean> {
+  private async probeWith (attempt: Promise<unknown>, release: () => Promise<void>): Promise<boolean> {
     try {
       await withTimeout(attempt, PROBE_TIMEOUT_MS, 'probe')
       return true
@@ -201,7 +247,7 @@ export abstract class BatchingKafkaStream implements Stream {
   }
 
   /** For reset(): requests of the old client no longer count, and writes are taken again. */
-  protected newGeneration (): void {
+  private newGeneration (): void {
     this.#generation++
     this.#broken = null
   }
@@ -246,7 +292,7 @@ export abstract class BatchingKafkaStream implements Stream {
     await this.#idle()
     this.#closed = true
     this.#clearTimer()
-    await withTimeout(this.disconnect(), DISCONNECT_TIMEOUT_MS, 'disconnect').catch(() => {})
+    await withTimeout(this.#client.close(false), DISCONNECT_TIMEOUT_MS, 'disconnect').catch(() => {})
   }
 
   #queue (topic: string): TopicQueue {

@@ -41,11 +41,29 @@ export async function makeTempDir (prefix = 'kahets-test-'): Promise<string> {
   return dir
 }
 
+/**
+ * KAHETS_TEST_KAFKA_CLIENT=kafkajs (or platformatic) runs a test file's Kafka streams on that
+ * client wherever the file does not name one (docs/kafka-clients.md: both must pass).
+ */
+function withTestKafkaClient (buckets: object): object {
+  const client = process.env.KAHETS_TEST_KAFKA_CLIENT
+  if (client === undefined || client === '') return buckets
+  const copy = structuredClone(buckets) as { streamsConfigs?: Record<string, unknown> }
+  const visit = (stream: unknown): void => {
+    if (stream === null || typeof stream !== 'object') return
+    const s = stream as { type?: unknown, settings?: Record<string, unknown>, backup?: unknown }
+    if (s.type === 'kafka' && s.settings !== undefined) s.settings['kahets.client'] ??= client
+    visit(s.backup)
+  }
+  for (const stream of Object.values(copy.streamsConfigs ?? {})) visit(stream)
+  return copy
+}
+
 export async function startKahets (opts: StartOptions): Promise<KahetsProcess> {
   const dir = opts.dir ?? await makeTempDir()
   const socket = join(dir, 'kahets.sock')
   const bucketsFile = join(dir, 'buckets.json')
-  await writeFile(bucketsFile, JSON.stringify(opts.buckets).replaceAll('{dir}', dir))
+  await writeFile(bucketsFile, JSON.stringify(withTestKafkaClient(opts.buckets)).replaceAll('{dir}', dir))
   const proc = spawn(BIN, opts.args ?? ['run'], {
     cwd: dir,
     env: {

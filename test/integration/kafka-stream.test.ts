@@ -14,9 +14,10 @@ import { ErrorCodes, KahetsError } from '../../src/errors.ts'
 import type { Logger } from '../../src/log.ts'
 import { encodeFrames, type OutgoingMessage } from '../../src/protocol/encoder.ts'
 import type { Frame } from '../../src/protocol/frame.ts'
-import type { BatchingKafkaStream } from '../../src/streams/kafka-batching.ts'
-import { KafkaStream, crc32 } from '../../src/streams/kafka-stream.ts'
-import { PlatformaticKafkaStream } from '../../src/streams/platformatic-kafka-stream.ts'
+import { BatchingKafkaStream } from '../../src/streams/kafka-batching.ts'
+import { createKafkajsClient } from '../../src/streams/kafkajs-client.ts'
+import { crc32 } from '../../src/streams/kafka-partitioner.ts'
+import { createPlatformaticClient } from '../../src/streams/platformatic-client.ts'
 import { type Broker, type ConsumedMessage, consumeAll, createTopic, hasKcat, kcatCount, kcatRead, startBroker } from '../helpers/broker.ts'
 import { decodeAll } from '../helpers/frames.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -54,7 +55,7 @@ function settings (overrides: Partial<KafkaSettings> = {}): KafkaSettings {
 }
 
 function makeStream (client: KafkaClient, overrides: Partial<KafkaSettings> = {}, id = 'kafka-test'): BatchingKafkaStream {
-  const s = client === 'platformatic' ? new PlatformaticKafkaStream(id, settings({ ...overrides, client }), log) : new KafkaStream(id, settings({ ...overrides, client }), log)
+  const s = new BatchingKafkaStream(id, settings({ ...overrides, client }), log, client === 'platformatic' ? createPlatformaticClient : createKafkajsClient)
   open.add(s)
   return s
 }
