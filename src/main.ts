@@ -6,6 +6,7 @@ import { loadBucketsFile } from './config/buckets.ts'
 import { loadEnv } from './config/env.ts'
 import { ConfigError, KahetsError } from './errors.ts'
 import { createLogger } from './log.ts'
+import { takeListenFds } from './listen-fds.ts'
 import { PACKAGE_ROOT } from './package-root.ts'
 import { startDaemon } from './daemon.ts'
 import { describeReplay, replayFiles } from './replay-command.ts'
@@ -156,7 +157,12 @@ async function main (argv: string[]): Promise<number> {
 
 async function runOrCheck (command: 'run' | 'check-config', envFile: string | undefined): Promise<number> {
   let env, buckets
+  let listenFds: number[]
   try {
+    // Read (and removed from the environment) first, whatever the command: no process kahets
+    // starts may inherit them. Only `run` uses the socket.
+    listenFds = takeListenFds()
+    if (listenFds.length > 1) throw new ConfigError([{ path: 'LISTEN_FDS', message: `kahets serves one socket; ${listenFds.length} were passed (give kahets.socket one ListenStream)` }])
     env = loadEnv({ envFile })
     buckets = loadBucketsFile(env.bucketsFile)
   } catch (err) {
@@ -176,7 +182,7 @@ async function runOrCheck (command: 'run' | 'check-config', envFile: string | un
   const log = createLogger(env.logLevel)
   let daemon
   try {
-    daemon = await startDaemon({ env, buckets, log })
+    daemon = await startDaemon({ env, buckets, log, ...(listenFds.length === 1 ? { listenFd: listenFds[0] } : {}) })
   } catch (err) {
     if (err instanceof KahetsError) {
       log.fatal({ code: err.code }, err.message)
