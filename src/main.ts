@@ -5,7 +5,7 @@ import { EXIT_USAGE, UsageError, parseCommandLine, usage, type Command } from '.
 import { loadBucketsFile } from './config/buckets.ts'
 import { loadEnv } from './config/env.ts'
 import { ConfigError, KahetsError } from './errors.ts'
-import { createLogger } from './log.ts'
+import { createLogger, logFormatFor } from './log.ts'
 import { takeListenFds } from './listen-fds.ts'
 import { PACKAGE_ROOT } from './package-root.ts'
 import { startDaemon } from './daemon.ts'
@@ -19,8 +19,10 @@ function version (): string {
 }
 
 function printConfigError (err: ConfigError): void {
-  process.stderr.write(`kahets: invalid configuration (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}):\n`)
-  for (const p of err.problems) process.stderr.write(`  ${p.path}: ${p.message}\n`)
+  // Under systemd (ExecStartPre=kahets check-config) each line is an error to journalctl -p err.
+  const prefix = logFormatFor(2) === 'journal' ? '<3>' : ''
+  process.stderr.write(`${prefix}kahets: invalid configuration (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}):\n`)
+  for (const p of err.problems) process.stderr.write(`${prefix}  ${p.path}: ${p.message}\n`)
 }
 
 // --- replay and inspect (issue 10) ---
