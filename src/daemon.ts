@@ -29,6 +29,8 @@ export interface DaemonOptions {
   buckets: BucketsConfig
   log: Logger
   createStream?: StreamFactory
+  /** The listening socket systemd passed (LISTEN_FDS), used instead of creating SOCKET. */
+  listenFd?: number
 }
 
 export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
@@ -69,6 +71,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     maxFrameBytes: env.maxFrameBytes,
     shutdownTimeoutMs: env.shutdownTimeoutMs,
     shutdownDrainMs: env.shutdownDrainMs,
+    ...(opts.listenFd === undefined ? {} : { listenFd: opts.listenFd }),
     router: manager,
     stats,
     log,

@@ -5,7 +5,8 @@ import { EXIT_USAGE, UsageError, commandUsage, parseCommandLine, usage, type Com
 import { loadBucketsFile } from './config/buckets.ts'
 import { loadEnv } from './config/env.ts'
 import { ConfigError, KahetsError } from './errors.ts'
-import { createLogger } from './log.ts'
+import { createLogger, logFormatFor } from './log.ts'
+import { takeListenFds } from './listen-fds.ts'
 import { PACKAGE_ROOT } from './package-root.ts'
 import { startDaemon } from './daemon.ts'
 import { describeReplay, replayFiles } from './replay-command.ts'
@@ -18,8 +19,10 @@ function version (): string {
 }
 
 function printConfigError (err: ConfigError): void {
-  process.stderr.write(`kahets: invalid configuration (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}):\n`)
-  for (const p of err.problems) process.stderr.write(`  ${p.path}: ${p.message}\n`)
+  // Under systemd (ExecStartPre=kahets check-config) each line is an error to journalctl -p err.
+  const prefix = logFormatFor(2) === 'journal' ? '<3>' : ''
+  process.stderr.write(`${prefix}kahets: invalid configuration (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}):\n`)
+  for (const p of err.problems) process.stderr.write(`${prefix}  ${p.path}: ${p.message}\n`)
 }
 
 // --- replay and inspect (issue 10) ---
@@ -189,7 +192,12 @@ async function main (argv: string[]): Promise<number> {
 
 async function runOrCheck (command: 'run' | 'check-config', envFile: string | undefined): Promise<number> {
   let env, buckets
+  let listenFds: number[]
   try {
+    // Read (and removed from the environment) first, whatever the command: no process kahets
+    // starts may inherit them. Only `run` uses the socket.
+    listenFds = takeListenFds()
+    if (listenFds.length > 1) throw new ConfigError([{ path: 'LISTEN_FDS', message: `kahets serves one socket; ${listenFds.length} were passed (give kahets.socket one ListenStream)` }])
     env = loadEnv({ envFile })
     buckets = loadBucketsFile(env.bucketsFile)
   } catch (err) {
@@ -209,7 +217,7 @@ async function runOrCheck (command: 'run' | 'check-config', envFile: string | un
   const log = createLogger(env.logLevel)
   let daemon
   try {
-    daemon = await startDaemon({ env, buckets, log })
+    daemon = await startDaemon({ env, buckets, log, ...(listenFds.length === 1 ? { listenFd: listenFds[0] } : {}) })
   } catch (err) {
     if (err instanceof KahetsError) {
       log.fatal({ code: err.code }, err.message)

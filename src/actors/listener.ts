@@ -1,6 +1,9 @@
 // The listener (docs/architecture.md#how-it-works) owns the socket file: it refuses to start while another live
 // process serves it, replaces a stale file left by a crash, applies SOCKET_MODE, accepts
-// connections (one session each) and removes the file when it stops.
+// connections (one session each) and removes the file when it stops. A socket passed by
+// systemd (LISTEN_FDS, src/listen-fds.ts) is not its own: it is never unlinked, re-created or
+// chmod-ed, and at shutdown the listener only stops accepting, so that connections made
+// while kahets restarts wait in the socket's backlog for the next kahets.
 import { chmod, unlink } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -8,6 +11,7 @@ import type { Logger } from '../log.ts'
 import type { MemoryBudget } from '../memory-budget.ts'
 import type { Stats } from '../stats.ts'
 import { HALF_CLOSE_SWITCH, loadHalfClose, type HalfClose } from '../half-close.ts'
+import { ErrorCodes, KahetsError } from '../errors.ts'
 import { claimSocketPath } from '../socket-file.ts'
 import { Actor, type ActorRef, type Directive, type Supervisor } from './actor.ts'
 import { Session, type Router } from './session.ts'
@@ -25,6 +29,8 @@ export interface ListenerOptions {
   shutdownTimeoutMs: number
   /** Without the half-close binding, a client quiet this long is taken as done (SHUTDOWN_DRAIN_MS). */
   shutdownDrainMs: number
+  /** A listening UNIX socket passed by systemd (LISTEN_FDS); socketPath then only names it in logs. */
+  listenFd?: number
 }
 
 const LISTEN_BACKLOG = 4096
@@ -76,7 +82,8 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
 
   async start (): Promise<void> {
     const path = this.#opts.socketPath
-    if (await claimSocketPath(path) === 'stale') this.#log.warn({ socket: path }, 'removing stale socket file left by a previous run')
+    const fd = this.#opts.listenFd
+    if (fd === undefined && await claimSocketPath(path) === 'stale') this.#log.warn({ socket: path }, 'removing stale socket file left by a previous run')
     const halfClose = await loadHalfClose()
     if (typeof halfClose === 'string') {
       this.#log.warn({ reason: halfClose, quietMs: this.#opts.shutdownDrainMs, switch: HALF_CLOSE_SWITCH }, 'shutdown cannot half-close connections: it reads each until the client has been quiet for SHUTDOWN_DRAIN_MS, and what a client writes after that is lost')
@@ -93,13 +100,34 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       // PHP workers without persistent connections connect once a request: Node's default
-      // backlog (511) overflowed at ~40k connects/s in the bench and clients got EAGAIN.
-      server.listen({ path, backlog: LISTEN_BACKLOG }, () => { server.off('error', reject); resolve() })
+      // backlog (511) overflowed at ~40k connects/s in the bench and clients got EAGAIN. On a
+      // passed socket, listen(2) is called again with it: it must not shrink the socket's own.
+      const listening = (): void => { server.off('error', reject); resolve() }
+      try {
+        // With an fd, Node ignores options.backlog (and listens with 511): it must be an argument.
+        if (fd === undefined) server.listen({ path, backlog: LISTEN_BACKLOG }, listening)
+        else server.listen({ fd }, LISTEN_BACKLOG, listening)
+      } catch (err) {
+        // A descriptor that is neither a UNIX nor a TCP stream socket throws here (ERR_INVALID_FD_TYPE).
+        reject(err)
+      }
+    }).catch((err: unknown) => {
+      if (fd === undefined) throw err
+      throw new KahetsError(ErrorCodes.CONFIG_INVALID, `LISTEN_FDS: cannot listen on descriptor ${fd}: ${(err as Error).message}`, { cause: err })
     })
+    // A TCP socket passed by mistake (ListenStream=PORT) reports an address; a UNIX socket none.
+    if (fd !== undefined && server.address() !== null) {
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      throw new KahetsError(ErrorCodes.CONFIG_INVALID, `LISTEN_FDS: descriptor ${fd} is not a UNIX socket (kahets.socket needs ListenStream=/path)`)
+    }
     server.on('error', (err) => { this.#log.error({ err }, 'listener error') })
     this.#server = server
-    await chmod(path, this.#opts.socketMode)
-    this.#log.info({ socket: path, mode: this.#opts.socketMode.toString(8) }, 'listening')
+    if (fd === undefined) {
+      await chmod(path, this.#opts.socketMode)
+      this.#log.info({ socket: path, mode: this.#opts.socketMode.toString(8) }, 'listening')
+    } else {
+      this.#log.info({ fd, socket: path }, 'listening on the socket passed by systemd (LISTEN_FDS); SOCKET and SOCKET_MODE are not applied')
+    }
   }
 
   childFailed (child: ActorRef, error: unknown): Directive {
@@ -145,14 +173,20 @@ export class Listener extends Actor<ListenerMsg> implements Supervisor {
    * client can connect, then what the backlog holds is accepted until none has come for
    * BACKLOG_QUIET_MS, and only then is the server closed. Each connection is then
    * half-closed and read to its end (session.ts, drain), all within SHUTDOWN_TIMEOUT.
+   *
+   * A socket passed by systemd is neither removed nor drained: it outlives this process, and
+   * what waits in its backlog is the next kahets's to accept. Closing this process's
+   * descriptor at once stops accepting; the socket, its file and its backlog stay.
    */
   protected override async onStop (): Promise<void> {
     const deadline = Date.now() + this.#opts.shutdownTimeoutMs
-    await unlink(this.#opts.socketPath).catch(() => {})
-    const backlogDeadline = Math.min(deadline, Date.now() + BACKLOG_DRAIN_MAX_MS)
-    this.#lastAcceptAt = Date.now()
-    while (this.#server !== null && Date.now() - this.#lastAcceptAt < BACKLOG_QUIET_MS && Date.now() < backlogDeadline) {
-      await sleep(BACKLOG_QUIET_MS / 5)
+    if (this.#opts.listenFd === undefined) {
+      await unlink(this.#opts.socketPath).catch(() => {})
+      const backlogDeadline = Math.min(deadline, Date.now() + BACKLOG_DRAIN_MAX_MS)
+      this.#lastAcceptAt = Date.now()
+      while (this.#server !== null && Date.now() - this.#lastAcceptAt < BACKLOG_QUIET_MS && Date.now() < backlogDeadline) {
+        await sleep(BACKLOG_QUIET_MS / 5)
+      }
     }
     const server = this.#server
     this.#server = null

@@ -1,7 +1,9 @@
 // The proof issue 10 #2 names: real PHP-FPM (8 workers, persistent connections through
 // clients/php/Kahets.php) behind nginx, `ab -c 16`, kahets restarted (SIGTERM, start) in the
 // middle: every request that answered 200 — its send() returned true — has its frame.
-// php-fpm and nginx run as children of this test, configured in a temp dir, stopped by PID.
+// Issue 13: with the socket held across the restart (socket activation, kahets.socket),
+// not one request fails. php-fpm and nginx run as children of this test, configured in a
+// temp dir, stopped by PID.
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
@@ -9,6 +11,7 @@ import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { readFrameFiles } from '../helpers/frames.ts'
 import { makeTempDir, ROOT, startKahets } from '../helpers/kahets.ts'
+import { holdSocket } from '../helpers/socket-holder.ts'
 import { assertFinalIdentity } from '../helpers/metrics.ts'
 import { freePort } from '../helpers/ports.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -39,13 +42,29 @@ async function idsAnswered (dir: string): Promise<string[]> {
   return out
 }
 
-test(`PHP-FPM behind nginx, ab -c 16 -n ${REQUESTS}, kahets restarted in the middle: every 200 has its frame`, { timeout: 300_000 }, async () => {
-  const dir = await makeTempDir('kahets-fpm-')
+/** What a test needs of a kahets it started: stop it (its exit code) and its pino lines. */
+interface Restartable {
+  stop (): Promise<number | null>
+  logs (): Array<Record<string, unknown>>
+}
+
+interface Outcome {
+  /** Requests ab counted as not 2xx: send() returned false while kahets restarted. */
+  non2xx: number
+  /** ab's own failed requests (connection errors, length mismatches). */
+  failed: number
+}
+
+/**
+ * PHP-FPM behind nginx under `ab -c 16`, kahets (from `start`, with the buckets below, on
+ * `socket` in `dir`) restarted after a third of the requests; asserts that every request that
+ * answered 200 has its frame, and returns how many did not answer 200.
+ */
+async function fpmRestart (dir: string, socket: string, start: (buckets: object) => Promise<Restartable>): Promise<Outcome> {
   const web = join(dir, 'web')
   const ids = join(dir, 'ids')
   await mkdir(web)
   await mkdir(ids)
-  const socket = join(dir, 'kahets.sock')
   // The request's id is recorded only once send() returned true, just before the 200.
   await writeFile(join(web, 'index.php'), `<?php
 require ${JSON.stringify(join(ROOT, 'clients/php/Kahets.php'))};
@@ -98,7 +117,7 @@ http {
     streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/out', sizeRotate: '1GB', fsync: false } } },
     buckets: [{ id: 'requests', streams: ['files'], batch: 1000, batchTimeout: 50 }],
   }
-  const first = await startKahets({ buckets: kahetsBuckets, dir })
+  const first = await start(kahetsBuckets)
   // Debian names the binary after the PHP version (php-fpm8.2).
   const phpFpm = (await readdir('/usr/sbin')).find((f) => /^php-fpm[\d.]*$/.test(f))
   assert.ok(phpFpm !== undefined, 'php-fpm is installed (.ci/run installs it)')
@@ -112,7 +131,7 @@ http {
   await waitFor(async () => (await idsAnswered(ids)).length > REQUESTS / 3, { timeoutMs: 120_000, what: 'a third of the requests' })
   assert.equal(await first.stop(), 0)
   assertFinalIdentity(first.logs())
-  const second = await startKahets({ buckets: kahetsBuckets, dir })
+  const second = await start(kahetsBuckets)
   assert.equal(await abDone, 0, ab.output())
   assert.equal(await second.stop(), 0)
   assertFinalIdentity(second.logs())
@@ -125,4 +144,20 @@ http {
   for (const { frames } of await readFrameFiles(join(dir, 'out'))) for (const f of frames) written.add(f.payload.toString())
   const missing = answered.filter((id) => !written.has(id))
   assert.deepEqual(missing.slice(0, 10), [], `${missing.length} of ${answered.length} requests answered 200 without their frame (${non2xx} answered 503 while kahets restarted)`)
+  return { non2xx, failed: Number(/Failed requests:\s+(\d+)/.exec(ab.output())?.[1] ?? 0) }
+}
+
+test(`PHP-FPM behind nginx, ab -c 16 -n ${REQUESTS}, kahets restarted in the middle: every 200 has its frame`, { timeout: 300_000 }, async (t) => {
+  const dir = await makeTempDir('kahets-fpm-')
+  const { non2xx, failed } = await fpmRestart(dir, join(dir, 'kahets.sock'), async (buckets) => await startKahets({ buckets, dir }))
+  t.diagnostic(`without socket activation: ${non2xx} requests answered 503 (kahets not there), ${failed} failed`)
+})
+
+test(`socket activation: the same restart with the socket held (kahets.socket) fails not one of ${REQUESTS} requests`, { timeout: 300_000 }, async (t) => {
+  const dir = await makeTempDir('kahets-fpm-activated-')
+  const socket = join(dir, 'kahets.sock')
+  const holder = await holdSocket(socket)
+  const { non2xx, failed } = await fpmRestart(dir, socket, async (buckets) => await holder.start({ buckets, dir }))
+  t.diagnostic(`with socket activation: ${non2xx} requests answered 503, ${failed} failed`)
+  assert.deepEqual({ non2xx, failed }, { non2xx: 0, failed: 0 })
 })
