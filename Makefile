@@ -3,6 +3,16 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 NODE_TEST := node --import tsx --test --test-reporter=spec
+# Everything below runs on the Node.js kahets ships with (scripts/node.sh: fetched once into
+# var/node/, checked against a pinned integrity), first on PATH for npm, npx, tests and bin/kahets.
+# `make test-unit NODE_RUNTIME=system` runs the unit tests on the machine's own Node instead
+# (.ci/run does both); NODE_VERSION=22 (or 24, or an exact version) tries another line.
+NODE_RUNTIME ?= pinned
+ifeq ($(NODE_RUNTIME),pinned)
+NODE_DIR := $(shell scripts/node.sh dir)
+export PATH := $(NODE_DIR)/bin:$(PATH)
+NODE := $(NODE_DIR)/bin/node
+endif
 # Explicit file lists: on Node 20 a folder or a quoted glob runs zero tests and exits 0.
 UNIT_TESTS := $(sort $(wildcard test/unit/*.test.ts))
 INTEGRATION_TESTS := $(sort $(wildcard test/integration/*.test.ts))
@@ -15,7 +25,12 @@ help:
 	@echo "make bench    benchmarks (prints a table, writes bench/results/)"
 	@echo "make build    install dependencies and bundle src/ into dist/ (what bin/kahets runs)"
 
-node_modules/.package-lock.json: package.json package-lock.json
+ifeq ($(NODE_RUNTIME),pinned)
+$(NODE):
+	scripts/node.sh fetch
+endif
+
+node_modules/.package-lock.json: package.json package-lock.json | $(NODE)
 	npm ci --no-audit --no-fund
 	@touch $@
 
