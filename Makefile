@@ -17,13 +17,14 @@ endif
 UNIT_TESTS := $(sort $(wildcard test/unit/*.test.ts))
 INTEGRATION_TESTS := $(sort $(wildcard test/integration/*.test.ts))
 
-.PHONY: help install build typecheck lint test test-unit test-integration run kafka-start kafka-stop bench clean
+.PHONY: help install build typecheck lint test test-unit test-integration release run kafka-start kafka-stop bench clean
 
 help:
 	@echo "make run      start a local Kafka (if none answers on 127.0.0.1:9092) and kahets with config/"
 	@echo "make test     type check, lint, unit and integration tests (starts its own brokers)"
 	@echo "make bench    benchmarks (prints a table, writes bench/results/)"
 	@echo "make build    install dependencies and bundle src/ into dist/ (what bin/kahets runs)"
+	@echo "make release  the .deb and the tarball, with their own Node, in dist/release/"
 
 ifeq ($(NODE_RUNTIME),pinned)
 $(NODE):
@@ -52,11 +53,22 @@ lint: install
 test-unit: install
 	$(NODE_TEST) $(UNIT_TESTS)
 
-test-integration: build
+test-integration: build release
 	scripts/kafka.sh fetch
 	$(NODE_TEST) $(INTEGRATION_TESTS)
 
 test: typecheck lint test-unit test-integration
+
+# The version is read without Node: make reads this file before any Node is fetched.
+VERSION := $(shell sed -nE 's/^  "version": "([^"]+)",$$/\1/p' package.json)
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+RELEASE_INPUTS := dist/kahets.js bin/kahets package.json package-lock.json config/buckets.schema.json \
+  $(wildcard deploy/systemd/*) deploy/kahets.env deploy/buckets.json $(wildcard deploy/debian/*) \
+  $(wildcard clients/php/*.php clients/php/src/*.php) docs/install.md scripts/release.sh scripts/node.sh
+dist/release/kahets_$(VERSION)_$(DEB_ARCH).deb: $(RELEASE_INPUTS) | $(NODE)
+	scripts/release.sh
+
+release: dist/release/kahets_$(VERSION)_$(DEB_ARCH).deb
 
 kafka-start:
 	scripts/kafka.sh ensure

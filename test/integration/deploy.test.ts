@@ -5,13 +5,13 @@ import { execFile } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { ROOT, makeTempDir } from '../helpers/kahets.ts'
+import { BIN, ROOT, makeTempDir } from '../helpers/kahets.ts'
 
 const run = promisify(execFile)
 
-test('deploy/kahets.service verifies cleanly', async () => {
+test('deploy/systemd/kahets.service verifies cleanly', async () => {
   const dir = await makeTempDir()
-  const unit = (await readFile(join(ROOT, 'deploy/kahets.service'), 'utf8')).replaceAll('/opt/kahets', ROOT)
+  const unit = (await readFile(join(ROOT, 'deploy/systemd/kahets.service'), 'utf8')).replaceAll('/usr/bin/kahets', BIN)
   const path = join(dir, 'kahets.service')
   await writeFile(path, unit)
   const { stdout, stderr } = await run('systemd-analyze', ['verify', path])
