@@ -76,6 +76,8 @@ cmd_fetch() {
     local tmp=$NODE_CACHE/tmp.$$ want got
     rm -rf "$tmp"
     mkdir -p "$tmp"
+    # shellcheck disable=SC2064 # $tmp is fixed now
+    trap "rm -rf '$tmp'" EXIT
     want=$(expected_integrity "$version")
     [[ $want == sha512-* ]] || die "no integrity known for $PACKAGE@$version"
     log "fetching $PACKAGE@$version into $dir (one-off, ~57 MB)"
