@@ -90,6 +90,18 @@ install -D -m 0644 deploy/debian/lintian-overrides "$pkg/usr/share/lintian/overr
 date_rfc2822=$(date -R -u -d "@$SOURCE_DATE_EPOCH")
 sed -e "s/@VERSION@/$version/; s/@MAINTAINER@/$maintainer/; s/@DATE@/$date_rfc2822/" \
   deploy/debian/changelog | gzip -9n >"$pkg/usr/share/doc/kahets/changelog.gz"
+# man kahets: the --help text (health's --help per command may make it longer), as Debian
+# wants a manual page for every command in /usr/bin.
+mkdir -p "$pkg/usr/share/man/man1"
+{
+  printf '.TH KAHETS 1 "%s" "kahets %s" "User Commands"\n' "$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)" "$version"
+  printf '.SH NAME\nkahets \\- local batching sidecar for Apache Kafka\n.SH SYNOPSIS\n'
+  printf '.B kahets\n[\\fICOMMAND\\fR] [\\fIARGS\\fR...] [\\fIOPTIONS\\fR]\n.SH DESCRIPTION\n.nf\n'
+  # Text as it is: backslashes doubled, and a line may not start with a control character.
+  "$app/bin/kahets" --help | sed -e 's/\\/\\\\/g' -e "s/^[.']/\\\\\&&/"
+  printf '.fi\n.SH FILES\n/etc/kahets/kahets.env, /etc/kahets/buckets.json, /var/lib/kahets\n'
+  printf '.SH SEE ALSO\n/usr/share/doc/kahets/install.md\n'
+} | gzip -9n >"$pkg/usr/share/man/man1/kahets.1.gz"
 chmod -R u=rwX,go=rX "$pkg"
 
 cp deploy/debian/conffiles "$pkg/DEBIAN/"

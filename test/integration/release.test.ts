@@ -107,6 +107,7 @@ test('the .deb: its fields and files, and kahets from it runs with no node on PA
   assert.equal(await readlink(join(root, 'usr/bin/kahets')), '../lib/kahets/bin/kahets')
   assert.ok((await stat(join(root, 'var/lib/kahets'))).isDirectory())
   assert.ok((await stat(join(root, 'lib/systemd/system/kahets.service'))).isFile())
+  assert.ok((await stat(join(root, 'usr/share/man/man1/kahets.1.gz'))).size > 0)
   const modules = await readdir(join(app, 'node_modules'))
   for (const dev of ['esbuild', 'tsx', 'typescript', 'eslint', '@types']) assert.ok(!modules.includes(dev), `${dev} is in the production node_modules`)
   assert.ok(modules.includes('kafkajs') && modules.includes('@platformatic'))
