@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawnSync } from 'node:child_process'
 import { createConnection } from 'node:net'
-import { mkdir, readFile, readdir, readlink, realpath, stat, symlink, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readFile, readdir, readlink, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
@@ -143,6 +143,53 @@ test('the tarball: the same tree, and its bin/kahets runs with no node on PATH',
   assert.equal(tarList, await list(join(fromDeb, 'usr/lib/kahets')))
 
   await exercise(join(top, 'bin/kahets'), join(top, 'etc/kahets.env'), join(top, 'etc/buckets.json'), top)
+})
+
+// dpkg itself would run them against this machine's /etc; a chroot on the unpacked .deb, with
+// the host's programs through a read-only /usr (merged /usr) and copies of its account files,
+// keeps every user they create inside the scratch root.
+const asRoot = process.getuid?.() === 0 ? false : 'needs root: chroot and bind mounts'
+test('maintainer scripts in a chroot: the kahets system user and group, twice without harm; a purge keeps unsent backups', { skip: asRoot }, async () => {
+  const root = join(await makeTempDir(), 'root')
+  await run('dpkg-deb', ['-x', DEB, root])
+  await run('dpkg-deb', ['-e', DEB, join(root, 'DEBIAN')])
+  await rm(join(root, 'lib'), { recursive: true })
+  for (const dir of ['bin', 'lib', 'lib64', 'sbin']) await symlink(`usr/${dir}`, join(root, dir))
+  await mkdir(join(root, 'dev'))
+  await writeFile(join(root, 'dev/null'), '')
+  await mkdir(join(root, 'run'))
+  for (const f of ['passwd', 'group', 'shadow', 'gshadow', 'adduser.conf', 'login.defs', 'nsswitch.conf']) {
+    await copyFile(join('/etc', f), join(root, 'etc', f)).catch(() => {})
+  }
+  const script = 'set -e; r=$1; shift; mount --bind /usr "$r/usr"; mount -o remount,bind,ro "$r/usr"; mount --bind /dev/null "$r/dev/null"; exec chroot "$r" /bin/sh "$@"'
+  const maintainer = async (...args: string[]): Promise<void> => { await run('unshare', ['-m', 'sh', '-c', script, 'sh', root, ...args]) }
+
+  await maintainer('/DEBIAN/postinst', 'configure', '')
+  const users = (await readFile(join(root, 'etc/passwd'), 'utf8')).split('\n').filter((l) => l.startsWith('kahets:'))
+  assert.equal(users.length, 1)
+  const [, , uid, gid, , home, shell] = users[0]!.split(':')
+  assert.ok(Number(uid) < 1000, `a system uid, not ${uid}`)
+  assert.equal(home, '/var/lib/kahets')
+  assert.equal(shell, '/usr/sbin/nologin')
+  assert.match(await readFile(join(root, 'etc/group'), 'utf8'), new RegExp(`^kahets:x:${gid}:`, 'm'))
+  const state = await stat(join(root, 'var/lib/kahets'))
+  assert.deepEqual([state.uid, state.gid, state.mode & 0o777], [Number(uid), Number(gid), 0o750])
+  for (const f of ['kahets.env', 'buckets.json']) {
+    const st = await stat(join(root, 'etc/kahets', f))
+    assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [0, Number(gid), 0o640], f)
+  }
+
+  // An upgrade configures again: nothing duplicated, nothing fails.
+  await maintainer('/DEBIAN/postinst', 'configure', VERSION)
+  assert.equal((await readFile(join(root, 'etc/passwd'), 'utf8')).split('\n').filter((l) => l.startsWith('kahets:')).length, 1)
+
+  await maintainer('/DEBIAN/prerm', 'remove')
+  await writeFile(join(root, 'var/lib/kahets/unsent.frames'), 'x')
+  await maintainer('/DEBIAN/postrm', 'purge')
+  assert.ok((await stat(join(root, 'var/lib/kahets/unsent.frames'))).isFile())
+  await rm(join(root, 'var/lib/kahets/unsent.frames'))
+  await maintainer('/DEBIAN/postrm', 'purge')
+  await assert.rejects(stat(join(root, 'var/lib/kahets')), { code: 'ENOENT' })
 })
 
 test('lintian reports no error on the .deb', async () => {
