@@ -3,19 +3,35 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 NODE_TEST := node --import tsx --test --test-reporter=spec
+# Everything below runs on the Node.js kahets ships with (scripts/node.sh: fetched once into
+# var/node/, checked against a pinned integrity), first on PATH for npm, npx, tests and bin/kahets.
+# `make test-unit NODE_RUNTIME=system` runs the unit tests on the machine's own Node instead
+# (.ci/run does both); NODE_VERSION=22 (or 24, or an exact version) tries another line.
+NODE_RUNTIME ?= pinned
+ifeq ($(NODE_RUNTIME),pinned)
+NODE_DIR := $(shell scripts/node.sh dir)
+export PATH := $(NODE_DIR)/bin:$(PATH)
+NODE := $(NODE_DIR)/bin/node
+endif
 # Explicit file lists: on Node 20 a folder or a quoted glob runs zero tests and exits 0.
 UNIT_TESTS := $(sort $(wildcard test/unit/*.test.ts))
 INTEGRATION_TESTS := $(sort $(wildcard test/integration/*.test.ts))
 
-.PHONY: help install build typecheck lint test test-unit test-integration run kafka-start kafka-stop bench clean
+.PHONY: help install build typecheck lint test test-unit test-integration release run kafka-start kafka-stop bench clean
 
 help:
 	@echo "make run      start a local Kafka (if none answers on 127.0.0.1:9092) and kahets with config/"
 	@echo "make test     type check, lint, unit and integration tests (starts its own brokers)"
 	@echo "make bench    benchmarks (prints a table, writes bench/results/)"
 	@echo "make build    install dependencies and bundle src/ into dist/ (what bin/kahets runs)"
+	@echo "make release  the .deb and the tarball, with their own Node, in dist/release/"
 
-node_modules/.package-lock.json: package.json package-lock.json
+ifeq ($(NODE_RUNTIME),pinned)
+$(NODE):
+	scripts/node.sh fetch
+endif
+
+node_modules/.package-lock.json: package.json package-lock.json | $(NODE)
 	npm ci --no-audit --no-fund
 	@touch $@
 
@@ -37,11 +53,22 @@ lint: install
 test-unit: install
 	$(NODE_TEST) $(UNIT_TESTS)
 
-test-integration: build
+test-integration: build release
 	scripts/kafka.sh fetch
 	$(NODE_TEST) $(INTEGRATION_TESTS)
 
 test: typecheck lint test-unit test-integration
+
+# The version is read without Node: make reads this file before any Node is fetched.
+VERSION := $(shell sed -nE 's/^  "version": "([^"]+)",$$/\1/p' package.json)
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+RELEASE_INPUTS := dist/kahets.js bin/kahets package.json package-lock.json config/buckets.schema.json \
+  $(wildcard deploy/systemd/*) deploy/kahets.env deploy/buckets.json $(wildcard deploy/debian/*) \
+  $(wildcard clients/php/*.php clients/php/src/*.php) docs/install.md scripts/release.sh scripts/node.sh
+dist/release/kahets_$(VERSION)_$(DEB_ARCH).deb: $(RELEASE_INPUTS) | $(NODE)
+	scripts/release.sh
+
+release: dist/release/kahets_$(VERSION)_$(DEB_ARCH).deb
 
 kafka-start:
 	scripts/kafka.sh ensure

@@ -14,5 +14,7 @@ trap 'rm -rf "$tmp"' EXIT
   --bundle --platform=node --format=esm --target=node20 --packages=external \
   --splitting --outdir="$tmp" --entry-names=kahets --chunk-names='chunks/[name]-[hash]' \
   --sourcemap --log-level=warning
+# dist/release/ (make release) is built from this bundle and outlives it.
+[[ -d $root/dist/release ]] && mv "$root/dist/release" "$tmp/release"
 rm -rf "$root/dist"
 mv "$tmp" "$root/dist"

@@ -13,9 +13,25 @@ import { describeReplay, replayFiles } from './replay-command.ts'
 import { describeInspect, inspectFile } from './inspect-command.ts'
 import { stat } from 'node:fs/promises'
 
+function packageVersion (dir: string): string | null {
+  try {
+    return (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version
+  } catch {
+    return null
+  }
+}
+
 function version (): string {
-  const pkg = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }
-  return pkg.version
+  return packageVersion(PACKAGE_ROOT) ?? 'unknown'
+}
+
+/** `kahets --version`: what a bug report needs (the Node that runs it, the Kafka clients in reach). */
+function versionText (): string {
+  const clients = (['@platformatic/kafka', 'kafkajs'] as const).map((name) => {
+    const v = packageVersion(path.join(PACKAGE_ROOT, 'node_modules', name))
+    return `${name} ${v ?? 'not installed'}`
+  })
+  return [`kahets ${version()}`, `node ${process.version}`, `kafka clients: ${clients.join(', ')}`].join('\n')
 }
 
 function printConfigError (err: ConfigError): void {
@@ -184,7 +200,7 @@ async function main (argv: string[]): Promise<number> {
     return 0
   }
   if (parsed.kind === 'version') {
-    process.stdout.write(`kahets ${version()}\n`)
+    process.stdout.write(versionText() + '\n')
     return 0
   }
   return await parsed.command.run(parsed)

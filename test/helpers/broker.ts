@@ -10,6 +10,9 @@ import { createServer, type Server } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+// Before kafkajs loads: the tests' own consumers and admin get kahets's kafkajs fixes too (no
+// TimeoutNegativeWarning from the test process on Node 24+).
+import '../../src/streams/kafkajs-patches.ts'
 import { Kafka, logLevel } from 'kafkajs'
 import { registerCodecs } from '../../src/streams/kafka-codecs.ts'
 

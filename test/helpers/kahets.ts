@@ -33,6 +33,8 @@ export interface StartOptions {
   /** Wait for the socket to appear (default true). */
   waitReady?: boolean
   args?: string[]
+  /** The kahets command to start (default this checkout's bin/kahets). */
+  bin?: string
 }
 
 export async function makeTempDir (prefix = 'kahets-test-'): Promise<string> {
@@ -64,7 +66,7 @@ export async function startKahets (opts: StartOptions): Promise<KahetsProcess> {
   const socket = join(dir, 'kahets.sock')
   const bucketsFile = join(dir, 'buckets.json')
   await writeFile(bucketsFile, JSON.stringify(withTestKafkaClient(opts.buckets)).replaceAll('{dir}', dir))
-  const proc = spawn(BIN, opts.args ?? ['run'], {
+  const proc = spawn(opts.bin ?? BIN, opts.args ?? ['run'], {
     cwd: dir,
     env: {
       ...process.env,
