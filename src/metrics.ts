@@ -154,6 +154,9 @@ export function buildRegistry (daemon: Daemon): Registry {
   counter('kahets_spool_corrupt_bytes_total', 'Bytes of those damaged runs, skipped on replay.', ['stream'], (c) => {
     for (const s of allStreams(daemon)) c.inc({ stream: s.id }, s.replayProgress.corruptBytes)
   })
+  gauge('kahets_replay_stuck_files', 'Replayed backup files that could not be deleted or moved to quarantine/: left in place, not replayed again until a restart.', ['stream'], (g) => {
+    for (const s of allStreams(daemon)) g.set({ stream: s.id }, s.replayProgress.stuckFiles)
+  })
   gauge('kahets_streams_open', 'Streams (Kafka clients, file writers; backups included) built and not yet closed.', [], (g) => { g.set(daemon.openStreams) })
   counter('kahets_files_reopened_total', 'Files a file stream recreated because their path no longer led to them, by reason (unlinked, replaced).', ['stream', 'reason'], (c) => {
     for (const [stream, f] of allFileStreamStats()) {

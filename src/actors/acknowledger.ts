@@ -2,11 +2,21 @@
 // data frames are numbered from 0 after HELLO; `settled` is the prefix of them that reached
 // the HELLO's level, `refused` how many of those kahets refused. ACKs are coalesced to one
 // per ACK_INTERVAL_MS; SYNCs are answered in order once everything sent before them settled.
+// While the client leaves earlier replies unread, at most one ACK is pending (sent with the
+// counts of the moment it goes out) and REFUSED details are skipped: what kahets holds for a
+// client that does not read grows only with the SYNCs it sends (docs/protocol.md, "ACK").
 import { AckLevel, encodeAck, encodeClosing, encodeRefused, encodeSynced } from '../protocol/control.ts'
 import { Receipt, type ReceiptOwner } from '../receipts.ts'
 
 export const ACK_INTERVAL_MS = 5
 export const REFUSED_INTERVAL_MS = 100
+
+/** Where the replies go: the session's socket. */
+export interface ReplyChannel {
+  write: (frame: Buffer) => void
+  /** The client has not read earlier replies yet (they wait in kahets). */
+  backedUp: () => boolean
+}
 
 interface PendingSync {
   readonly token: number
@@ -16,7 +26,7 @@ interface PendingSync {
 
 export class Acknowledger implements ReceiptOwner {
   readonly level: AckLevel
-  readonly #write: (frame: Buffer) => void
+  readonly #channel: ReplyChannel
   #read = 0
   #settled = 0
   #refused = 0
@@ -30,10 +40,12 @@ export class Acknowledger implements ReceiptOwner {
   #lastRefusedAt = -Infinity
   #timer: NodeJS.Timeout | null = null
   #closed = false
+  /** An ACK came due while the client was not reading: sent once it reads (drained()). */
+  #ackWaiting = false
 
-  constructor (level: AckLevel, write: (frame: Buffer) => void) {
+  constructor (level: AckLevel, channel: ReplyChannel) {
     this.level = level
-    this.#write = write
+    this.#channel = channel
   }
 
   /** Data frames read since HELLO. */
@@ -73,6 +85,13 @@ export class Acknowledger implements ReceiptOwner {
     return encodeClosing(this.#read)
   }
 
+  /** The client read every earlier reply: a pending ACK goes out. */
+  drained (): void {
+    if (!this.#ackWaiting) return
+    this.#ackWaiting = false
+    this.#scheduleAck()
+  }
+
   /** The connection is gone: nothing more is written. */
   close (): void {
     this.#closed = true
@@ -107,20 +126,24 @@ export class Acknowledger implements ReceiptOwner {
 
   #detail (r: Receipt): void {
     const now = performance.now()
-    if (now - this.#lastRefusedAt < REFUSED_INTERVAL_MS) return
+    if (now - this.#lastRefusedAt < REFUSED_INTERVAL_MS || this.#channel.backedUp()) return
     this.#lastRefusedAt = now
     // Sent before the ACK that counts it.
     this.#send(encodeRefused(r.firstRefused, r.reason))
   }
 
   #scheduleAck (): void {
-    if (this.#timer !== null || this.#closed) return
+    if (this.#timer !== null || this.#closed || this.#ackWaiting) return
     if (this.#settled === this.#ackedSettled && this.#refused === this.#ackedRefused) return
     const delay = Math.max(0, this.#lastAckAt + ACK_INTERVAL_MS - performance.now())
     this.#timer = setTimeout(() => {
       this.#timer = null
       this.#lastAckAt = performance.now()
       if (this.#settled === this.#ackedSettled && this.#refused === this.#ackedRefused) return
+      if (this.#channel.backedUp()) {
+        this.#ackWaiting = true
+        return
+      }
       this.#ackedSettled = this.#settled
       this.#ackedRefused = this.#refused
       this.#send(encodeAck(this.#settled, this.#refused))
@@ -133,6 +156,6 @@ export class Acknowledger implements ReceiptOwner {
   }
 
   #send (frame: Buffer): void {
-    if (!this.#closed) this.#write(frame)
+    if (!this.#closed) this.#channel.write(frame)
   }
 }

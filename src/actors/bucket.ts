@@ -229,15 +229,15 @@ export class BucketActor extends Actor<BucketMsg, BucketSignal> {
     if (frames.length === 0 && dead.length === 0) return
     const bytes = this.#pendingBytes
     const deadBytes = this.#rejectedBytes
-    const receipts = this.#pendingReceipts
+    // The Charge keeps the array it is given: a batch without receipts must not keep
+    // #pendingReceipts, or it would release the next batch's receipts, never held by it.
+    const receipts = this.#pendingReceipts.length > 0 ? this.#pendingReceipts : NO_RECEIPTS
+    if (receipts.length > 0) this.#pendingReceipts = []
     // One charge for the batch and its rejects: a durable receipt waits for the dead-letter
     // stream too (docs/protocol.md, "Levels").
     const refs = (frames.length > 0 ? this.#bindings.length : 0) + (dead.length > 0 ? 1 : 0)
     const charge = new Charge(this.#budget, this.#pendingCharge, refs, receipts)
-    if (receipts.length > 0) {
-      this.#pendingReceipts = []
-      for (const r of receipts) r.release()
-    }
+    for (const r of receipts) r.release()
     this.#pending = []
     this.#pendingBytes = 0
     this.#pendingCharge = 0

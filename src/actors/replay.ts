@@ -11,6 +11,9 @@
 //   stream failed                  the replay stops; the file stays for the next one
 //
 // So a refused destination can neither loop a replay nor hold back the other buckets (issue 10).
+// A file that was replayed but cannot be deleted or moved to quarantine/ (a read-only
+// folder, quarantine/ not a folder) is not read again by this process: it is left in place,
+// logged, counted, and the delete or move is tried again with a backoff (StuckFiles).
 import { stat, unlink } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ErrorCodes, KahetsError } from '../errors.ts'
@@ -32,6 +35,53 @@ export interface ReplayProgress {
   /** Damaged runs found in backup files (each lost at least one record) and their bytes. */
   corruptRecords: number
   corruptBytes: number
+  /** Replayed files that could not be deleted or quarantined, left in place (kahets_replay_stuck_files). */
+  stuckFiles: number
+}
+
+/** First retry of a stuck file's delete or move; doubles up to the maximum. */
+export const STUCK_RETRY_MS = 5000
+export const STUCK_RETRY_MAX_MS = 10 * 60 * 1000
+
+type StuckAction = 'delete' | 'quarantine'
+
+/**
+ * Backup files whose records were all replayed (or set aside) but that could not be deleted
+ * or moved to quarantine/: replaying them again would send their records again, so this
+ * process does not read them again (a restart does: at least once). Kept by the stream actor
+ * across replays.
+ */
+export class StuckFiles {
+  readonly #files = new Map<string, { action: StuckAction, retryAt: number, delayMs: number }>()
+  readonly #firstRetryMs: number
+
+  constructor (firstRetryMs = STUCK_RETRY_MS) {
+    this.#firstRetryMs = firstRetryMs
+  }
+
+  get size (): number { return this.#files.size }
+  has (file: string): boolean { return this.#files.has(file) }
+
+  /** A first failure, or a failed retry: the next try waits twice as long. */
+  failed (file: string, action: StuckAction, now: number): number {
+    const prev = this.#files.get(file)
+    const delayMs = prev === undefined ? this.#firstRetryMs : Math.min(STUCK_RETRY_MAX_MS, prev.delayMs * 2)
+    this.#files.set(file, { action, retryAt: now + delayMs, delayMs })
+    return delayMs
+  }
+
+  /** When the next retry is due, or null with none stuck. */
+  get nextRetryAt (): number | null {
+    let at: number | null = null
+    for (const e of this.#files.values()) if (at === null || e.retryAt < at) at = e.retryAt
+    return at
+  }
+
+  due (now: number): Array<{ file: string, action: StuckAction }> {
+    return [...this.#files].filter(([, e]) => e.retryAt <= now).map(([file, e]) => ({ file, action: e.action }))
+  }
+
+  remove (file: string): void { this.#files.delete(file) }
 }
 
 /** What a backup stream actor offers a replay. */
@@ -57,6 +107,8 @@ export interface ReplayOptions {
   progress: ReplayProgress
   /** True once shutdown gave up on the stream: the replay stops at the next chunk. */
   abandoned: () => boolean
+  /** Files replayed earlier that could not be deleted or quarantined (kept by the stream actor). */
+  stuck: StuckFiles
 }
 
 // Frames per write while replaying: enough to batch well, small enough to bound memory.
@@ -78,8 +130,9 @@ export class Replay {
    * the stream (all of it respooled or refused: nothing left that could drain now).
    */
   async pass (): Promise<void> {
+    await this.#retryStuck()
     while (true) {
-      const files = await this.#o.backup.closedFiles()
+      const files = (await this.#o.backup.closedFiles()).filter((f) => !this.#o.stuck.has(f))
       if (files.length === 0) return
       const before = this.#replayedFrames
       await this.#files(files)
@@ -131,14 +184,32 @@ export class Replay {
 
   /** A file all of whose records were written, respooled or set aside: it goes. */
   async #done (file: string): Promise<void> {
-    await unlink(file)
+    try {
+      await unlink(file)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#stuck(file, 'delete', err)
+    }
+  }
+
+  #stuck (file: string, action: StuckAction, err: unknown): void {
+    stuckFile(this.#o.stuck, file, action, err, this.#o.log, this.#o.progress)
+  }
+
+  async #retryStuck (): Promise<void> {
+    const { stuck, backup, log, progress } = this.#o
+    await retryStuckFiles(stuck, backup, log, progress)
   }
 
   async #quarantine (file: string, result: FrameFileResult): Promise<void> {
     const { progress, log } = this.#o
     progress.corruptRecords += result.damaged.length
     progress.corruptBytes += result.corruptBytes
-    const to = await this.#o.backup.quarantine(file)
+    let to: string | null = null
+    try {
+      to = await this.#o.backup.quarantine(file)
+    } catch (err) {
+      this.#stuck(file, 'quarantine', err)
+    }
     log.error({
       file,
       quarantined: to,
@@ -200,4 +271,34 @@ export class Replay {
     }
     return bytes
   }
+}
+
+function stuckFile (stuck: StuckFiles, file: string, action: StuckAction, err: unknown, log: Logger, progress: ReplayProgress): void {
+  const first = !stuck.has(file)
+  const retryInMs = stuck.failed(file, action, Date.now())
+  progress.stuckFiles = stuck.size
+  const what = action === 'delete' ? 'deleted' : 'moved to quarantine/'
+  if (first) log.error({ file, err, retryInMs }, `backup file replayed but it cannot be ${what}: left in place and not replayed again until a restart; retrying with a backoff`)
+  else log.warn({ file, err, retryInMs }, `backup file still cannot be ${what}; retrying later`)
+}
+
+/**
+ * Tries again to delete or quarantine the stuck files whose backoff has passed: at each
+ * replay, and on the stream actor's timer while no replay runs.
+ */
+export async function retryStuckFiles (stuck: StuckFiles, backup: BackupFiles, log: Logger, progress: ReplayProgress): Promise<void> {
+  for (const { file, action } of stuck.due(Date.now())) {
+    try {
+      if (action === 'delete') await unlink(file)
+      else {
+        const to = await backup.quarantine(file)
+        log.info({ file, quarantined: to }, 'damaged backup file moved to quarantine/ at last')
+      }
+      stuck.remove(file)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') stuck.remove(file)
+      else stuckFile(stuck, file, action, err, log, progress)
+    }
+  }
+  progress.stuckFiles = stuck.size
 }

@@ -417,7 +417,10 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
         this.#endWith(encodeClosing(0))
         return
       }
-      this.#ack = new Acknowledger(frame.level, (reply) => { this.#reply(reply) })
+      this.#ack = new Acknowledger(frame.level, {
+        write: (reply) => { this.#reply(reply) },
+        backedUp: () => this.#socket.writableLength > 0,
+      })
       return
     }
     if (this.#ack !== null && !(frame instanceof ControlFrameError) && frame.type === 'sync') {
@@ -429,16 +432,25 @@ export class Session extends Actor<SessionMsg, SessionSignal> {
   }
 
   #reply (frame: Buffer): void {
-    if (this.#socket.destroyed || !this.#socket.writable) return
-    this.#socket.write(frame)
-    if (!this.#repliesBlocked && this.#socket.writableLength > MAX_UNREAD_REPLY_BYTES) {
-      // The client does not read its replies: stop reading it until it does.
+    const s = this.#socket
+    if (s.destroyed || !s.writable) return
+    // The callback runs once the kernel took the frame; 'drain' would not come for a
+    // backlog below the stream's highWaterMark.
+    s.write(frame, () => { if (s.writableLength === 0) this.#repliesDrained() })
+    if (!this.#repliesBlocked && s.writableLength > MAX_UNREAD_REPLY_BYTES) {
+      // The client does not read its replies (SYNCEDs piled up; ACKs do not, the
+      // acknowledger keeps one): stop reading it until it does.
       this.#repliesBlocked = true
+      warnings.warn(this.#log, 'unread-replies', { session: this.id, unreadReplyBytes: s.writableLength }, 'acknowledged client does not read its replies: not reading it until it does')
       this.#applyPause()
-      this.#socket.once('drain', () => {
-        this.#repliesBlocked = false
-        this.#applyPause()
-      })
     }
+  }
+
+  #repliesDrained (): void {
+    if (this.#repliesBlocked) {
+      this.#repliesBlocked = false
+      this.#applyPause()
+    }
+    this.#ack?.drained()
   }
 }

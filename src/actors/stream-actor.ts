@@ -23,7 +23,7 @@ import type { FileUsage, Rejections, Stream } from '../streams/stream.ts'
 import { Actor, type Supervisor } from './actor.ts'
 import { Charge, type Delivery } from './delivery.ts'
 import { decideFault } from './fault-policy.ts'
-import { Replay, type ReplayProgress } from './replay.ts'
+import { Replay, StuckFiles, retryStuckFiles, type ReplayProgress } from './replay.ts'
 import { initialState, transition, type StreamEffect, type StreamEvent, type StreamMode, type StreamState } from './stream-state.ts'
 
 export type { StreamMode } from './stream-state.ts'
@@ -184,7 +184,10 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     return [...this.#lanes].filter(([, lane]) => lane.state === 'diverted').map(([bucket]) => bucket)
   }
 
-  readonly replayProgress: ReplayProgress = { filesLeft: 0, bytesLeft: 0, bytesReplayed: 0, tornFrames: 0, corruptRecords: 0, corruptBytes: 0 }
+  readonly replayProgress: ReplayProgress = { filesLeft: 0, bytesLeft: 0, bytesReplayed: 0, tornFrames: 0, corruptRecords: 0, corruptBytes: 0, stuckFiles: 0 }
+  /** Replayed backup files that could not be deleted or quarantined (replay.ts). */
+  readonly #stuck = new StuckFiles()
+  #stuckTimer: NodeJS.Timeout | null = null
   get streamType (): Stream['type'] { return this.#stream.type }
   /** Frames and bytes this actor holds that are not yet delivered (queued, held, in flight). */
   get queued (): { frames: number, bytes: number } { return { frames: this.#queuedFrames, bytes: this.#queuedBytes } }
@@ -291,6 +294,8 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
 
   protected override async onStop (unhandled: StreamMsg[]): Promise<void> {
     this.#clearProbe()
+    if (this.#stuckTimer !== null) clearTimeout(this.#stuckTimer)
+    this.#stuckTimer = null
     for (const m of unhandled) {
       if (m.type === 'write') this.#drop(m.delivery, 'stream_failed')
       else if (m.type === 'settled') m.deliveries.forEach((d) => this.#drop(d, 'stream_failed'))
@@ -597,6 +602,7 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
       bytesPerSec: this.#replayBytesPerSec,
       progress: this.replayProgress,
       abandoned: () => this.#abandoned,
+      stuck: this.#stuck,
     })
     const run = async (): Promise<void> => {
       await backup.rotate()
@@ -635,6 +641,26 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     else this.#log.error({ err: msg.error, kind: msg.kind }, 'replay interrupted')
     this.#apply({ type: 'replayed', kind: msg.kind, ok: msg.error === null, more: msg.more })
     this.#flushLanes()
+    this.#armStuckRetry()
+  }
+
+  /**
+   * Stuck backup files (replay.ts) are retried on their backoff even when no replay comes,
+   * in the replay chain so that a retry never races a replay.
+   */
+  #armStuckRetry (): void {
+    const at = this.#stuck.nextRetryAt
+    if (at === null || this.#stuckTimer !== null || this.backup === null) return
+    const backup = this.backup
+    this.#stuckTimer = setTimeout(() => {
+      this.#stuckTimer = null
+      if (this.state === 'stopped') return
+      this.#replayChain = this.#replayChain
+        .then(async () => { await retryStuckFiles(this.#stuck, backup, this.#log, this.replayProgress) })
+        .catch((err: unknown) => { this.#log.error({ err }, 'retrying stuck backup files failed') })
+        .finally(() => { if (this.state !== 'stopped') this.#armStuckRetry() })
+    }, Math.max(0, at - Date.now()))
+    this.#stuckTimer.unref()
   }
 
   #abandon (): void {

@@ -48,7 +48,15 @@ export class PayloadSchema {
     } catch (err) {
       return { reason: 'not_json', path: '', message: (err as Error).message }
     }
-    if (this.#validate(doc)) return null
+    try {
+      if (this.#validate(doc)) return null
+    } catch (err) {
+      // ajv's validator recurses once per level of a recursive schema ($ref to itself): a
+      // document nested deeper than the stack (JSON.parse itself has no such limit) cannot
+      // be validated, and is rejected rather than failing the bucket's actor.
+      if (!(err instanceof RangeError)) throw err
+      return { reason: 'invalid', path: '', message: 'nested too deep to validate' }
+    }
     const e: ErrorObject | undefined = this.#validate.errors?.[0]
     return { reason: 'invalid', path: e?.instancePath ?? '', message: e === undefined ? 'does not validate' : `${e.keyword}: ${e.message ?? ''}` }
   }

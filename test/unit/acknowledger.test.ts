@@ -9,10 +9,10 @@ import { refuseFrames, retag, tagFrames } from '../../src/receipts.ts'
 import { FrameOrigin, WireFrame, type Frame } from '../../src/protocol/frame.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-function wire (): { ack: Acknowledger, sent: () => ControlFrame[] } {
+function wire (backedUp = (): boolean => false): { ack: Acknowledger, sent: () => ControlFrame[] } {
   const reader = new ControlReader()
   const out: ControlFrame[] = []
-  const ack = new Acknowledger(AckLevel.DURABLE, (b) => { out.push(...reader.push(b)) })
+  const ack = new Acknowledger(AckLevel.DURABLE, { write: (b) => { out.push(...reader.push(b)) }, backedUp })
   return { ack, sent: () => out }
 }
 
@@ -93,4 +93,22 @@ test('CLOSING carries the frames read, settled or not, and nothing is written af
   r.release()
   await new Promise((resolve) => setTimeout(resolve, ACK_INTERVAL_MS * 4))
   assert.deepEqual(sent(), [])
+})
+
+test('while the client leaves replies unread, one ACK waits with the latest counts and REFUSED details are skipped; SYNCED still goes out', async () => {
+  let backedUp = true
+  const { ack, sent } = wire(() => backedUp)
+  for (let i = 0; i < 5; i++) {
+    const r = ack.receipt(2)
+    if (i === 1) r.refuseUnseen('bad_bucket')
+    r.seal()
+    await new Promise((resolve) => setTimeout(resolve, ACK_INTERVAL_MS * 2))
+  }
+  assert.deepEqual(sent(), [], 'nothing written while backed up')
+  ack.sync(7)
+  assert.deepEqual(sent(), [{ type: 'synced', token: 7, settled: 10, refused: 2 }])
+  backedUp = false
+  ack.drained()
+  await waitFor(() => sent().length > 1, { timeoutMs: 1000, what: 'the waiting ACK' })
+  assert.deepEqual(sent().slice(1), [{ type: 'ack', settled: 10, refused: 2 }])
 })

@@ -200,3 +200,46 @@ test('schema without deadLetter: rejected payloads are dropped (schema_rejected)
   assert.equal(receipt.refused, 2)
   await stop()
 })
+
+test('a durable receipt after a fire-and-forget batch is held by its own batch only, settled once, after it is written', async () => {
+  const failures: unknown[] = []
+  const watching: Supervisor = { childFailed: (_child, err) => { failures.push(err); return 'resume' } }
+  const stats = new Stats()
+  const primary = new GatedStream()
+  const stream = new StreamActor({ id: 's', role: 'primary', stream: primary, backup: null, probeIntervalMs: 1000, stats, log, supervisor: watching })
+  const bucketStats = stats.bucket('b')
+  const flow = bucketStats.flow('s')
+  const bucket = new BucketActor({
+    name: 'b',
+    config: { id: 'b', streams: ['s'], batch: 2, batchTimeout: 60_000, schema: null, deadLetter: null },
+    bindings: [{ stream, slice: 1, sliceBy: 'random', flow }],
+    stats: bucketStats,
+    budget: new MemoryBudget(1024 * 1024),
+    log,
+    supervisor: watching,
+  })
+  const batch = (payloads: string[]): { frames: Frame[], bytes: number } => {
+    const bytes = encodeFrames(payloads.map((payload) => ({ bucket: 'b', payload })))
+    return { frames: decodeAll(bytes).frames, bytes: bytes.length }
+  }
+  // A fire-and-forget client's batch flushes with no receipts and waits in the stream...
+  bucket.tell({ type: 'frames', ...batch(['f1', 'f2']) })
+  await waitFor(() => bucket.pending.frames === 0)
+  // ...then a durable client's frames make the next batch.
+  const settled: Receipt[] = []
+  const receipt = new Receipt({ settled: (r) => settled.push(r) }, 0, 2, true)
+  const durable = batch(['d1', 'd2'])
+  tagFrames(durable.frames, receipt)
+  receipt.hold()
+  bucket.tell({ type: 'frames', ...durable, receipt })
+  receipt.seal()
+  await waitFor(() => bucket.pending.frames === 0)
+  assert.equal(settled.length, 0, 'not settled before its batch is written')
+  primary.open()
+  await waitFor(() => flow.delivered === 4)
+  await waitFor(() => settled.length === 1)
+  assert.deepEqual(failures, [])
+  await bucket.stop()
+  await stream.stop()
+  assert.equal(settled.length, 1)
+})

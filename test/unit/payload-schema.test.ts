@@ -110,3 +110,12 @@ test('buckets file: schema paths are relative to its folder; deadLetter must nam
   await write({ deadLetter: 'dl' })
   assert.match(loadBucketsFile(file).warnings.join('\n'), /\$\.buckets\[0\]\.deadLetter: the bucket has no schema/)
 })
+
+test('a document nested deeper than a recursive schema can follow is invalid, not a thrown RangeError', async () => {
+  const dir = await makeTempDir()
+  const file = join(dir, 'tree.json')
+  await writeFile(file, JSON.stringify({ type: 'array', items: { $ref: '#' } }))
+  const schema = compilePayloadSchema(file, 'buckets[0].schema', [])!
+  assert.equal(schema.check(bytes('['.repeat(1000) + ']'.repeat(1000))), null)
+  assert.deepEqual(schema.check(bytes('['.repeat(200_000) + ']'.repeat(200_000))), { reason: 'invalid', path: '', message: 'nested too deep to validate' })
+})
