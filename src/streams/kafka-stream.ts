@@ -18,6 +18,7 @@ import type { KafkaSettings } from '../config/buckets.ts'
 import { ConfigError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { registerCodecs } from './kafka-codecs.ts'
+import { tlsOptions } from './kafka-security.ts'
 import {
   BatchingKafkaStream,
   CONNECTION_TIMEOUT_MS,
@@ -77,10 +78,8 @@ export class KafkaStream extends BatchingKafkaStream {
   }
 
   static #ssl (settings: KafkaSettings): KafkaConfig['ssl'] {
-    if (settings.ssl === null) return undefined
-    // The CA file was read while the buckets file was parsed (src/config/buckets.ts).
-    if (settings.ssl.ca === null) return true
-    return { ca: [settings.ssl.ca] }
+    // The ssl.* files were read while the buckets file was parsed (src/config/kafka-security.ts).
+    return tlsOptions(settings) ?? undefined
   }
 
   static #sasl (settings: KafkaSettings): KafkaConfig['sasl'] {

@@ -41,6 +41,7 @@ import {
   type Item,
 } from './kafka-batching.ts'
 import { PreEncodedProducer } from './pre-encoded-producer.ts'
+import { tlsOptions } from './kafka-security.ts'
 import { encodeRecordBatch, type Compress } from './record-batch.ts'
 
 type PlatformaticProducer = PreEncodedProducer
@@ -124,10 +125,9 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
   }
 
   static #tls (settings: KafkaSettings): Pick<Options, 'tls'> {
-    if (settings.ssl === null) return {}
-    // The CA file was read while the buckets file was parsed (src/config/buckets.ts).
-    if (settings.ssl.ca === null) return { tls: {} }
-    return { tls: { ca: [settings.ssl.ca] } }
+    // The ssl.* files were read while the buckets file was parsed (src/config/kafka-security.ts).
+    const tls = tlsOptions(settings)
+    return tls === null ? {} : { tls }
   }
 
   static #sasl (settings: KafkaSettings): Pick<Options, 'sasl'> {
