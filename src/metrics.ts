@@ -186,14 +186,18 @@ function allStreams (daemon: Daemon): Array<import('./actors/stream-actor.ts').S
 export interface Health {
   ok: boolean
   /** Streams not taking writes (failed over, retrying, replaying after an outage). */
-  degraded: Array<{ stream: string, mode: string }>
+  degraded: Array<{ stream: string, mode: string, code?: string, reason?: string }>
   /** Buckets whose destination refuses writes for now while their stream is fine (issue 10). */
   diverted: Array<{ stream: string, bucket: string }>
 }
 
 export function health (daemon: Daemon): Health {
   const streams = allStreams(daemon)
-  const degraded = streams.filter((s) => s.mode !== 'normal' && s.mode !== 'draining').map((s) => ({ stream: s.id, mode: s.mode }))
+  // `reason`: why it failed (e.g. a refused SASL password, an untrusted certificate: docs/kafka-security.md).
+  const degraded = streams.filter((s) => s.mode !== 'normal' && s.mode !== 'draining').map((s) => {
+    const failure = s.lastFailure
+    return failure === null ? { stream: s.id, mode: s.mode } : { stream: s.id, mode: s.mode, code: failure.code, reason: failure.message }
+  })
   const diverted = streams.flatMap((s) => s.divertedBuckets.map((bucket) => ({ stream: s.id, bucket })))
   return { ok: degraded.length === 0, degraded, diverted }
 }

@@ -3,6 +3,20 @@
 // tls.connect(), so they are built once here (docs/kafka-security.md).
 import type { ConnectionOptions } from 'node:tls'
 import type { KafkaSettings } from '../config/buckets.ts'
+import { CONNECTION_TIMEOUT_MS } from './kafka-timeouts.ts'
+
+/**
+ * How long a connection may take to be ready with TLS or SASL: the handshake verifies
+ * certificates and SCRAM runs thousands of PBKDF2 rounds on both sides, 200-330 ms measured
+ * on 2 shared cores under load, past CONNECTION_TIMEOUT_MS when several streams start at once
+ * (four TLS streams at start never connected with 1 s). A refused connection still fails at once.
+ */
+export const SECURE_CONNECTION_TIMEOUT_MS = 5000
+
+/** The connection timeout of a stream with these settings (both clients, probes included). */
+export function connectionTimeoutMs (settings: KafkaSettings): number {
+  return settings.ssl === null && settings.sasl === null ? CONNECTION_TIMEOUT_MS : SECURE_CONNECTION_TIMEOUT_MS
+}
 
 /** tls.connect() options for security.protocol ssl/sasl_ssl; null for plaintext/sasl_plaintext. */
 export function tlsOptions (settings: KafkaSettings): ConnectionOptions | null {

@@ -18,7 +18,7 @@ import type { KafkaSettings } from '../config/buckets.ts'
 import { ConfigError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { registerCodecs } from './kafka-codecs.ts'
-import { tlsOptions } from './kafka-security.ts'
+import { connectionTimeoutMs, tlsOptions } from './kafka-security.ts'
 import {
   BatchingKafkaStream,
   CONNECTION_TIMEOUT_MS,
@@ -65,7 +65,7 @@ export class KafkaStream extends BatchingKafkaStream {
       brokers: settings.brokers.map((b) => b.replace(/^[a-z]+:\/\//i, '')),
       ssl: KafkaStream.#ssl(settings),
       sasl: KafkaStream.#sasl(settings),
-      connectionTimeout: CONNECTION_TIMEOUT_MS,
+      connectionTimeout: connectionTimeoutMs(settings),
       authenticationTimeout: Math.max(CONNECTION_TIMEOUT_MS, settings.requestTimeoutMs),
       requestTimeout: settings.requestTimeoutMs,
       enforceRequestTimeout: true,

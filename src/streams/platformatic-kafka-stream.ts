@@ -32,7 +32,6 @@ import type { Logger } from '../log.ts'
 import { initZstd, zstdCompress, zstdDecompress } from './zstd.ts'
 import {
   BatchingKafkaStream,
-  CONNECTION_TIMEOUT_MS,
   DISCONNECT_TIMEOUT_MS,
   KAFKAJS_RETRY,
   crc32,
@@ -41,7 +40,7 @@ import {
   type Item,
 } from './kafka-batching.ts'
 import { PreEncodedProducer } from './pre-encoded-producer.ts'
-import { tlsOptions } from './kafka-security.ts'
+import { connectionTimeoutMs, tlsOptions } from './kafka-security.ts'
 import { encodeRecordBatch, type Compress } from './record-batch.ts'
 
 type PlatformaticProducer = PreEncodedProducer
@@ -109,7 +108,8 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
       bootstrapBrokers: settings.brokers.map((b) => b.replace(/^[a-z]+:\/\//i, '')),
       ...PlatformaticKafkaStream.#tls(settings),
       ...PlatformaticKafkaStream.#sasl(settings),
-      connectTimeout: CONNECTION_TIMEOUT_MS,
+      // Covers the TLS handshake and SASL exchange too (kafka-security.ts).
+      connectTimeout: connectionTimeoutMs(settings),
       requestTimeout: settings.requestTimeoutMs,
       timeout: settings.requestTimeoutMs,
       // Outage detection in about a second, as with kafkajs (see KAFKAJS_RETRY).
