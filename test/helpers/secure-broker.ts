@@ -97,6 +97,8 @@ export async function startSecureBroker (): Promise<SecureBroker> {
   const controller = await freePort()
   await writeFile(extra, properties(pki, ports, plaintext, controller))
   const user = (mechanism: string): string => `--add-scram ${mechanism}=[name=${SASL_USER},password=${SASL_PASSWORD}]`
+  // KAFKA_CONTROLLER_PORT here wins over the one startBroker picks (its Broker.controllerPort
+  // is then not this broker's; nothing here reads it).
   const broker = await startBroker({
     port: plaintext,
     env: { KAFKA_CONTROLLER_PORT: String(controller), KAFKA_EXTRA_CONFIG: extra, KAFKA_FORMAT_ARGS: `${user('SCRAM-SHA-256')} ${user('SCRAM-SHA-512')}` },
