@@ -459,7 +459,7 @@ export abstract class BatchingKafkaStream implements Stream {
     // Named for its reason when Kafka refused who we are (kafka-errors.ts, docs/kafka-security.md).
     const error = streamUnavailable(this.id, err)
     this.#broken = error
-    this.rateLimited.error(this.log, 'unavailable', { err: error, code: error.code, brokers: this.settings.brokers }, `Kafka unavailable; failing queued writes: ${error.message}`)
+    this.rateLimited.error(this.log, 'unavailable', { err: error, code: error.code, brokers: this.settings.brokers }, 'Kafka unavailable; failing queued writes')
     for (const c of chunks) {
       c.queue.busy = false
       for (const item of c.items) failTicket(item.ticket, error)
