@@ -18,6 +18,11 @@
 #   KAFKA_JVM_OPTS         extra JVM flags, appended
 #   KAFKA_BROKER_SESSION_TIMEOUT_MS  broker.session.timeout.ms (default 3000)
 #   KAFKA_CDS              1: reuse a class-data-sharing archive of the broker's classes  default 1
+#   KAFKA_EXTRA_CONFIG     a properties file appended to the broker's config (its keys win: extra
+#                          listeners, TLS/SASL, an authorizer); the PLAINTEXT listener on
+#                          KAFKA_PORT must stay, since readiness is checked there
+#   KAFKA_FORMAT_ARGS      extra arguments for the storage format of a new data dir, split on
+#                          spaces (e.g. --add-scram SCRAM-SHA-512=[name=u,password=p])
 #   JAVA_HOME              java to use                       default the one on PATH
 set -euo pipefail
 
@@ -37,6 +42,8 @@ KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms512m -Xmx1G}
 KAFKA_JVM_OPTS=${KAFKA_JVM_OPTS:-}
 KAFKA_BROKER_SESSION_TIMEOUT_MS=${KAFKA_BROKER_SESSION_TIMEOUT_MS:-3000}
 KAFKA_CDS=${KAFKA_CDS:-1}
+KAFKA_EXTRA_CONFIG=${KAFKA_EXTRA_CONFIG:-}
+KAFKA_FORMAT_ARGS=${KAFKA_FORMAT_ARGS:-}
 
 # Resolved lazily (run_paths) so `fetch` never creates a data dir.
 RUN_DIR= PID_FILE= LOG_FILE= CONFIG_FILE= CDS_PENDING=
@@ -216,6 +223,11 @@ group.initial.rebalance.delay.ms=0
 broker.session.timeout.ms=${KAFKA_BROKER_SESSION_TIMEOUT_MS}
 broker.heartbeat.interval.ms=500
 EOF
+  # java.util.Properties keeps the last value of a repeated key, so these override the above.
+  if [[ -n $KAFKA_EXTRA_CONFIG ]]; then
+    printf '\n# From KAFKA_EXTRA_CONFIG=%s\n' "$KAFKA_EXTRA_CONFIG" >>"$CONFIG_FILE"
+    cat -- "$KAFKA_EXTRA_CONFIG" >>"$CONFIG_FILE" || die "cannot read KAFKA_EXTRA_CONFIG $KAFKA_EXTRA_CONFIG"
+  fi
 }
 
 format_if_needed() {
@@ -227,8 +239,11 @@ format_if_needed() {
   [[ $id == -* ]] && id=A${id:1}
   # Static controller.quorum.voters: plain format. (--standalone is for a dynamic quorum; 3.9.1
   # accepts it here too but then writes a voter-set checkpoint this config never uses.)
+  # Split on spaces without glob expansion: --add-scram's [name=…] is a bracket pattern to bash.
+  local extra=()
+  read -r -a extra <<<"$KAFKA_FORMAT_ARGS"
   "$JAVA" -cp "$KAFKA_HOME/lib/*" -Dlog4j.configuration="file:$LOG4J" \
-    kafka.tools.StorageTool format -t "$id" -c "$CONFIG_FILE" >>"$LOG_FILE" 2>&1 ||
+    kafka.tools.StorageTool format -t "$id" -c "$CONFIG_FILE" "${extra[@]}" >>"$LOG_FILE" 2>&1 ||
     { tail -n 20 "$LOG_FILE" >&2; die "formatting $KAFKA_DATA_DIR failed"; }
 }
 

@@ -19,6 +19,12 @@ export const ErrorCodes = {
   SPOOL_CORRUPT: 'KAHETS_SPOOL_CORRUPT',
   /** A control frame (bucketLen 0, docs/protocol.md) that cannot be read: skipped, the connection stays. */
   CONTROL_FRAME_INVALID: 'KAHETS_CONTROL_FRAME_INVALID',
+  /** Kafka refused the stream's SASL credentials or mechanism (docs/kafka-security.md). */
+  KAFKA_AUTHENTICATION_FAILED: 'KAHETS_KAFKA_AUTHENTICATION_FAILED',
+  /** Kafka denies the stream's principal a cluster-level operation. */
+  KAFKA_AUTHORIZATION_FAILED: 'KAHETS_KAFKA_AUTHORIZATION_FAILED',
+  /** The TLS handshake with Kafka failed: an untrusted or misnamed certificate, or ours refused. */
+  KAFKA_TLS_FAILED: 'KAHETS_KAFKA_TLS_FAILED',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

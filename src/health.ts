@@ -25,6 +25,8 @@ export interface ProbeStream {
   readonly id: string
   readonly mode: string
   readonly divertedBuckets: readonly string[]
+  /** Why it last failed over or held, until it answers again (e.g. a refused SASL password). */
+  readonly lastFailure: { code: string, message: string } | null
 }
 
 export interface ProbeFlow {
@@ -64,8 +66,9 @@ export interface Loss {
 
 export interface Health {
   readonly status: 'ok' | 'degraded' | 'failing'
-  /** Streams not taking writes (failed over, retrying, replaying after an outage). */
-  readonly degraded: Array<{ stream: string, mode: string }>
+  /** Streams not taking writes (failed over, retrying, replaying after an outage), with why
+   * when a failure put them there: `code` and `reason` (docs/kafka-security.md). */
+  readonly degraded: Array<{ stream: string, mode: string, code?: string, reason?: string }>
   /** Buckets whose destination refuses writes for now while their stream is fine (issue 10). */
   readonly diverted: Array<{ stream: string, bucket: string }>
   /** Losses within LOSS_WINDOW_MS that fail the probe. */
@@ -75,7 +78,8 @@ export interface Health {
 }
 
 export function health (s: Pick<ProbeState, 'streams' | 'flows'>, now = Date.now()): Health {
-  const degraded = s.streams.filter((x) => x.mode !== 'normal' && x.mode !== 'draining').map((x) => ({ stream: x.id, mode: x.mode }))
+  const degraded = s.streams.filter((x) => x.mode !== 'normal' && x.mode !== 'draining').map((x) =>
+    x.lastFailure === null ? { stream: x.id, mode: x.mode } : { stream: x.id, mode: x.mode, code: x.lastFailure.code, reason: x.lastFailure.message })
   const diverted = s.streams.flatMap((x) => x.divertedBuckets.map((bucket) => ({ stream: x.id, bucket })))
   const dropping: Loss[] = []
   const refused: Loss[] = []

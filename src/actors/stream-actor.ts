@@ -179,6 +179,9 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
   }
 
   get mode (): StreamMode { return this.#state.mode }
+  /** Why the stream last failed over or held (code and message), until it answers again: /healthz shows it. */
+  get lastFailure (): { code: string, message: string } | null { return this.#lastFailure }
+  #lastFailure: { code: string, message: string } | null = null
   /** Buckets whose destination refused writes for now: their messages go to the backup. */
   get divertedBuckets (): string[] {
     return [...this.#lanes].filter(([, lane]) => lane.state === 'diverted').map(([bucket]) => bucket)
@@ -211,7 +214,10 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
         this.#apply({ type: 'tick' })
         return
       case 'probed':
-        if (msg.ok) this.#log.info({ from: this.mode }, 'stream answers again')
+        if (msg.ok) {
+          this.#log.info({ from: this.mode }, 'stream answers again')
+          this.#lastFailure = null
+        }
         this.#apply({ type: 'probed', ok: msg.ok })
         return
       case 'rotate':
@@ -280,14 +286,23 @@ export class StreamActor extends Actor<StreamMsg, StreamSignal> {
     return true
   }
 
+  #noteFailure (error: unknown): void {
+    // A StreamFailure wraps what the stream threw; that one names the stream and the reason.
+    const cause = (error as Error).cause ?? error
+    const code = (cause as { code?: unknown }).code
+    this.#lastFailure = { code: typeof code === 'string' ? code : 'KAHETS_STREAM_WRITE_FAILED', message: (cause as Error)?.message ?? String(cause) }
+  }
+
   protected override onFailover (error: unknown): void {
     this.#undivertLanes()
+    this.#noteFailure(error)
     this.#log.error({ err: (error as Error).cause ?? error, backup: this.backup?.id }, 'stream failed; failing over to the backup stream')
     this.#apply({ type: 'failed', backup: true })
   }
 
   protected override onRestart (error: unknown): void {
     this.#undivertLanes()
+    this.#noteFailure(error)
     this.#log.error({ err: (error as Error).cause ?? error }, 'stream failed and has no backup; holding its messages and retrying')
     this.#apply({ type: 'failed', backup: false })
   }

@@ -2,7 +2,6 @@
 // then checked for what a schema cannot say (references between streams and buckets,
 // templates that would escape their folder, setting values). The result is typed and frozen;
 // nothing deeper in the runtime checks configuration again.
-import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
@@ -13,6 +12,7 @@ import { overlappingFileName } from './file-name-overlap.ts'
 import { parseInteger, parseSize } from './sizes.ts'
 import { LIBRDKAFKA_PROPERTIES } from './librdkafka-properties.ts'
 import { compilePayloadSchema, type PayloadSchema } from './payload-schema.ts'
+import { securitySettings, type SaslSettings, type SslSettings } from './kafka-security.ts'
 
 const SCHEMA_FILE = path.join(PACKAGE_ROOT, 'config', 'buckets.schema.json')
 
@@ -40,12 +40,12 @@ export interface KafkaSettings {
   readonly requestTimeoutMs: number
   readonly clientId: string
   /**
-   * security.protocol ssl/sasl_ssl. `ca` holds the contents of ssl.ca.location, read (and
-   * checked to hold PEM certificates) while the buckets file is parsed, so an unreadable CA
-   * is a config error with its JSON path and the stream never touches the file.
+   * security.protocol ssl/sasl_ssl: the ssl.* files' contents, read and checked while the
+   * buckets file is parsed (kafka-security.ts), so the stream never touches a file.
    */
-  readonly ssl: null | { readonly caLocation: string | null, readonly ca: string | null }
-  readonly sasl: null | { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512', readonly username: string, readonly password: string }
+  readonly ssl: SslSettings | null
+  /** security.protocol sasl_plaintext/sasl_ssl. */
+  readonly sasl: SaslSettings | null
   readonly probeIntervalMs: number
   readonly replayBytesPerSec: number
   /** kahets.client: the Kafka client library behind the stream. */
@@ -117,7 +117,8 @@ const KAFKA_USED = new Set([
   'compression.type', 'batch.num.messages', 'queue.buffering.max.messages', 'queue.buffering.max.ms',
   'linger.ms', 'message.max.bytes', 'max.in.flight.requests.per.connection', 'max.in.flight',
   'request.timeout.ms', 'client.id', 'security.protocol', 'sasl.mechanisms', 'sasl.mechanism',
-  'sasl.username', 'sasl.password', 'ssl.ca.location', 'kahets.probe.interval.ms',
+  'sasl.username', 'sasl.password', 'ssl.ca.location', 'ssl.certificate.location', 'ssl.key.location',
+  'ssl.key.password', 'ssl.endpoint.identification.algorithm', 'kahets.probe.interval.ms',
   'kahets.replay.max.bytes.per.sec', 'kahets.client',
 ])
 
@@ -248,20 +249,7 @@ function kafkaSettings (raw: Json, at: string, problems: ConfigProblem[], warnin
   const lingerMs = lingerRaw === undefined ? KAFKA_DEFAULTS.lingerMs : Number(lingerRaw)
   if (!Number.isFinite(lingerMs) || lingerMs < 0) problems.push({ path: `${at}["queue.buffering.max.ms"]`, message: `not a number of ms ≥ 0: ${JSON.stringify(lingerRaw)}` })
 
-  const protocol = str(pick('security.protocol') ?? 'plaintext').toLowerCase()
-  let ssl: KafkaSettings['ssl'] = null
-  if (protocol === 'ssl' || protocol === 'sasl_ssl') {
-    const caLocation = raw['ssl.ca.location'] === undefined ? null : str(raw['ssl.ca.location'])
-    ssl = { caLocation, ca: caLocation === null ? null : readCaFile(caLocation, `${at}["ssl.ca.location"]`, problems) }
-  }
-  let sasl: KafkaSettings['sasl'] = null
-  if (protocol.startsWith('sasl')) {
-    const mechanism = str(pick('sasl.mechanisms', 'sasl.mechanism') ?? 'PLAIN').toLowerCase() as 'plain'
-    const username = pick('sasl.username')
-    const password = pick('sasl.password')
-    if (username === undefined || password === undefined) problems.push({ path: at, message: `security.protocol ${protocol} needs sasl.username and sasl.password` })
-    sasl = { mechanism, username: str(username ?? ''), password: str(password ?? '') }
-  }
+  const { ssl, sasl } = securitySettings(raw, at, problems, warnings)
   const replay = pick('kahets.replay.max.bytes.per.sec')
   const replayBytesPerSec = replay === undefined ? KAFKA_DEFAULTS.replayBytesPerSec : parseSize(replay as string) ?? KAFKA_DEFAULTS.replayBytesPerSec
 
@@ -286,36 +274,6 @@ function kafkaSettings (raw: Json, at: string, problems: ConfigProblem[], warnin
     replayBytesPerSec,
     client,
   }
-}
-
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g
-
-/**
- * ssl.ca.location's contents, read now rather than when the stream is built: a reload that
- * names a bad file is rejected whole, before any stream exists (issue 10, finding 9).
- */
-function readCaFile (file: string, at: string, problems: ConfigProblem[]): string | null {
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch (err) {
-    problems.push({ path: at, message: `cannot read CA file ${file}: ${(err as Error).message}` })
-    return null
-  }
-  const certificates = text.match(PEM_CERTIFICATE) ?? []
-  if (certificates.length === 0) {
-    problems.push({ path: at, message: `CA file ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)` })
-    return null
-  }
-  for (const pem of certificates) {
-    try {
-      new X509Certificate(pem)
-    } catch (err) {
-      problems.push({ path: at, message: `CA file ${file} holds a certificate that does not parse: ${(err as Error).message}` })
-      return null
-    }
-  }
-  return text
 }
 
 function slice (v: unknown): number {

@@ -29,9 +29,10 @@ import { refuseFrame } from '../receipts.ts'
 import type { DropReason } from '../stats.ts'
 import type { Rejections, Stream } from './stream.ts'
 import type { KafkaClient, KafkaClientFactory, PartitionBatch } from './kafka-client.ts'
-import { classifyKafkaError } from './kafka-errors.ts'
+import { classifyKafkaError, streamUnavailable } from './kafka-errors.ts'
 import { placeByPartition } from './kafka-partitioner.ts'
-import { CONNECTION_TIMEOUT_MS, DISCONNECT_TIMEOUT_MS, PROBE_TIMEOUT_MS, withTimeout } from './kafka-timeouts.ts'
+import { connectionTimeoutMs } from './kafka-security.ts'
+import { DISCONNECT_TIMEOUT_MS, PROBE_TIMEOUT_MS, withTimeout } from './kafka-timeouts.ts'
 
 export { classifyKafkaError } from './kafka-errors.ts'
 export { crc32 } from './kafka-partitioner.ts'
@@ -226,7 +227,7 @@ export class BatchingKafkaStream implements Stream {
    * client still delivers later is a duplicate of what the backup gets).
    */
   private answered<T> (request: Promise<T>, what: string): Promise<T> {
-    return withTimeout(request, this.settings.requestTimeoutMs + CONNECTION_TIMEOUT_MS, what)
+    return withTimeout(request, this.settings.requestTimeoutMs + connectionTimeoutMs(this.settings), what)
   }
 
   /**
@@ -236,7 +237,8 @@ export class BatchingKafkaStream implements Stream {
    */
   private async probeWith (attempt: Promise<unknown>, release: () => Promise<void>): Promise<boolean> {
     try {
-      await withTimeout(attempt, PROBE_TIMEOUT_MS, 'probe')
+      // A TLS/SASL handshake may take longer than a plain probe's bound (kafka-security.ts).
+      await withTimeout(attempt, Math.max(PROBE_TIMEOUT_MS, connectionTimeoutMs(this.settings) + 1000), 'probe')
       return true
     } catch (err) {
       this.log.debug({ err }, 'kafka probe failed')
@@ -500,9 +502,10 @@ export class BatchingKafkaStream implements Stream {
 
   /** Kafka itself is not answering: nothing queued can be delivered by this producer. */
   #breakDown (chunks: Chunk[], err: unknown): void {
-    const error = unavailable(`kafka stream ${this.id} unavailable`, err)
+    // Named for its reason when Kafka refused who we are (kafka-errors.ts, docs/kafka-security.md).
+    const error = streamUnavailable(this.id, err)
     this.#broken = error
-    this.rateLimited.error(this.log, 'unavailable', { err, brokers: this.settings.brokers }, 'Kafka unavailable; failing queued writes')
+    this.rateLimited.error(this.log, 'unavailable', { err: error, code: error.code, brokers: this.settings.brokers }, 'Kafka unavailable; failing queued writes')
     for (const c of chunks) {
       c.queue.busy = false
       for (const item of c.items) failTicket(item.ticket, error)

@@ -6,7 +6,7 @@
 //
 //   connect ──▶ metadata(topics) ──▶ produce(batches, one per partition) ──▶ close
 //
-// Errors keep the client's own shape (classifyKafkaError reads the protocol error type of
+// Errors keep the client's own shape (classifyKafkaError reads the protocol error code of
 // either); a refusal the client can only state in words is turned into a TopicRefusal here.
 import type { KafkaSettings } from '../config/buckets.ts'
 import type { Logger } from '../log.ts'

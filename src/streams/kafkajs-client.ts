@@ -20,6 +20,7 @@ import { ConfigError } from '../errors.ts'
 import { RateLimitedLog, type Logger } from '../log.ts'
 import { registerCodecs } from './kafka-codecs.ts'
 import type { KafkaClient, KafkaClientFactory, PartitionBatch, TopicPartitions } from './kafka-client.ts'
+import { connectionTimeoutMs, tlsOptions } from './kafka-security.ts'
 import { CONNECTION_TIMEOUT_MS, KAFKAJS_RETRY } from './kafka-timeouts.ts'
 
 const COMPRESSION: Record<KafkaSettings['compression'], CompressionTypes> = {
@@ -37,10 +38,8 @@ const METADATA_MAX_AGE_MS = 5 * 60_000
 const givenPartition = () => ({ message }: { message: Message }): number => message.partition!
 
 function ssl (settings: KafkaSettings): KafkaConfig['ssl'] {
-  if (settings.ssl === null) return undefined
-  // The CA file was read while the buckets file was parsed (src/config/buckets.ts).
-  if (settings.ssl.ca === null) return true
-  return { ca: [settings.ssl.ca] }
+  // The ssl.* files were read while the buckets file was parsed (src/config/kafka-security.ts).
+  return tlsOptions(settings) ?? undefined
 }
 
 function sasl (settings: KafkaSettings): KafkaConfig['sasl'] {
@@ -79,7 +78,8 @@ export class KafkajsClient implements KafkaClient {
       brokers: settings.brokers.map((b) => b.replace(/^[a-z]+:\/\//i, '')),
       ssl: ssl(settings),
       sasl: sasl(settings),
-      connectionTimeout: CONNECTION_TIMEOUT_MS,
+      // Covers the TLS handshake too (kafka-security.ts).
+      connectionTimeout: connectionTimeoutMs(settings),
       authenticationTimeout: Math.max(CONNECTION_TIMEOUT_MS, settings.requestTimeoutMs),
       requestTimeout: settings.requestTimeoutMs,
       enforceRequestTimeout: true,

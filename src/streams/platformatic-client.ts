@@ -10,8 +10,8 @@
 //   and sends one produce request per partition leader; with one broker that is one request.
 // - Its codecs are built in (gzip, snappy, lz4 through WebAssembly; zstd through node:zlib,
 //   which Node 20 lacks): zstd is supplied here from @bokuweb/zstd-wasm when zlib has none.
-// - Errors carry the protocol error name as `apiId` and nest in `errors`: classifyKafkaError
-//   reads both shapes.
+// - Errors carry the protocol error code as `apiCode` and nest in `errors` and `cause`:
+//   classifyKafkaError reads both shapes.
 //
 // Measured (bench/run.ts --only kafka/acks1/none/100B/8c --runs 3, 2 CPUs): kafkajs 80k msgs/s
 // at 13.8 CPU s per 1M; platformatic encoding the records 130-134k at 8.0-8.2; platformatic
@@ -29,7 +29,8 @@ import type { KafkaSettings } from '../config/buckets.ts'
 import { ConfigError, TopicRefusal } from '../errors.ts'
 import { initZstd, zstdCompress, zstdDecompress } from './zstd.ts'
 import { PartlyAcknowledged, type KafkaClient, type KafkaClientFactory, type PartitionBatch, type TopicPartitions } from './kafka-client.ts'
-import { CONNECTION_TIMEOUT_MS, KAFKAJS_RETRY } from './kafka-timeouts.ts'
+import { connectionTimeoutMs, tlsOptions } from './kafka-security.ts'
+import { KAFKAJS_RETRY } from './kafka-timeouts.ts'
 import { PreEncodedProducer } from './pre-encoded-producer.ts'
 import { encodeRecordBatch, type Compress } from './record-batch.ts'
 
@@ -61,7 +62,9 @@ const INTERNAL_TOPICS = new Set(['__consumer_offsets', '__transaction_state'])
 /**
  * The metadata of a topic that does not exist (auto-creation off, or not yet done) fails in
  * platformatic as "Unknown topic": the UNKNOWN_TOPIC_OR_PARTITION that kafkajs reports, which
- * is retried, then refused.
+ * is retried, then refused. 2.12.1 builds that UserError without the ProtocolError it came from
+ * (no code, no cause), so its text is all there is to read; kafka-client-internals.test.ts
+ * fails when that changes.
  */
 function refusalOf (err: unknown): unknown {
   if (err instanceof UserError && err.message.startsWith('Unknown topic ')) return new TopicRefusal('UNKNOWN_TOPIC_OR_PARTITION', err.message, err)
@@ -69,10 +72,9 @@ function refusalOf (err: unknown): unknown {
 }
 
 function tls (settings: KafkaSettings): Pick<Options, 'tls'> {
-  if (settings.ssl === null) return {}
-  // The CA file was read while the buckets file was parsed (src/config/buckets.ts).
-  if (settings.ssl.ca === null) return { tls: {} }
-  return { tls: { ca: [settings.ssl.ca] } }
+  // The ssl.* files were read while the buckets file was parsed (src/config/kafka-security.ts).
+  const options = tlsOptions(settings)
+  return options === null ? {} : { tls: options }
 }
 
 function sasl (settings: KafkaSettings): Pick<Options, 'sasl'> {
@@ -95,7 +97,8 @@ function options (settings: KafkaSettings, purpose: 'stream' | 'probe'): Options
     bootstrapBrokers: settings.brokers.map((b) => b.replace(/^[a-z]+:\/\//i, '')),
     ...tls(settings),
     ...sasl(settings),
-    connectTimeout: CONNECTION_TIMEOUT_MS,
+    // Covers the TLS handshake and SASL exchange too (kafka-security.ts).
+    connectTimeout: connectionTimeoutMs(settings),
     requestTimeout: settings.requestTimeoutMs,
     timeout: settings.requestTimeoutMs,
     // Outage detection in about a second, as with kafkajs (see KAFKAJS_RETRY).

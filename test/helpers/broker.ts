@@ -148,8 +148,9 @@ function calledFromHook(): boolean {
  * lives until that test ends; called at module top level (top-level await) or in a before() /
  * beforeEach() hook, until the file's tests end.
  * Set KAHETS_KEEP_BROKER_DIR=1 to keep the data dir and log for a post-mortem.
+ * `env`: further scripts/kafka.sh variables (not the per-broker paths and ports set here).
  */
-export async function startBroker(opts: { port?: number } = {}): Promise<Broker> {
+export async function startBroker(opts: { port?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Broker> {
   // Before any await: the synchronous stack is short and certainly shows the caller's runner.
   const inHook = calledFromHook()
   const baseDir = await mkdtemp(path.join(os.tmpdir(), 'kahets-kafka-'))
@@ -167,6 +168,8 @@ export async function startBroker(opts: { port?: number } = {}): Promise<Broker>
     KAFKA_PID_FILE: path.join(baseDir, `kafka-${p}.pid`),
     KAFKA_LOG_FILE: path.join(baseDir, `kafka-${p}.log`),
     KAFKA_START_TIMEOUT: String(START_TIMEOUT_S),
+    // More of scripts/kafka.sh's settings (KAFKA_EXTRA_CONFIG, KAFKA_FORMAT_ARGS: test/helpers/secure-broker.ts).
+    ...opts.env,
   })
 
   // Between freePorts() closing a port and the JVM binding it another process may take it;

@@ -37,7 +37,9 @@ test('a failing file stream fails over to its backup and recovers', async () => 
   assert.equal(assertIdentity(during, 'disk', 'files').backedUp, 1000)
   const health = await fetch(`${base}/healthz`)
   assert.equal(health.status, 200, 'on its backup a stream is degraded, not failing: nothing is lost')
-  assert.deepEqual(await health.json(), { status: 'degraded', degraded: [{ stream: 'files', mode: 'backup' }] })
+  const body = await health.json() as { status: string, degraded: Array<{ stream: string, mode: string, code?: string, reason?: string }> }
+  assert.deepEqual({ ...body, degraded: body.degraded.map(({ stream, mode }) => ({ stream, mode })) }, { status: 'degraded', degraded: [{ stream: 'files', mode: 'backup' }] })
+  assert.match(body.degraded[0]!.reason ?? '', /primary/, '/healthz says why: the error naming the folder')
 
   await rm(join(dir, 'primary'))
   await waitFor(async () => (await (await fetch(`${base}/healthz`)).json() as { status: string }).status === 'ok', { what: 'the primary to recover' })

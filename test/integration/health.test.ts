@@ -49,7 +49,8 @@ test('a stream on its backup: /healthz 200 "degraded" naming it, /readyz and /li
   await waitFor(async () => { const s = await scrape(base); return sample(s, 'kahets_backed_up_total') === 1000 && sample(s, 'kahets_in_flight') === 0 }, { what: 'all on the backup' })
   const h = await get(base, '/healthz')
   assert.equal(h.status, 200)
-  assert.deepEqual(JSON.parse(h.text), { status: 'degraded', degraded: [{ stream: 'files', mode: 'backup' }] })
+  // With why it failed over: the error's code and message (the folder in the way).
+  assert.deepEqual(JSON.parse(h.text), { status: 'degraded', degraded: [{ stream: 'files', mode: 'backup', code: 'KAHETS_STREAM_WRITE_FAILED', reason: `path ${dir}/primary is not a folder` }] })
   assert.deepEqual(await get(base, '/readyz'), { status: 200, text: 'ok\n' })
   assert.deepEqual(await get(base, '/livez'), { status: 200, text: 'ok\n' })
 
@@ -98,7 +99,10 @@ test('reads paused (MAXMEMORY reached, the backup failing too): /readyz 503 with
   assert.ok(sample(s, 'kahets_read_pauses_total') >= 1)
   const h = await get(base, '/healthz')
   assert.equal(h.status, 200, h.text)
-  assert.deepEqual(JSON.parse(h.text).degraded, [{ stream: 'files', mode: 'backup' }, { stream: 'files.backup', mode: 'retrying' }])
+  assert.deepEqual(JSON.parse(h.text).degraded, [
+    { stream: 'files', mode: 'backup', code: 'KAHETS_STREAM_WRITE_FAILED', reason: `path ${dir}/primary is not a folder` },
+    { stream: 'files.backup', mode: 'retrying', code: 'KAHETS_STREAM_WRITE_FAILED', reason: `path ${dir}/backup is not a folder` },
+  ])
   assert.equal((await get(base, '/livez')).status, 200)
 
   await rm(join(dir, 'backup'))
@@ -138,7 +142,7 @@ test('messages dropped (no backup, MAXMEMORY reached): /healthz 503 "failing" na
   assert.equal(h.status, 503)
   const body = JSON.parse(h.text) as { status: string, degraded: unknown, dropping: Array<Record<string, unknown>> }
   assert.equal(body.status, 'failing')
-  assert.deepEqual(body.degraded, [{ stream: 'files', mode: 'retrying' }])
+  assert.deepEqual(body.degraded, [{ stream: 'files', mode: 'retrying', code: 'KAHETS_STREAM_WRITE_FAILED', reason: `path ${dir}/primary is not a folder` }])
   assert.deepEqual(body.dropping.map((d) => [d.bucket, d.stream, d.reason]), [['disk', 'files', 'max_memory']])
   assert.equal((await get(base, '/readyz')).status, 200, 'nothing waits in memory past MAXMEMORY: reads go on')
 

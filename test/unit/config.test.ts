@@ -164,7 +164,7 @@ test('ssl.ca.location is read while parsing: the stream gets the contents; an un
   })
   const k = parseBucketsConfig(tls(join(dir, 'ca.pem'))).streams.get('k')!
   assert.ok(k.type === 'kafka')
-  assert.deepEqual(k.settings.ssl, { caLocation: join(dir, 'ca.pem'), ca: pem })
+  assert.deepEqual(k.settings.ssl, { caLocation: join(dir, 'ca.pem'), ca: pem, certificateLocation: null, certificate: null, keyLocation: null, key: null, keyPassword: null, verifyHostname: true })
   const at = '$.streamsConfigs.k.settings["ssl.ca.location"]'
   assert.deepEqual(problems(() => parseBucketsConfig(tls(join(dir, 'missing.pem')))).map((p) => p.path), [at])
   assert.match(problems(() => parseBucketsConfig(tls(join(dir, 'missing.pem'))))[0]!.message, /cannot read CA file .*missing\.pem: ENOENT/)

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { LOSS_WINDOW_MS, health, healthBody, readiness, type ProbeFlow, type ProbeStream } from '../../src/health.ts'
 import { FlowStats } from '../../src/stats.ts'
 
-const normal: ProbeStream = { id: 'f', mode: 'normal', divertedBuckets: [] }
+const normal: ProbeStream = { id: 'f', mode: 'normal', divertedBuckets: [], lastFailure: null }
 
 function flowLost (reason: Parameters<FlowStats['drop']>[0], at: number): FlowStats {
   const f = new FlowStats()
@@ -24,10 +24,12 @@ test('healthz: ok; degraded (still 200) for a stream on its backup, retrying, re
   assert.equal(health({ streams: [normal], flows: [] }).status, 'ok')
   assert.equal(health({ streams: [{ ...normal, mode: 'draining' }], flows: [] }).status, 'ok')
   for (const mode of ['backup', 'retrying', 'replaying']) {
-    const h = health({ streams: [normal, { id: 'k', mode, divertedBuckets: [] }], flows: [] })
+    const h = health({ streams: [normal, { id: 'k', mode, divertedBuckets: [], lastFailure: null }], flows: [] })
     assert.equal(h.status, 'degraded', mode)
     assert.deepEqual(h.degraded, [{ stream: 'k', mode }])
   }
+  const failed = { id: 'k', mode: 'backup', divertedBuckets: [], lastFailure: { code: 'KAHETS_KAFKA_AUTHENTICATION_FAILED', message: 'kafka stream k: SASL refused' } }
+  assert.deepEqual(health({ streams: [failed], flows: [] }).degraded, [{ stream: 'k', mode: 'backup', code: 'KAHETS_KAFKA_AUTHENTICATION_FAILED', reason: 'kafka stream k: SASL refused' }], 'degraded says why')
   const diverted = health({ streams: [{ ...normal, divertedBuckets: ['b'] }], flows: [] })
   assert.equal(diverted.status, 'degraded')
   assert.deepEqual(healthBody(diverted), { status: 'degraded', degraded: [], diverted: [{ stream: 'f', bucket: 'b' }] })

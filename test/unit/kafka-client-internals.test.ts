@@ -81,11 +81,17 @@ test('@platformatic/kafka: the codec table kahets reads and fills', () => {
   }
 })
 
-test('@platformatic/kafka: an unknown topic is a UserError "Unknown topic …"; protocol errors carry apiId', () => {
+test('@platformatic/kafka: an unknown topic is a UserError "Unknown topic …"; protocol errors carry apiCode; SASL failures their class code', () => {
   const base = source(PK, 'dist/clients/base/base.js')
-  expectInternal(PK, base.includes('new UserError(`Unknown topic ${topicName}.`)'), 'metadata of an unknown topic fails with UserError("Unknown topic <name>.")', 'src/streams/platformatic-client.ts (refusalOf)')
-  const err = new platformatic.ProtocolError('TOPIC_AUTHORIZATION_FAILED') as unknown as { apiId?: unknown }
-  expectInternal(PK, err.apiId === 'TOPIC_AUTHORIZATION_FAILED', 'ProtocolError carries the protocol error name as apiId', 'src/streams/kafka-errors.ts')
+  // No cause and no protocol code on it (2.12.1): the text is all there is. Should it gain
+  // `{ cause }`, this fails, and refusalOf can read the code instead.
+  expectInternal(PK, base.includes('deduplicateCallback(new UserError(`Unknown topic ${topicName}.`));'), 'metadata of an unknown topic fails with UserError("Unknown topic <name>.") and no cause', 'src/streams/platformatic-client.ts (refusalOf)')
+  const err = new platformatic.ProtocolError('TOPIC_AUTHORIZATION_FAILED') as unknown as { apiId?: unknown, apiCode?: unknown }
+  expectInternal(PK, err.apiCode === 29 && err.apiId === 'TOPIC_AUTHORIZATION_FAILED', 'ProtocolError carries the protocol error code as apiCode (29 here) and its name as apiId', 'src/streams/kafka-errors.ts (protocolCode)')
+  const auth = new platformatic.AuthenticationError('x') as unknown as { code?: unknown }
+  expectInternal(PK, auth.code === 'PLT_KFK_AUTHENTICATION', 'AuthenticationError has code PLT_KFK_AUTHENTICATION', 'src/streams/kafka-errors.ts (securityFailure)')
+  const connection = source(PK, 'dist/network/connection.js')
+  expectInternal(PK, connection.includes('new NetworkError(`Connection to ${host}:${port} failed.`, { cause })'), 'a failed connection (TLS, SASL) is a NetworkError whose cause is the failure', 'src/streams/kafka-errors.ts (walk)')
 })
 
 const KJ = 'kafkajs'
