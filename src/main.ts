@@ -231,6 +231,15 @@ async function runOrCheck (command: 'run' | 'check-config', envFile: string | un
   }
 
   const log = createLogger(env.logLevel)
+  // Handlers go in before the daemon starts: a signal that finds no handler kills the process
+  // (Node installs one only with process.on), and systemd or a test may send SIGTERM as soon as
+  // the socket answers. One that arrives while starting is acted on once started.
+  let onSignal = (signal: NodeJS.Signals): void => { early ??= signal }
+  let early: NodeJS.Signals | null = null
+  let onHangup = (): void => { log.info('SIGHUP while starting: the buckets file being loaded is already the newest') }
+  process.on('SIGTERM', (s) => { onSignal(s) })
+  process.on('SIGINT', (s) => { onSignal(s) })
+  process.on('SIGHUP', () => { onHangup() })
   let daemon
   try {
     daemon = await startDaemon({ env, buckets, log, ...(listenFds.length === 1 ? { listenFd: listenFds[0] } : {}) })
@@ -244,25 +253,25 @@ async function runOrCheck (command: 'run' | 'check-config', envFile: string | un
   }
   log.info({ env: env.envFile, buckets: env.bucketsFile, maxMemory: env.maxMemory, version: version() }, 'kahets started')
 
+  const running = daemon
   return await new Promise<number>((resolve) => {
     let signals = 0
-    const onSignal = (signal: NodeJS.Signals): void => {
+    onSignal = (signal: NodeJS.Signals): void => {
       if (++signals > 1) {
         log.warn({ signal }, 'already stopping; send SIGKILL to abort (loses unflushed messages)')
         return
       }
       log.info({ signal }, 'signal received')
-      daemon.stop().then(() => resolve(0), (err: unknown) => {
+      running.stop().then(() => resolve(0), (err: unknown) => {
         log.fatal({ err }, 'shutdown failed')
         resolve(1)
       })
     }
-    process.on('SIGTERM', onSignal)
-    process.on('SIGINT', onSignal)
-    process.on('SIGHUP', () => {
+    onHangup = (): void => {
       log.info({ file: env.bucketsFile }, 'SIGHUP: reloading the buckets file')
-      daemon.reload().catch((err: unknown) => { log.error({ err }, 'reload failed') })
-    })
+      running.reload().catch((err: unknown) => { log.error({ err }, 'reload failed') })
+    }
+    if (early !== null) onSignal(early)
   })
 }
 
