@@ -89,7 +89,14 @@ test('Kafka down, the backup disk full: reads pause, nothing is lost or refused,
   // Not wedged: it answers, keeps retrying, and stays paused without crashing.
   await new Promise((resolve) => setTimeout(resolve, 2000))
   assert.equal(k.proc.exitCode, null, 'kahets is running')
-  assert.equal((await fetch(`${base}/healthz`)).status === 200, false, '/healthz reports the full backup')
+  // Nothing is being dropped, so /healthz stays 200 and says degraded; /readyz says reads
+  // are paused (docs/operations-health.md).
+  const health = await fetch(`${base}/healthz`)
+  assert.equal(health.status, 200, 'nothing dropped: /healthz stays 200')
+  assert.equal(((await health.json()) as { status: string }).status, 'degraded', '/healthz reports the stream on its backup')
+  const ready = await fetch(`${base}/readyz`)
+  assert.equal(ready.status, 503, '/readyz reports the paused reads')
+  assert.match(await ready.text(), /paused/)
   assert.equal(sample(await scrape(base), 'kahets_reads_paused'), 1)
   assert.ok(k.logs().some((l) => l.level === 40 || l.level === 50), 'the full disk is logged')
 
