@@ -706,7 +706,7 @@ const HAVE_TIME = existsSync('/usr/bin/time')
 
 /** ProducerPerformance under /usr/bin/time (CPU and max RSS of the JVM, which /proc cannot give after it exits). */
 async function producerPerformance (ctx: Context, topic: string, messages: number, size: number, acks: Acks, codec: Codec): Promise<{ line: string, time: number[] | null }> {
-  const java = ['java', '-cp', path.join(REPO_DIR, 'var', 'kafka-dist', 'lib', '*'), 'org.apache.kafka.tools.ProducerPerformance',
+  const java = ['java', '-cp', path.join(REPO_DIR, 'var', 'kafka-dist', process.env.KAFKA_VERSION ?? '3.9.1', 'lib', '*'), 'org.apache.kafka.tools.ProducerPerformance',
     '--topic', topic, '--num-records', String(messages), '--record-size', String(size), '--throughput', '-1',
     '--producer-props', `bootstrap.servers=${ctx.broker!.bootstrap}`, `acks=${acks}`, `compression.type=${codec}`, ...PP_PROPS]
   const r = HAVE_TIME ? await runCommand('/usr/bin/time', ['-f', 'BENCHTIME %e %U %S %M', ...java]) : await runCommand(java[0]!, java.slice(1))
