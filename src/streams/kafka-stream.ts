@@ -109,6 +109,18 @@ export class KafkaStream extends BatchingKafkaStream {
     return await this.probeWith(attempt, () => admin.disconnect())
   }
 
+  protected async refreshMetadata (): Promise<void> {
+    // kafkajs's producer refreshes its own metadata when a request fails on a stale leader or a
+    // lost connection; this only asks whether any broker of the cluster still answers.
+    const admin = this.#kafka.admin({ retry: { retries: 0 } })
+    try {
+      await admin.connect()
+      await admin.describeCluster()
+    } finally {
+      await admin.disconnect().catch(() => {})
+    }
+  }
+
   async reset (): Promise<void> {
     // kafkajs does not always recover a producer whose broker went away (stale connections,
     // a cluster object stuck "connected"); a new one starts from the bootstrap servers.
@@ -129,6 +141,8 @@ export class KafkaStream extends BatchingKafkaStream {
       createPartitioner: consistentRandom,
       allowAutoTopicCreation: true,
       idempotent: false,
+      // topic.metadata.refresh.interval.ms: added partitions are used after this (issue 12).
+      metadataMaxAge: this.settings.metadataRefreshIntervalMs,
       retry: KAFKAJS_RETRY,
     })
   }

@@ -118,7 +118,9 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
       maxInflights: settings.maxInFlight,
       autocreateTopics: true,
       idempotent: false,
-      // kafkajs applies no metadata age; platformatic's default (5 min) is kept.
+      // topic.metadata.refresh.interval.ms: a topic's partition count (and leaders) are asked
+      // again once its cached metadata is this old, so added partitions are used (issue 12).
+      metadataMaxAge: settings.metadataRefreshIntervalMs,
     }
     this.#producer = new PreEncodedProducer(this.#options)
   }
@@ -150,6 +152,12 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
     // producer, so a probe never leaves the stream's own client half-connected.
     const probe: PlatformaticProducer = new PreEncodedProducer({ ...this.#options, retries: 0 })
     return await this.probeWith(probe.metadata({ topics: [], forceUpdate: true }), () => closeNow(probe))
+  }
+
+  protected async refreshMetadata (topics: string[]): Promise<void> {
+    // forceUpdate replaces the cached leaders that send() routes by; the request goes to the
+    // first bootstrap or known broker that accepts a connection.
+    await this.#producer.metadata({ topics, forceUpdate: true, autocreateTopics: true })
   }
 
   async reset (): Promise<void> {
