@@ -112,6 +112,19 @@ export interface Chunk {
   readonly bytes: number
 }
 
+/**
+ * A produce request that reached several leaders and failed on some: Kafka acknowledged the
+ * `delivered` items (their partitions' leaders answered), the rest failed with `cause`. Only
+ * the rest is retried, so a leader change on one broker duplicates nothing the others took.
+ */
+export class PartlyProduced extends Error {
+  readonly delivered: ReadonlySet<Item>
+  constructor (delivered: ReadonlySet<Item>, cause: unknown) {
+    super('produce request partly acknowledged', { cause })
+    this.delivered = delivered
+  }
+}
+
 function addRejection (t: Ticket, reason: DropReason, n: number): void {
   t.rejections ??= new Map()
   t.rejections.set(reason, (t.rejections.get(reason) ?? 0) + n)
@@ -376,7 +389,9 @@ export abstract class BatchingKafkaStream implements Stream {
     }
   }
 
-  #failed (chunks: Chunk[], err: unknown, generation: number): void {
+  #failed (failedChunks: Chunk[], err: unknown, generation: number): void {
+    const chunks = err instanceof PartlyProduced ? this.#settleDelivered(failedChunks, err.delivered) : failedChunks
+    if (chunks.length === 0) return
     const failure = classifyKafkaError(err)
     if (generation !== this.#generation || this.#broken !== null) {
       // Sent by a producer reset() has replaced, or by one already given up on: nothing may be
@@ -450,6 +465,26 @@ export abstract class BatchingKafkaStream implements Stream {
         throw new Error(`unknown failure ${JSON.stringify(never)}`)
       }
     }
+  }
+
+  /** Settles what Kafka acknowledged; returns chunks of what it did not (none: nothing to handle). */
+  #settleDelivered (chunks: Chunk[], delivered: ReadonlySet<Item>): Chunk[] {
+    const rest: Chunk[] = []
+    for (const c of chunks) {
+      const kept: Item[] = []
+      let bytes = 0
+      for (const item of c.items) {
+        if (delivered.has(item)) {
+          settleItem(item, null)
+        } else {
+          kept.push(item)
+          bytes += recordBytes(item.frame)
+        }
+      }
+      if (kept.length > 0) rest.push({ queue: c.queue, items: kept, bytes })
+      else c.queue.busy = false
+    }
+    return rest
   }
 
   #drop (chunk: Chunk, reason: DropReason, type: string, err: unknown): void {

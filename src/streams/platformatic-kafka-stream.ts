@@ -37,6 +37,7 @@ import {
   KAFKAJS_RETRY,
   crc32,
   withTimeout,
+  PartlyProduced,
   type Chunk,
   type Item,
 } from './kafka-batching.ts'
@@ -187,6 +188,7 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
       topics.push(topic)
     }
     const compress = codec === 'none' ? undefined : compressionsAlgorithms[codec].compressSync as Compress
+    const byPartition = new Map<string, Item[]>()
     try {
       // The partition counts, from platformatic's metadata cache (fetched, and the topics
       // auto-created, only when a topic is new or its metadata older than metadataMaxAge).
@@ -200,6 +202,7 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
         // then failed over (never dropped, as a topic Kafka says does not exist would be).
         if (partitions < 1) throw new TopicRefusal('LEADER_NOT_AVAILABLE', `no partitions yet for topic ${topic}`)
         for (const [partition, items] of partitionItems(c.items, partitions)) {
+          byPartition.set(`${topic}:${partition}`, items)
           messages.push({ topic, partition, value: encodeRecordBatch(items.map((i) => i.frame), codec, compress) })
         }
       }
@@ -207,6 +210,12 @@ export class PlatformaticKafkaStream extends BatchingKafkaStream {
       // Each message is one encoded batch (PreEncodedProducer writes the request around them).
       await this.answered(producer.send({ messages, acks: this.settings.acks, autocreateTopics: true }), 'produce request')
     } catch (err) {
+      // platformatic sends one request per leader; when some fail it still lists the
+      // partitions the others acknowledged (error.produced.offsets): those are not sent again.
+      const offsets = (err as { produced?: { offsets?: Array<{ topic: string, partition: number }> } } | null)?.produced?.offsets ?? []
+      const delivered = new Set<Item>()
+      for (const { topic, partition } of offsets) for (const item of byPartition.get(`${topic}:${partition}`) ?? []) delivered.add(item)
+      if (delivered.size > 0) throw new PartlyProduced(delivered, refusalOf(err))
       throw refusalOf(err)
     }
   }

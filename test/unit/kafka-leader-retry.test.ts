@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import pino from 'pino'
 import { parseBucketsConfig, type KafkaSettings } from '../../src/config/buckets.ts'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
-import { BatchingKafkaStream, type Chunk } from '../../src/streams/kafka-batching.ts'
+import { BatchingKafkaStream, PartlyProduced, type Chunk, type Item } from '../../src/streams/kafka-batching.ts'
 import { kafkaStreamStats } from '../../src/streams/kafka-stream-stats.ts'
 import { decodeAll } from '../helpers/frames.ts'
 
@@ -31,6 +31,8 @@ const reset = (): Error => Object.assign(new Error('socket closed'), { code: 'EC
 /** produce() fails with the next scripted error, then succeeds; what succeeded is recorded in order. */
 class ScriptedStream extends BatchingKafkaStream {
   readonly failures: Error[]
+  /** Instead of failing whole, the next request reports its first half acknowledged. */
+  partlyOnce = false
   metadataAnswers = true
   metadataRequests = 0
   readonly delivered: string[] = []
@@ -42,6 +44,13 @@ class ScriptedStream extends BatchingKafkaStream {
 
   protected async produce (chunks: Chunk[]): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve))
+    if (this.partlyOnce) {
+      this.partlyOnce = false
+      const items = chunks.flatMap((c) => c.items)
+      const half = items.slice(0, Math.floor(items.length / 2))
+      for (const i of half) this.delivered.push(i.frame.payload.toString())
+      throw new PartlyProduced(new Set<Item>(half), refused())
+    }
     const failure = this.failures.shift()
     if (failure !== undefined) throw failure
     for (const c of chunks) for (const i of c.items) this.delivered.push(i.frame.payload.toString())
@@ -77,6 +86,15 @@ test('a connection lost mid-request is retried and counted as a possible duplica
   await s.write('t', frames(0, 5))
   assert.equal(s.delivered.length, 5)
   assert.equal(kafkaStreamStats('retry-unknown').resentUnknown, 5)
+  await s.close()
+})
+
+test('a request acknowledged by some leaders and not others: only the rest is sent again', async () => {
+  const s = new ScriptedStream('retry-partly', settings(), [])
+  s.partlyOnce = true
+  await s.write('t', frames(0, 10))
+  assert.deepEqual(s.delivered, Array.from({ length: 10 }, (_, i) => String(i)), 'each message once')
+  assert.equal(kafkaStreamStats('retry-partly').retries, 1)
   await s.close()
 })
 
