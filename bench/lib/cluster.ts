@@ -21,6 +21,20 @@ function script (args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number
 }
 
 export async function startCluster (): Promise<BenchBroker> {
+  // A port freePorts() found free may be taken before a JVM binds it: fresh ports, three tries.
+  let last: unknown
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startOnce()
+    } catch (err) {
+      last = err
+      if (!/already taken|Address already in use/.test(String(err))) break
+    }
+  }
+  throw last
+}
+
+async function startOnce (): Promise<BenchBroker> {
   const baseDir = await mkdtemp(path.join(os.tmpdir(), 'kahets-bench-cluster-'))
   const ports = await freePorts(6)
   const env: NodeJS.ProcessEnv = {

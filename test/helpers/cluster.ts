@@ -114,36 +114,63 @@ function quietKafka(bootstrap: string): Kafka {
   return new Kafka({ clientId: 'kahets-test-cluster', brokers: [bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 3 } })
 }
 
+interface Started {
+  dir: string
+  env: NodeJS.ProcessEnv
+  clientPorts: number[]
+  isTornDown: () => boolean
+}
+
+/**
+ * Three nodes on six free ports. Between freePorts() closing a port and a JVM binding it another
+ * process (parallel tests) may take it: the start then fails, and fresh ports in a fresh
+ * folder are the cure (three tries, as startBroker does).
+ */
+async function startOnFreePorts(version: string): Promise<Started> {
+  let lastError: unknown
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'kahets-cluster-'))
+    const ports = await freePorts(6)
+    const clientPorts = ports.slice(0, 3)
+    const env: NodeJS.ProcessEnv = {
+      KAFKA_VERSION: version,
+      KAFKA_CLUSTER_DIR: dir,
+      KAFKA_CLUSTER_PORTS: clientPorts.join(','),
+      KAFKA_CLUSTER_CONTROLLER_PORTS: ports.slice(3).join(','),
+    }
+    let tornDown = false
+    const entry = {
+      dir,
+      teardown: async () => {
+        if (tornDown) return
+        tornDown = true
+        try {
+          await run(['stop'], env)
+        } finally {
+          live.delete(entry)
+          if (!process.env.KAHETS_KEEP_BROKER_DIR) await rm(dir, { recursive: true, force: true })
+        }
+      },
+    }
+    live.add(entry)
+    try {
+      await run(['start'], env)
+      return { dir, env, clientPorts, isTornDown: () => tornDown }
+    } catch (err) {
+      lastError = err
+      await entry.teardown().catch(() => {})
+      if (!/already taken|Address already in use/.test(String(err))) break
+    }
+  }
+  throw lastError
+}
+
 export async function startCluster(opts: { version?: string } = {}): Promise<Cluster> {
   const version = opts.version ?? '4.4.0'
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'kahets-cluster-'))
-  const ports = await freePorts(6)
-  const clientPorts = ports.slice(0, 3)
-  const env: NodeJS.ProcessEnv = {
-    KAFKA_VERSION: version,
-    KAFKA_CLUSTER_DIR: dir,
-    KAFKA_CLUSTER_PORTS: clientPorts.join(','),
-    KAFKA_CLUSTER_CONTROLLER_PORTS: ports.slice(3).join(','),
-  }
-  let tornDown = false
-  const entry = {
-    dir,
-    teardown: async () => {
-      if (tornDown) return
-      tornDown = true
-      try {
-        await run(['stop'], env)
-      } finally {
-        live.delete(entry)
-        if (!process.env.KAHETS_KEEP_BROKER_DIR) await rm(dir, { recursive: true, force: true })
-      }
-    },
-  }
-  live.add(entry)
-  await run(['start'], env)
+  const { dir, env, clientPorts, isTornDown } = await startOnFreePorts(version)
 
   const nodeCmd = (cmd: string, id: NodeId) => (): Promise<void> => {
-    if (tornDown) return Promise.reject(new Error('cluster already torn down'))
+    if (isTornDown()) return Promise.reject(new Error('cluster already torn down'))
     return run([cmd, String(id)], env)
   }
   const nodes: ClusterNode[] = ([1, 2, 3] as const).map((id) => ({

@@ -117,6 +117,29 @@ test('the leader of every partition SIGKILLed in the middle of 200,000 messages 
   await cluster.waitInSync(topic)
 })
 
+test('kafkajs (kahets.client=kafkajs): the leader SIGKILLed in the middle of 50,000 messages: all in Kafka, order kept, backup unused', async () => {
+  const topic = 'cluster_kill_kafkajs'
+  await cluster.createTopic(topic, 3, { leader: 2 })
+  const { k, base } = await startWithMetrics(cluster.bootstrap, topic, { 'kahets.client': 'kafkajs' })
+  let killed: Promise<void> | null = null
+  await sendLoad(k, topic, 4, 12_500, (sent) => {
+    if (sent >= 15_000 && killed === null) killed = cluster.node(2).kill()
+  })
+  await killed
+  const m = await settled(base)
+  const terms = assertIdentity(m, topic, 'kafka')
+  assert.equal(terms.delivered, 50_000, JSON.stringify(terms))
+  assert.equal(terms.backedUp, 0)
+  const resentUnknown = sample(m, 'kahets_kafka_resent_unknown_total', { stream: 'kafka' })
+  const { ids, duplicates, outOfOrder } = await readBack(topic, 50_000)
+  assert.equal(ids.size, 50_000)
+  assert.equal(outOfOrder, 0)
+  assert.ok(duplicates <= resentUnknown, `duplicates ${duplicates} ≤ ${resentUnknown}`)
+  assert.equal(await k.stop(), 0)
+  await cluster.node(2).start()
+  await cluster.waitInSync(topic)
+})
+
 test('rolling restart of all three nodes under load: nothing lost, backup unused', async () => {
   const topic = 'cluster_rolling'
   await cluster.createTopic(topic, 3)
