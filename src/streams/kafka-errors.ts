@@ -48,3 +48,34 @@ export function classifyKafkaError (err: unknown): Failure {
   return visit(err, 0) ?? { kind: 'broker' }
 }
 
+
+/**
+ * Broker answers that come before anything is appended (the partition has another leader, too
+ * few in-sync replicas to start the write, no leader yet): a retry of that request cannot
+ * duplicate. NOT_ENOUGH_REPLICAS_AFTER_APPEND, a timeout or a connection lost mid-request can.
+ */
+const REFUSED_BEFORE_APPEND = new Set([
+  'NOT_LEADER_OR_FOLLOWER', 'NOT_LEADER_FOR_PARTITION', 'NOT_ENOUGH_REPLICAS', 'LEADER_NOT_AVAILABLE', 'FENCED_LEADER_EPOCH',
+  'UNKNOWN_LEADER_EPOCH', 'BROKER_NOT_AVAILABLE', 'UNKNOWN_TOPIC_OR_PARTITION',
+])
+
+/**
+ * True when a failed produce request surely wrote nothing (issue 12): every failure inside it
+ * is a connection that was refused (errno ECONNREFUSED: the request never left) or a broker
+ * answer from REFUSED_BEFORE_APPEND. Anything else (or nothing recognisable) is false, so a
+ * retry of it is counted as a possible duplicate.
+ */
+export function surelyUnwritten (err: unknown): boolean {
+  const seen = new Set<unknown>()
+  const visit = (e: unknown, depth: number): boolean => {
+    if (e === null || typeof e !== 'object' || depth > 8 || seen.has(e)) return false
+    seen.add(e)
+    const o = e as { type?: unknown, apiId?: unknown, code?: unknown, cause?: unknown, errors?: unknown }
+    if (o.code === 'ECONNREFUSED') return true
+    const type = typeof o.type === 'string' ? o.type : typeof o.apiId === 'string' ? o.apiId : null
+    if (type !== null) return REFUSED_BEFORE_APPEND.has(type)
+    if (Array.isArray(o.errors) && o.errors.length > 0) return o.errors.every((inner) => visit(inner, depth + 1))
+    return visit(o.cause, depth + 1)
+  }
+  return visit(err, 0)
+}

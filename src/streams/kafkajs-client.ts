@@ -30,9 +30,6 @@ const COMPRESSION: Record<KafkaSettings['compression'], CompressionTypes> = {
   zstd: CompressionTypes.ZSTD,
 }
 
-// As platformatic's metadataMaxAge default: partitions added to a topic are used after this.
-const METADATA_MAX_AGE_MS = 5 * 60_000
-
 /** kahets has placed every message already (kafka-partitioner.ts). */
 const givenPartition = () => ({ message }: { message: Message }): number => message.partition!
 
@@ -87,7 +84,9 @@ export class KafkajsClient implements KafkaClient {
       logLevel: logLevel.WARN,
       logCreator: () => (entry: LogEntry) => this.#kafkajsLog(entry),
     })
-    this.#producer = this.#kafka.producer({ createPartitioner: givenPartition, allowAutoTopicCreation: true, idempotent: false, retry })
+    // topic.metadata.refresh.interval.ms: kafkajs's own leaders, and the partition counts kept
+    // here, are asked again once this old, so partitions added to a topic are used (issue 12).
+    this.#producer = this.#kafka.producer({ createPartitioner: givenPartition, allowAutoTopicCreation: true, idempotent: false, metadataMaxAge: settings.metadataRefreshIntervalMs, retry })
     this.#admin = this.#kafka.admin({ retry })
   }
 
@@ -109,7 +108,7 @@ export class KafkajsClient implements KafkaClient {
     const now = performance.now()
     // kafkajs's producer refreshes its own leaders when a request fails on a stale one; a
     // refresh here re-reads the partitions and fails when no broker answers.
-    const stale = refresh ? [...topics] : topics.filter((t) => (this.#partitions.get(t)?.at ?? -Infinity) + METADATA_MAX_AGE_MS <= now)
+    const stale = refresh ? [...topics] : topics.filter((t) => (this.#partitions.get(t)?.at ?? -Infinity) + this.#settings.metadataRefreshIntervalMs <= now)
     if (stale.length > 0) {
       // A produce of no messages: kafkajs creates the topics (allowAutoTopicCreation), waits
       // for their leaders and reports a refusal as it would for a real one; it sends nothing.

@@ -105,7 +105,9 @@ function options (settings: KafkaSettings, purpose: 'stream' | 'probe'): Options
     maxInflights: settings.maxInFlight,
     autocreateTopics: true,
     idempotent: false,
-    // kafkajs applies no metadata age; platformatic's default (5 min) is kept.
+    // topic.metadata.refresh.interval.ms: a topic's partition count (and leaders) are asked
+    // again once its cached metadata is this old, so added partitions are used (issue 12).
+    metadataMaxAge: settings.metadataRefreshIntervalMs,
   }
 }
 

@@ -164,6 +164,8 @@ export async function startBroker(opts: { port?: number } = {}): Promise<Broker>
     KAFKA_PID_FILE: path.join(baseDir, `kafka-${p}.pid`),
     KAFKA_LOG_FILE: path.join(baseDir, `kafka-${p}.log`),
     KAFKA_START_TIMEOUT: String(START_TIMEOUT_S),
+    // The single-broker suite runs on 3.9.1 unless asked otherwise (the cluster tests use 4.4.0).
+    KAFKA_VERSION: process.env.KAHETS_TEST_KAFKA_VERSION ?? '3.9.1',
   })
 
   // Between freePorts() closing a port and the JVM binding it another process may take it;
