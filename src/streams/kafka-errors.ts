@@ -11,6 +11,16 @@ const RECORD_REFUSED = new Set(['INVALID_RECORD'])
 /** A topic that does not exist yet, or has no leader yet: retried for a while, alone. */
 const TOPIC_PENDING = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE'])
 
+/**
+ * @platformatic/kafka lists a produce response's record_errors (the broker's detail about which
+ * record of a refused batch was wrong) as protocol errors of code -1 (UNKNOWN_SERVER_ERROR)
+ * ahead of the partition's own error (INVALID_RECORD): they say nothing of their own.
+ */
+function recordDetail (e: unknown): boolean {
+  const path = (e as { path?: unknown } | null)?.path
+  return typeof path === 'string' && path.includes('/record_errors/')
+}
+
 type Failure =
   | { kind: 'topic' | 'size' | 'record' | 'pending', type: string }
   | { kind: 'broker' }
@@ -39,6 +49,7 @@ export function classifyKafkaError (err: unknown): Failure {
     if (o.name === 'KafkaJSMetadataNotLoaded') return { kind: 'pending', type: 'METADATA_NOT_LOADED' }
     if (Array.isArray(o.errors)) {
       for (const inner of o.errors) {
+        if (recordDetail(inner)) continue
         const found = visit(inner, depth + 1)
         if (found !== null) return found
       }
@@ -74,7 +85,8 @@ export function surelyUnwritten (err: unknown): boolean {
     if (o.code === 'ECONNREFUSED') return true
     const type = typeof o.type === 'string' ? o.type : typeof o.apiId === 'string' ? o.apiId : null
     if (type !== null) return REFUSED_BEFORE_APPEND.has(type)
-    if (Array.isArray(o.errors) && o.errors.length > 0) return o.errors.every((inner) => visit(inner, depth + 1))
+    const inner = Array.isArray(o.errors) ? o.errors.filter((e) => !recordDetail(e)) : []
+    if (inner.length > 0) return inner.every((e) => visit(e, depth + 1))
     return visit(o.cause, depth + 1)
   }
   return visit(err, 0)

@@ -358,13 +358,14 @@ export function kcatRead(
   return kcat(kcatArgs(bootstrap, topic, opts.format ?? '%s'), opts.timeoutMs ?? 60_000)
 }
 
-export async function createTopic(bootstrap: string, topic: string, partitions = 1): Promise<void> {
+/** `configs`: topic-level settings, e.g. { 'min.insync.replicas': '2' }. */
+export async function createTopic(bootstrap: string, topic: string, partitions = 1, configs: Record<string, string> = {}): Promise<void> {
   const admin = quietKafka(bootstrap, 'kahets-test-admin').admin()
   await admin.connect()
   try {
     // waitForLeaders: producing right after creation must not hit LEADER_NOT_AVAILABLE.
     await admin.createTopics({
-      topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
+      topics: [{ topic, numPartitions: partitions, replicationFactor: 1, configEntries: Object.entries(configs).map(([name, value]) => ({ name, value })) }],
       waitForLeaders: true,
     })
   } finally {

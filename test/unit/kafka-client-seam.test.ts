@@ -166,3 +166,15 @@ test('platformatic: the partitions a failed send still got acknowledged, from ot
   assert.equal(classifyKafkaError(err).kind, 'broker', 'NOT_LEADER_OR_FOLLOWER: a leader change')
   assert.deepEqual([...acknowledgedPartitions(new Error('connect ECONNREFUSED'))], [])
 })
+
+test('platformatic: a refused batch\'s record_errors (code -1) do not hide the partition\'s INVALID_RECORD', () => {
+  // As the broker answers a keyless message on a compacted topic (produce v8+).
+  const response = { responses: [{ name: 'c', partitionResponses: [{ index: 0, errorCode: 87 }] }] }
+  const err = new platformatic.MultipleErrors('Producing messages failed.', [new platformatic.MultipleErrors('Produce request failed', [
+    new platformatic.ResponseError(0, 11, {
+      '/responses/0/partition_responses/0/record_errors/0': [-1, 'Compacted topic cannot accept message without key in topic partition c-0.'],
+      '/responses/0/partition_responses/0': [87, 'One or more records have been rejected'],
+    }, response),
+  ], { canRetry: false })])
+  assert.deepEqual(classifyKafkaError(err), { kind: 'record', type: 'INVALID_RECORD' })
+})
