@@ -103,8 +103,9 @@ export interface TopicQueue {
   solo: boolean
   /**
    * Kafka refused this topic or its size once: from then on it never shares a request, since
-   * both clients (as used here) report a produce response all-or-nothing and the topics the
-   * broker did accept in a shared request would be sent twice when the others are retried.
+   * kafkajs reports a produce response all-or-nothing and the topics the broker did accept in a
+   * shared request would be sent twice when the others are retried (platformatic says which
+   * partitions were taken: PartlyAcknowledged).
    */
   isolated: boolean
 }
