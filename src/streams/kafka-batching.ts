@@ -580,7 +580,7 @@ export class BatchingKafkaStream implements Stream {
       this.#breakDown(chunks, err, err instanceof AnswerTimeout ? 'unanswered' : 'message.timeout.ms')
       return
     }
-    const unknownOutcome = !surelyUnwritten(err)
+    const unknownOutcome = !surelyUnwritten(err, this.settings.acks)
     let messages = 0
     for (const c of chunks) {
       const q = c.queue

@@ -71,12 +71,19 @@ const REFUSED_BEFORE_APPEND = new Set([
 ])
 
 /**
+ * With acks=all the broker also answers NOT_LEADER_OR_FOLLOWER for a request it had appended
+ * and was holding until the in-sync replicas caught up, when leadership moved meanwhile (a
+ * controlled shutdown, a rolling restart): the new leader may already hold those records.
+ */
+const AFTER_APPEND_WITH_ACKS_ALL = new Set(['NOT_LEADER_OR_FOLLOWER', 'NOT_LEADER_FOR_PARTITION'])
+
+/**
  * True when a failed produce request surely wrote nothing (issue 12): every failure inside it
  * is a connection that was refused (errno ECONNREFUSED: the request never left) or a broker
- * answer from REFUSED_BEFORE_APPEND. Anything else (or nothing recognisable) is false, so a
- * retry of it is counted as a possible duplicate.
+ * answer from REFUSED_BEFORE_APPEND (for `acks` -1, less AFTER_APPEND_WITH_ACKS_ALL). Anything
+ * else (or nothing recognisable) is false, so a retry of it is counted as a possible duplicate.
  */
-export function surelyUnwritten (err: unknown): boolean {
+export function surelyUnwritten (err: unknown, acks: -1 | 0 | 1): boolean {
   const seen = new Set<unknown>()
   const visit = (e: unknown, depth: number): boolean => {
     if (e === null || typeof e !== 'object' || depth > 8 || seen.has(e)) return false
@@ -84,7 +91,7 @@ export function surelyUnwritten (err: unknown): boolean {
     const o = e as { type?: unknown, apiId?: unknown, code?: unknown, cause?: unknown, errors?: unknown }
     if (o.code === 'ECONNREFUSED') return true
     const type = typeof o.type === 'string' ? o.type : typeof o.apiId === 'string' ? o.apiId : null
-    if (type !== null) return REFUSED_BEFORE_APPEND.has(type)
+    if (type !== null) return REFUSED_BEFORE_APPEND.has(type) && !(acks === -1 && AFTER_APPEND_WITH_ACKS_ALL.has(type))
     const inner = Array.isArray(o.errors) ? o.errors.filter((e) => !recordDetail(e)) : []
     if (inner.length > 0) return inner.every((e) => visit(e, depth + 1))
     return visit(o.cause, depth + 1)

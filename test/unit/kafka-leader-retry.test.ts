@@ -82,7 +82,7 @@ const frames = (from: number, n: number, key = (_i: number): string => 'k') =>
   decodeAll(encodeFrames(Array.from({ length: n }, (_, i) => ({ bucket: 't', key: key(from + i), payload: String(from + i) })))).frames
 
 test('NOT_LEADER_OR_FOLLOWER and refused connections while the cluster answers: sent again, in order, nothing failed', async () => {
-  const { stream, client } = scripted('retry-order', settings({ 'batch.num.messages': '10' }), [protocolError('NOT_LEADER_OR_FOLLOWER'), refused(), refused()])
+  const { stream, client } = scripted('retry-order', settings({ 'batch.num.messages': '10', acks: '1' }), [protocolError('NOT_LEADER_OR_FOLLOWER'), refused(), refused()])
   const writes = [stream.write('t', frames(0, 10)), stream.write('t', frames(10, 10)), stream.write('t', frames(20, 10))]
   await Promise.all(writes)
   assert.deepEqual(client.delivered, Array.from({ length: 30 }, (_, i) => String(i)))
@@ -90,6 +90,16 @@ test('NOT_LEADER_OR_FOLLOWER and refused connections while the cluster answers: 
   const stats = kafkaStreamStats('retry-order')
   assert.equal(stats.retries, 3)
   assert.equal(stats.resentUnknown, 0, 'none of those can have been written')
+  await stream.close()
+})
+
+test('acks=all: NOT_LEADER_OR_FOLLOWER may come after the old leader appended, so its retry counts as a possible duplicate', async () => {
+  const { stream, client } = scripted('retry-acks-all', settings({ acks: 'all' }), [protocolError('NOT_LEADER_OR_FOLLOWER'), protocolError('NOT_ENOUGH_REPLICAS')])
+  await stream.write('t', frames(0, 5))
+  assert.equal(client.delivered.length, 5)
+  const stats = kafkaStreamStats('retry-acks-all')
+  assert.equal(stats.retries, 2)
+  assert.equal(stats.resentUnknown, 5, 'only the NOT_LEADER_OR_FOLLOWER retry: NOT_ENOUGH_REPLICAS is checked before the append')
   await stream.close()
 })
 
