@@ -19,6 +19,7 @@ import type { KafkaSettings } from '../config/buckets.ts'
 import { ConfigError } from '../errors.ts'
 import { RateLimitedLog, type Logger } from '../log.ts'
 import { registerCodecs } from './kafka-codecs.ts'
+import { classifyKafkaError } from './kafka-errors.ts'
 import type { KafkaClient, KafkaClientFactory, PartitionBatch, TopicPartitions } from './kafka-client.ts'
 import { CONNECTION_TIMEOUT_MS, KAFKAJS_RETRY } from './kafka-timeouts.ts'
 
@@ -100,6 +101,21 @@ export class KafkajsClient implements KafkaClient {
   }
 
   async metadata (topics: readonly string[], refresh = false): Promise<ReadonlyMap<string, TopicPartitions>> {
+    if (!refresh) return await this.#metadata(topics, false)
+    try {
+      return await this.#metadata(topics, true)
+    } catch (err) {
+      if (classifyKafkaError(err).kind !== 'broker') throw err
+      // kafkajs asks one broker it picked for metadata and retries only that one: after a
+      // leader's crash it can be the dead broker (its seed broker, when no other is connected).
+      // Connecting again starts from the bootstrap servers and moves past one that refuses.
+      await Promise.allSettled([this.#producer.disconnect(), this.#admin.disconnect()])
+      this.#connecting = null
+      return await this.#metadata(topics, true)
+    }
+  }
+
+  async #metadata (topics: readonly string[], refresh: boolean): Promise<ReadonlyMap<string, TopicPartitions>> {
     await this.connect()
     if (topics.length === 0) {
       await this.#admin.describeCluster()
