@@ -43,7 +43,7 @@ const CODECS = { none: CompressionTypes.None, snappy: CompressionTypes.Snappy, l
 async function main (): Promise<void> {
   const cfg = JSON.parse(process.env.BENCH_KAFKAJS ?? '') as KafkajsConfig
   registerCodecs()
-  const producer = new Kafka({ clientId: 'kahets-bench-kafkajs', brokers: [cfg.bootstrap], logLevel: logLevel.ERROR })
+  const producer = new Kafka({ clientId: 'kahets-bench-kafkajs', brokers: cfg.bootstrap.split(','), logLevel: logLevel.ERROR })
     .producer({ allowAutoTopicCreation: false, idempotent: false })
   await producer.connect()
   const source = new PayloadSource(cfg.size)

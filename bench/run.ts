@@ -39,6 +39,7 @@ import { formatSummary, summariseProfile, type ProfileSummary } from './cpuprofi
 import type { KafkajsConfig, KafkajsResult } from './kafkajs-producer.ts'
 import type { SinkMessage } from './sink.ts'
 import { readTopic, REPO_DIR, startBroker, Topics, type BenchBroker } from './lib/broker.ts'
+import { BENCH_CLUSTER_VERSION, startCluster } from './lib/cluster.ts'
 import { startKahets, waitAccounted, type Flow, type KahetsHandle } from './lib/kahets.ts'
 import { LoadPool } from './lib/load.ts'
 import { KahetsClient } from '../clients/node/index.ts'
@@ -158,7 +159,8 @@ function options (): Options {
   --only REGEX    only scenarios whose id matches, e.g. 'file/100B' or 'kafka/acks1/none/100B/8c|pp/acks1/none/100B'
                   (ids: file|sink/SIZE/Cc, kafka/acksA/CODEC/SIZE/Cc, pp|pp-tuned|rdkafka|kafkajs/acksA/CODEC/SIZE, php/MODE;
                   acknowledged mode: file/100B/8c/ack-LEVEL, kafka/acks1/none/100B/8c/ack-LEVEL, php/ack-LEVEL,
-                  LEVEL accepted|durable, each run with the fire-and-forget row it is compared with)
+                  LEVEL accepted|durable, each run with the fire-and-forget row it is compared with;
+                  the 3-node cluster: cluster/kafka/acksall/none/100B/8c, cluster/pp/acksall/none/100B)
   --seconds S     target length of one run (default 3)
   --workers N     load-client processes, shared by all scenarios (default 2: one per core)
   --cpu-prof      run kahets under node --cpu-prof and print its top self-time functions
@@ -722,7 +724,7 @@ const HAVE_TIME = existsSync('/usr/bin/time')
 
 /** ProducerPerformance under /usr/bin/time (CPU and max RSS of the JVM, which /proc cannot give after it exits). */
 async function producerPerformance (ctx: Context, topic: string, messages: number, size: number, acks: Acks, codec: Codec, props: readonly string[]): Promise<{ line: string, time: number[] | null }> {
-  const java = ['java', '-cp', path.join(REPO_DIR, 'var', 'kafka-dist', 'lib', '*'), 'org.apache.kafka.tools.ProducerPerformance',
+  const java = ['java', '-cp', path.join(REPO_DIR, 'var', 'kafka-dist', process.env.KAFKA_VERSION ?? '3.9.1', 'lib', '*'), 'org.apache.kafka.tools.ProducerPerformance',
     '--topic', topic, '--num-records', String(messages), '--record-size', String(size), '--throughput', '-1',
     '--producer-props', `bootstrap.servers=${ctx.broker!.bootstrap}`, `acks=${acks}`, `compression.type=${codec}`, ...props]
   const r = HAVE_TIME ? await runCommand('/usr/bin/time', ['-f', 'BENCHTIME %e %U %S %M', ...java]) : await runCommand(java[0]!, java.slice(1))
@@ -1012,6 +1014,8 @@ function cell (kind: Kind, id: string, label: string, size: number, clients: num
 interface Group {
   name: string
   cells: Cell[]
+  /** Run against the 3-node cluster (bench/lib/cluster.ts) instead of the single broker. */
+  cluster?: boolean
 }
 
 /** Issue 11's acknowledged rows for a fire-and-forget row: the same scenario at each level. */
@@ -1052,6 +1056,16 @@ function matrix (): Group[] {
   }
   for (const size of SIZES) groups.push(kafkaGroup(size, '1', 'none', CLIENTS))
   for (const v of VARIANTS) groups.push(kafkaGroup(VARIANT_SIZE, v.acks, v.codec, [VARIANT_CLIENTS]))
+  // Issue 12: a 3-node cluster (replication factor 3, min.insync.replicas 2) with acks=all, where
+  // every write waits for a follower; its ceiling is ProducerPerformance on the same cluster.
+  groups.push({
+    name: `socket → 3-node Kafka ${BENCH_CLUSTER_VERSION} cluster acks=all none, ${sizeLabel(VARIANT_SIZE)}`,
+    cluster: true,
+    cells: [
+      cell('kafka', `cluster/kafka/acksall/none/${sizeId(VARIANT_SIZE)}/${VARIANT_CLIENTS}c`, 'kahets socket → 3-node cluster acks=all none', VARIANT_SIZE, VARIANT_CLIENTS, { acks: 'all', codec: 'none' }),
+      cell('pp', `cluster/pp/acksall/none/${sizeId(VARIANT_SIZE)}`, 'ceiling: ProducerPerformance 3-node cluster acks=all none', VARIANT_SIZE, null, { acks: 'all', codec: 'none' }),
+    ],
+  })
   groups.push({
     name: 'memory bound: a burst of 8 × MAXMEMORY to Kafka, MAXMEMORY 32 MB, file backup',
     cells: [cell('bounded', 'bounded/acks1/none/100B/8c', 'kahets socket → Kafka, MAXMEMORY 32 MB', 100, 8, { acks: '1', codec: 'none' })],
@@ -1227,12 +1241,14 @@ function ratios (c: Cell, byId: Map<string, Cell>, sums: Map<string, Summary>): 
     return out
   }
   if (c.kind === 'file') add('sink', `sink/${sizeId(c.size)}/${c.clients}c`)
-  if (c.kind === 'kafka') {
+  // A cluster row is compared with the ceiling measured on the same cluster.
+  const on = c.id.startsWith('cluster/') ? 'cluster/' : ''
+  if (c.kind === 'kafka' && on === '') {
     const best = bestCeiling(c, byId, sums)
     if (best !== null) out.push({ against: `best (${best.label})`, ceilingId: best.id, ratio: mine / best.msgsPerSec })
   }
-  if (c.kind === 'kafka' || c.kind === 'kafkajs' || c.id.startsWith('pp-tuned/') || c.kind === 'rdkafka') add('PP', `pp/acks${c.acks}/${c.codec}/${sizeId(c.size)}`)
-  if (c.kind === 'kafka') add('kafkajs', `kafkajs/acks${c.acks}/${c.codec}/${sizeId(c.size)}`)
+  if (c.kind === 'kafka' || c.kind === 'kafkajs' || c.id.startsWith('pp-tuned/') || c.kind === 'rdkafka') add('PP', `${on}pp/acks${c.acks}/${c.codec}/${sizeId(c.size)}`)
+  if (c.kind === 'kafka') add('kafkajs', `${on}kafkajs/acks${c.acks}/${c.codec}/${sizeId(c.size)}`)
   if (c.kind === 'schema' && c.id.startsWith('schema/on/')) add('no schema', c.id.replace('schema/on/', 'schema/none/'))
   return out
 }
@@ -1376,7 +1392,7 @@ function codeVersion (): { commit: string, dirty: string[] } {
   return { commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown', dirty: dirty === '' ? [] : dirty.split('\n') }
 }
 
-const live: { broker: BenchBroker | null, ctx: Context | null } = { broker: null, ctx: null }
+const live: { broker: BenchBroker | null, cluster: BenchBroker | null, clusterTopics: Topics | null, ctx: Context | null } = { broker: null, cluster: null, clusterTopics: null, ctx: null }
 let cleaning: Promise<void> | null = null
 let interrupted = false
 
@@ -1388,9 +1404,12 @@ function cleanup (): Promise<void> {
       for (const k of ctx.kahets) await k.stop().catch(() => {})
       await ctx.pool.close()
     }
+    await live.clusterTopics?.close()
     await endTracked()
     await live.broker?.stop()
     live.broker = null
+    await live.cluster?.stop()
+    live.cluster = null
   })()
   return cleaning
 }
@@ -1406,6 +1425,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 process.on('exit', () => {
   signalTracked('SIGKILL')
   live.broker?.killSync()
+  live.cluster?.killSync()
   for (const k of live.ctx?.kahets ?? []) rmSync(k.dir, { recursive: true, force: true })
 })
 
@@ -1440,13 +1460,23 @@ async function main (): Promise<number> {
   }
   live.ctx = ctx
   log(`${cells.length} scenarios, ${opts.runs} run(s) each of ~${opts.seconds} s; commit ${code0.commit}${code0.dirty.length > 0 ? ' + changes' : ''}; load average ${load0.map((x) => x.toFixed(2)).join(' ')}; ${os.cpus().length} CPUs`)
-  if (cells.some((c) => c.kind === 'kafka' || c.kind === 'bounded' || c.kind === 'pp' || c.kind === 'kafkajs' || c.kind === 'rdkafka')) {
+  if (selected.some((g) => g.cluster !== true && g.cells.some((c) => c.kind === 'kafka' || c.kind === 'bounded' || c.kind === 'pp' || c.kind === 'kafkajs' || c.kind === 'rdkafka'))) {
     log('starting the bench broker (scripts/kafka.sh)…')
     ctx.broker = live.broker = await startBroker()
     ctx.topics = new Topics(ctx.broker.bootstrap)
     log(`broker on ${ctx.broker.bootstrap}`)
   }
-  for (const g of selected) await runGroup(ctx, g)
+  if (selected.some((g) => g.cluster === true)) {
+    log('starting the bench cluster (scripts/kafka-cluster.sh)…')
+    live.cluster = await startCluster()
+    live.clusterTopics = new Topics(live.cluster.bootstrap, 3)
+    log(`cluster on ${live.cluster.bootstrap}`)
+  }
+  for (const g of selected) {
+    // The cluster's groups see it as their broker; everything else in ctx is shared.
+    const on = g.cluster === true ? Object.assign(Object.create(ctx) as Context, { broker: live.cluster, topics: live.clusterTopics }) : ctx
+    await runGroup(on, g)
+  }
   await cleanup()
 
   const byId = new Map(cells.map((c) => [c.id, c]))

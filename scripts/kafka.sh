@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Local Apache Kafka (3.9.1, KRaft, one combined broker+controller on 127.0.0.1) for development
-# and integration tests. No Docker and no Kafka tarball here: the jars come from Maven Central
-# through scripts/kafka/pom.xml and the broker runs straight from them with `java`.
+# Local Apache Kafka (KRaft, one combined broker+controller on 127.0.0.1) for development and
+# integration tests. No Docker and no Kafka tarball here: the jars come from Maven Central
+# through scripts/kafka/pom-$KAFKA_VERSION.xml and the broker runs straight from them with `java`.
+# scripts/kafka-cluster.sh runs three of these as one cluster (the KAFKA_NODE_ID… variables).
 #
 # Usage: scripts/kafka.sh fetch|start|stop|kill|restart|status|ensure|wipe
 #
 # Environment (all optional):
-#   KAFKA_HOME             jar cache (lib/ inside)           default <repo>/var/kafka-dist
+#   KAFKA_VERSION          3.9.1 or 4.4.0 (a pom-<version>.xml)  default 3.9.1
+#   KAFKA_HOME             jar cache (lib/ inside)           default <repo>/var/kafka-dist/$KAFKA_VERSION
 #   KAFKA_PORT             client (PLAINTEXT) port           default 9092
 #   KAFKA_CONTROLLER_PORT  KRaft controller port             default 9093
 #   KAFKA_DATA_DIR         log.dirs                          default <repo>/var/kafka-data/$KAFKA_PORT
@@ -24,15 +26,29 @@
 #   KAFKA_FORMAT_ARGS      extra arguments for the storage format of a new data dir, split on
 #                          spaces (e.g. --add-scram SCRAM-SHA-512=[name=u,password=p])
 #   JAVA_HOME              java to use                       default the one on PATH
+# For one node of a cluster (scripts/kafka-cluster.sh sets them):
+#   KAFKA_NODE_ID          node.id                           default 1
+#   KAFKA_QUORUM_VOTERS    controller.quorum.voters          default 1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+#   KAFKA_CLUSTER_ID       cluster id the storage is formatted with  default a random one
+#   KAFKA_REPLICATION_FACTOR  default.replication.factor (and internal topics')  default 1
+#   KAFKA_MIN_INSYNC_REPLICAS min.insync.replicas         default 1
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
-POM=$SCRIPT_DIR/kafka/pom.xml
-LOG4J=$SCRIPT_DIR/kafka/log4j.properties
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 
-KAFKA_HOME=${KAFKA_HOME:-$REPO_DIR/var/kafka-dist}
+KAFKA_VERSION=${KAFKA_VERSION:-3.9.1}
+POM=$SCRIPT_DIR/kafka/pom-$KAFKA_VERSION.xml
+[[ -f $POM ]] || { printf 'kafka.sh: KAFKA_VERSION=%s: no %s (known: 3.9.1, 4.4.0)\n' "$KAFKA_VERSION" "$POM" >&2; exit 2; }
+# Kafka 3.x logs through log4j 1 (reload4j), 4.x through log4j2: each reads its own file.
+case $KAFKA_VERSION in
+  3.*) LOG_OPTS=(-Dlog4j.configuration="file:$SCRIPT_DIR/kafka/log4j.properties") ;;
+  *) LOG_OPTS=(-Dlog4j2.configurationFile="$SCRIPT_DIR/kafka/log4j2.xml") ;;
+esac
+
+# One cache per version: a test run with 3.9.1 and a `make run` with 4.4.0 never re-fetch each other's.
+KAFKA_HOME=${KAFKA_HOME:-$REPO_DIR/var/kafka-dist/$KAFKA_VERSION}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 KAFKA_DATA_DIR=${KAFKA_DATA_DIR:-$REPO_DIR/var/kafka-data/$KAFKA_PORT}
@@ -44,6 +60,11 @@ KAFKA_BROKER_SESSION_TIMEOUT_MS=${KAFKA_BROKER_SESSION_TIMEOUT_MS:-3000}
 KAFKA_CDS=${KAFKA_CDS:-1}
 KAFKA_EXTRA_CONFIG=${KAFKA_EXTRA_CONFIG:-}
 KAFKA_FORMAT_ARGS=${KAFKA_FORMAT_ARGS:-}
+KAFKA_NODE_ID=${KAFKA_NODE_ID:-1}
+KAFKA_QUORUM_VOTERS=${KAFKA_QUORUM_VOTERS:-$KAFKA_NODE_ID@127.0.0.1:$KAFKA_CONTROLLER_PORT}
+KAFKA_CLUSTER_ID=${KAFKA_CLUSTER_ID:-}
+KAFKA_REPLICATION_FACTOR=${KAFKA_REPLICATION_FACTOR:-1}
+KAFKA_MIN_INSYNC_REPLICAS=${KAFKA_MIN_INSYNC_REPLICAS:-1}
 
 # Resolved lazily (run_paths) so `fetch` never creates a data dir.
 RUN_DIR= PID_FILE= LOG_FILE= CONFIG_FILE= CDS_PENDING=
@@ -81,7 +102,7 @@ cmd_fetch() {
     log "fetching Kafka jars into $KAFKA_HOME/lib (one-off)"
     local tmp=$KAFKA_HOME/lib.tmp.$$
     rm -rf "$tmp"
-    (cd "$SCRIPT_DIR/kafka" && mvn -B -q org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+    (cd "$SCRIPT_DIR/kafka" && mvn -B -q -f "$POM" org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
       -DoutputDirectory="$tmp" -DincludeScope=runtime) >&2
     ls "$tmp"/kafka_2.13-*.jar >/dev/null 2>&1 || die "mvn finished but $tmp has no kafka_2.13 jar"
     sha256sum <"$POM" | cut -d' ' -f1 >"$tmp/.complete"
@@ -195,9 +216,10 @@ cds_settle() { # clean(0|1)
 write_config() {
   cat >"$CONFIG_FILE" <<EOF
 # Written by scripts/kafka.sh on every start; edit the script, not this file.
+# Kafka $KAFKA_VERSION
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+node.id=$KAFKA_NODE_ID
+controller.quorum.voters=$KAFKA_QUORUM_VOTERS
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
 inter.broker.listener.name=PLAINTEXT
@@ -207,11 +229,12 @@ log.dirs=$KAFKA_DATA_DIR
 
 num.partitions=1
 auto.create.topics.enable=true
-default.replication.factor=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-# One node: the 50 default partitions only make the first consumer-group join slow.
+default.replication.factor=$KAFKA_REPLICATION_FACTOR
+min.insync.replicas=$KAFKA_MIN_INSYNC_REPLICAS
+offsets.topic.replication.factor=$KAFKA_REPLICATION_FACTOR
+transaction.state.log.replication.factor=$KAFKA_REPLICATION_FACTOR
+transaction.state.log.min.isr=$KAFKA_MIN_INSYNC_REPLICAS
+# Local and test use: the 50 default partitions only make the first consumer-group join slow.
 offsets.topic.num.partitions=1
 transaction.state.log.num.partitions=1
 # Tests join fresh consumer groups all the time; the 3 s default delays every first fetch.
@@ -234,15 +257,18 @@ format_if_needed() {
   [[ -f $KAFKA_DATA_DIR/meta.properties ]] && return 0
   # Same shape as Kafka's Uuid (16 random bytes, base64url, no padding) without paying a JVM
   # start for `StorageTool random-uuid`; Kafka rejects none, but avoid a leading '-' like it does.
-  local id
-  id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-  [[ $id == -* ]] && id=A${id:1}
+  # The nodes of one cluster share the id their caller chose (KAFKA_CLUSTER_ID).
+  local id=$KAFKA_CLUSTER_ID
+  if [[ -z $id ]]; then
+    id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    [[ $id == -* ]] && id=A${id:1}
+  fi
   # Static controller.quorum.voters: plain format. (--standalone is for a dynamic quorum; 3.9.1
   # accepts it here too but then writes a voter-set checkpoint this config never uses.)
   # Split on spaces without glob expansion: --add-scram's [name=…] is a bracket pattern to bash.
   local extra=()
   read -r -a extra <<<"$KAFKA_FORMAT_ARGS"
-  "$JAVA" -cp "$KAFKA_HOME/lib/*" -Dlog4j.configuration="file:$LOG4J" \
+  "$JAVA" -cp "$KAFKA_HOME/lib/*" "${LOG_OPTS[@]}" \
     kafka.tools.StorageTool format -t "$id" -c "$CONFIG_FILE" "${extra[@]}" >>"$LOG_FILE" 2>&1 ||
     { tail -n 20 "$LOG_FILE" >&2; die "formatting $KAFKA_DATA_DIR failed"; }
 }
@@ -268,7 +294,7 @@ cmd_start() {
   # Only lines written by this start may count as "started": the log is appended across restarts.
   local log_offset
   log_offset=$(stat -c %s "$LOG_FILE" 2>/dev/null || echo 0)
-  printf '\n===== kafka.sh start %s (port %s) =====\n' "$(date -Is)" "$KAFKA_PORT" >>"$LOG_FILE"
+  printf '\n===== kafka.sh start %s (port %s, Kafka %s) =====\n' "$(date -Is)" "$KAFKA_PORT" "$KAFKA_VERSION" >>"$LOG_FILE"
 
   # A previous run that was killed may have left its pending archive behind.
   cds_settle 0
@@ -277,7 +303,7 @@ cmd_start() {
   # shellcheck disable=SC2086 # heap/extra opts are deliberately word-split
   "$JAVA" $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
-    -Djava.awt.headless=true -Dlog4j.configuration="file:$LOG4J" $cds $KAFKA_JVM_OPTS \
+    -Djava.awt.headless=true "${LOG_OPTS[@]}" $cds $KAFKA_JVM_OPTS \
     -cp "$KAFKA_HOME/lib/*" kafka.Kafka "$CONFIG_FILE" \
     >>"$LOG_FILE" 2>&1 </dev/null &
   pid=$!
@@ -310,7 +336,7 @@ cmd_start() {
     fi
     sleep 0.1
   done
-  log "started pid $pid on 127.0.0.1:$KAFKA_PORT in ~$((SECONDS - t0))s (data $KAFKA_DATA_DIR)"
+  log "started Kafka $KAFKA_VERSION pid $pid on 127.0.0.1:$KAFKA_PORT in ~$((SECONDS - t0))s (data $KAFKA_DATA_DIR)"
 }
 
 cmd_stop() {

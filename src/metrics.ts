@@ -15,6 +15,7 @@ import { PACKAGE_ROOT } from './package-root.ts'
 import { claimSocketPath } from './socket-file.ts'
 import { DROP_REASONS, type DropReason } from './stats.ts'
 import { allFileStreamStats } from './streams/file-stream-stats.ts'
+import { allKafkaStreamStats } from './streams/kafka-stream-stats.ts'
 import type { FileUsage } from './streams/stream.ts'
 
 export interface FlowSnapshot {
@@ -178,6 +179,12 @@ export function buildRegistry (daemon: Daemon): Registry {
   })
   gauge('kahets_open_files_limit', 'The bound on open files in force: maxOpenFiles, lower for a while after EMFILE/ENFILE.', ['stream'], (g) => {
     for (const [stream, f] of allFileStreamStats()) g.set({ stream }, f.openFiles?.limit ?? 0)
+  })
+  counter('kahets_kafka_retries_total', 'Produce requests (one per topic) a Kafka stream sent again, to the new leader, after a leader change, a lost connection or too few in-sync replicas, instead of using the backup.', ['stream'], (c) => {
+    for (const [stream, k] of allKafkaStreamStats()) c.inc({ stream }, k.retries)
+  })
+  counter('kahets_kafka_resent_unknown_total', 'Messages those retries sent again although Kafka never said whether it had written them: each may be in Kafka twice.', ['stream'], (c) => {
+    for (const [stream, k] of allKafkaStreamStats()) c.inc({ stream }, k.resentUnknown)
   })
   gauge('kahets_connected_clients', 'Open client connections.', [], (g) => { g.set(daemon.stats.connections) })
   counter('kahets_connections_total', 'Client connections accepted.', [], (c) => { c.inc(daemon.stats.connectionsTotal) })

@@ -105,16 +105,20 @@ export async function startBroker (): Promise<BenchBroker> {
 export function kafka (bootstrap: string, clientId: string): Kafka {
   // The consumer must decompress snappy/lz4 batches written by kahets and the ceilings.
   registerCodecs()
-  return new Kafka({ clientId, brokers: [bootstrap], logLevel: logLevel.NOTHING })
+  // A cluster's bootstrap lists its nodes, comma-separated.
+  return new Kafka({ clientId, brokers: bootstrap.split(','), logLevel: logLevel.NOTHING })
 }
 
 /** One admin connection for the whole bench: topics are created and deleted per run. */
 export class Topics {
   readonly #admin: Admin
+  readonly #replicationFactor: number
   #connected: Promise<void> | null = null
 
-  constructor (bootstrap: string) {
+  /** replicationFactor: 3 on the 3-node cluster, so acks=all waits for the followers. */
+  constructor (bootstrap: string, replicationFactor = 1) {
     this.#admin = kafka(bootstrap, 'kahets-bench-admin').admin()
+    this.#replicationFactor = replicationFactor
   }
 
   /**
@@ -125,7 +129,7 @@ export class Topics {
     await (this.#connected ??= this.#admin.connect())
     const configEntries = opts.logAppendTime === true ? [{ name: 'message.timestamp.type', value: 'LogAppendTime' }] : []
     await this.#admin.createTopics({
-      topics: topics.map((topic) => ({ topic, numPartitions: 1, replicationFactor: 1, configEntries })),
+      topics: topics.map((topic) => ({ topic, numPartitions: 1, replicationFactor: this.#replicationFactor, configEntries })),
       // Producing right after creation must not meet LEADER_NOT_AVAILABLE.
       waitForLeaders: true,
     })

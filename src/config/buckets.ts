@@ -38,6 +38,13 @@ export interface KafkaSettings {
   readonly messageMaxBytes: number
   readonly maxInFlight: number
   readonly requestTimeoutMs: number
+  /**
+   * message.timeout.ms (docs/kafka.md): how long a message may wait for Kafka to take it while
+   * the cluster answers (leader changes, too few in-sync replicas) before it goes to the backup.
+   */
+  readonly messageTimeoutMs: number
+  /** topic.metadata.refresh.interval.ms: partitions added to a topic are used after this. */
+  readonly metadataRefreshIntervalMs: number
   readonly clientId: string
   /**
    * security.protocol ssl/sasl_ssl: the ssl.* files' contents, read and checked while the
@@ -102,6 +109,11 @@ export const KAFKA_DEFAULTS = {
   messageMaxBytes: 1000000,
   maxInFlight: 5,
   requestTimeoutMs: 5000,
+  // librdkafka's 300 s would hold a sidecar's memory for five minutes; 30 s outlasts a leader
+  // election after a broker dies (broker.session.timeout.ms, 9 s by default) several times over.
+  messageTimeoutMs: 30000,
+  // librdkafka's default.
+  metadataRefreshIntervalMs: 300000,
   clientId: 'kahets',
   probeIntervalMs: 10000,
   replayBytesPerSec: 32 * 1024 * 1024,
@@ -116,7 +128,8 @@ const KAFKA_USED = new Set([
   'bootstrap.servers', 'metadata.broker.list', 'acks', 'request.required.acks', 'compression.codec',
   'compression.type', 'batch.num.messages', 'queue.buffering.max.messages', 'queue.buffering.max.ms',
   'linger.ms', 'message.max.bytes', 'max.in.flight.requests.per.connection', 'max.in.flight',
-  'request.timeout.ms', 'client.id', 'security.protocol', 'sasl.mechanisms', 'sasl.mechanism',
+  'request.timeout.ms', 'message.timeout.ms', 'delivery.timeout.ms', 'topic.metadata.refresh.interval.ms',
+  'metadata.max.age.ms', 'client.id', 'security.protocol', 'sasl.mechanisms', 'sasl.mechanism',
   'sasl.username', 'sasl.password', 'ssl.ca.location', 'ssl.certificate.location', 'ssl.key.location',
   'ssl.key.password', 'ssl.endpoint.identification.algorithm', 'kahets.probe.interval.ms',
   'kahets.replay.max.bytes.per.sec', 'kahets.client',
@@ -231,12 +244,16 @@ function kafkaSettings (raw: Json, at: string, problems: ConfigProblem[], warnin
   if (unused.length > 0) warnings.push(`${at}: librdkafka settings kahets does not use, ignored: ${unused.join(', ')}`)
 
   const pick = (...names: string[]): unknown => names.map((n) => raw[n]).find((v) => v !== undefined)
-  const int = (names: string[], min: number, fallback: number): number => {
+  const int = (names: string[], min: number, fallback: number, max = Infinity): number => {
     const v = pick(...names)
     if (v === undefined) return fallback
     const n = parseInteger(v as string, min)
-    if (n === null) problems.push({ path: `${at}["${names[0]}"]`, message: `not a whole number ≥ ${min}: ${JSON.stringify(v)}` })
-    return n ?? fallback
+    const name = names.find((x) => raw[x] !== undefined) ?? names[0]
+    if (n === null || n > max) {
+      problems.push({ path: `${at}["${name}"]`, message: max === Infinity ? `not a whole number ≥ ${min}: ${JSON.stringify(v)}` : `not a whole number ${min}..${max}: ${JSON.stringify(v)}` })
+      return fallback
+    }
+    return n
   }
   const brokers = str(pick('bootstrap.servers', 'metadata.broker.list')).split(',').map((s) => s.trim()).filter((s) => s !== '')
   for (const b of brokers) {
@@ -253,6 +270,14 @@ function kafkaSettings (raw: Json, at: string, problems: ConfigProblem[], warnin
   const replay = pick('kahets.replay.max.bytes.per.sec')
   const replayBytesPerSec = replay === undefined ? KAFKA_DEFAULTS.replayBytesPerSec : parseSize(replay as string) ?? KAFKA_DEFAULTS.replayBytesPerSec
 
+  const requestTimeoutMs = int(['request.timeout.ms'], 100, KAFKA_DEFAULTS.requestTimeoutMs)
+  // 0 (librdkafka: wait forever) is refused: a sidecar must hand what Kafka cannot take to its
+  // backup in bounded time. Below request.timeout.ms one slow answer would already fail over.
+  const messageTimeoutMs = int(['message.timeout.ms', 'delivery.timeout.ms'], 1000, KAFKA_DEFAULTS.messageTimeoutMs, 3_600_000)
+  if (messageTimeoutMs < requestTimeoutMs && pick('message.timeout.ms', 'delivery.timeout.ms') !== undefined) {
+    problems.push({ path: `${at}["message.timeout.ms"]`, message: `${messageTimeoutMs} is less than request.timeout.ms (${requestTimeoutMs}): a message must outlive one request` })
+  }
+
   const clientRaw = str(pick('kahets.client') ?? KAFKA_DEFAULTS.client)
   if (clientRaw !== 'kafkajs' && clientRaw !== 'platformatic') problems.push({ path: `${at}["kahets.client"]`, message: `not kafkajs or platformatic: ${JSON.stringify(clientRaw)}` })
   const client: KafkaClient = clientRaw === 'platformatic' ? 'platformatic' : 'kafkajs'
@@ -266,7 +291,9 @@ function kafkaSettings (raw: Json, at: string, problems: ConfigProblem[], warnin
     lingerMs: Number.isFinite(lingerMs) && lingerMs >= 0 ? lingerMs : KAFKA_DEFAULTS.lingerMs,
     messageMaxBytes: int(['message.max.bytes'], 1000, KAFKA_DEFAULTS.messageMaxBytes),
     maxInFlight: int(['max.in.flight.requests.per.connection', 'max.in.flight'], 1, KAFKA_DEFAULTS.maxInFlight),
-    requestTimeoutMs: int(['request.timeout.ms'], 100, KAFKA_DEFAULTS.requestTimeoutMs),
+    requestTimeoutMs,
+    messageTimeoutMs,
+    metadataRefreshIntervalMs: int(['topic.metadata.refresh.interval.ms', 'metadata.max.age.ms'], 100, KAFKA_DEFAULTS.metadataRefreshIntervalMs, 3_600_000),
     clientId: str(pick('client.id') ?? KAFKA_DEFAULTS.clientId),
     ssl,
     sasl,

@@ -12,10 +12,20 @@
 //
 //   write() ──▶ topic queue ──ready──▶ sendBatch (≤ maxInFlight, ≤ 1 per topic) ──▶ tickets settle
 //                    ▲                        │ topic-level refusal: retried alone, split, or dropped
-//                    └────── requeued ◀───────┘ broker-level failure: every ticket rejects
+//                    ├────── requeued ◀───────┤ leader gone, cluster answers: retried (below)
+//                    │                        │ cluster silent, or message.timeout.ms: every ticket rejects
 //
 // One request per topic at a time keeps each topic's messages in the order they were written
-// even when the client retries a request internally (neither is idempotent here).
+// even when the client retries a request internally or this layer retries it on a new leader
+// (neither client is idempotent here): per-key order across a leader change rests on that.
+//
+// On a cluster (issue 12, docs/kafka.md) a failure that is not about one topic (NOT_LEADER_OR_FOLLOWER,
+// a leader's connection lost or refused, NOT_ENOUGH_REPLICAS) is first taken as a leader change:
+// the request's messages go back to the front of their topics, the stream asks the cluster for
+// fresh metadata (its client's metadata(topics, true)) and, if any broker answers, sends them again to the leaders
+// it names, with a growing pause, until the oldest of them has waited message.timeout.ms. Only
+// then, or when no broker answers the metadata request at all (a real outage: detected as fast
+// as before), does the stream fail over to its backup.
 //
 // A refusal that concerns one topic or one message (invalid or forbidden topic, message or
 // batch too large) never fails the stream: those frames resolve as Rejections (counted as
@@ -28,11 +38,12 @@ import type { Frame } from '../protocol/frame.ts'
 import { refuseFrame } from '../receipts.ts'
 import type { DropReason } from '../stats.ts'
 import type { Rejections, Stream } from './stream.ts'
-import type { KafkaClient, KafkaClientFactory, PartitionBatch } from './kafka-client.ts'
-import { classifyKafkaError, streamUnavailable } from './kafka-errors.ts'
+import { PartlyAcknowledged, type KafkaClient, type KafkaClientFactory, type PartitionBatch } from './kafka-client.ts'
+import { classifyKafkaError, streamUnavailable, surelyUnwritten } from './kafka-errors.ts'
 import { placeByPartition } from './kafka-partitioner.ts'
 import { connectionTimeoutMs } from './kafka-security.ts'
-import { DISCONNECT_TIMEOUT_MS, PROBE_TIMEOUT_MS, withTimeout } from './kafka-timeouts.ts'
+import { kafkaStreamStats, type KafkaStreamStats } from './kafka-stream-stats.ts'
+import { AnswerTimeout, DISCONNECT_TIMEOUT_MS, LEADER_RETRY_DELAYS_MS, PROBE_TIMEOUT_MS, withTimeout } from './kafka-timeouts.ts'
 
 export { classifyKafkaError } from './kafka-errors.ts'
 export { crc32 } from './kafka-partitioner.ts'
@@ -85,14 +96,17 @@ export interface TopicQueue {
   /** Not before this time (performance.now()): backoff of a topic Kafka has not created yet. */
   retryAt: number
   attempts: number
+  /** Retries on a new leader since this topic's last successful request (the pause grows with it). */
+  leaderRetries: number
   /** After a size refusal: how many messages the next request may carry (halved per refusal). */
   limit: number
   /** After a failure in a request shared with other topics: send it on its own next time. */
   solo: boolean
   /**
    * Kafka refused this topic or its size once: from then on it never shares a request, since
-   * both clients (as used here) report a produce response all-or-nothing and the topics the
-   * broker did accept in a shared request would be sent twice when the others are retried.
+   * kafkajs reports a produce response all-or-nothing and the topics the broker did accept in a
+   * shared request would be sent twice when the others are retried (platformatic says which
+   * partitions were taken: PartlyAcknowledged).
    */
   isolated: boolean
 }
@@ -101,6 +115,20 @@ export interface Chunk {
   readonly queue: TopicQueue
   readonly items: Item[]
   readonly bytes: number
+}
+
+/**
+ * The client's PartlyAcknowledged (kafka-client.ts) in terms of queued items: a produce request
+ * that reached several leaders and failed on some. Kafka acknowledged the `delivered` items
+ * (their partitions' leaders answered), the rest failed with `cause`. Only the rest is retried,
+ * so a leader change on one broker duplicates nothing the others took.
+ */
+class PartlyProduced extends Error {
+  readonly delivered: ReadonlySet<Item>
+  constructor (delivered: ReadonlySet<Item>, cause: unknown) {
+    super('produce request partly acknowledged', { cause })
+    this.delivered = delivered
+  }
 }
 
 function addRejection (t: Ticket, reason: DropReason, n: number): void {
@@ -154,6 +182,9 @@ export class BatchingKafkaStream implements Stream {
   #timer: NodeJS.Timeout | null = null
   #timerAt = Infinity
   #idleWaiters: Array<() => void> = []
+  /** A metadata refresh after a leader-level failure: no request goes out until it settles. */
+  #refreshing = false
+  readonly #kafkaStats: KafkaStreamStats
 
   constructor (id: string, settings: KafkaSettings, log: Logger, newClient: KafkaClientFactory) {
     this.id = id
@@ -162,6 +193,7 @@ export class BatchingKafkaStream implements Stream {
     this.#batchBytes = Math.min(BATCH_BYTES, settings.messageMaxBytes)
     this.#newClient = newClient
     this.#client = newClient(settings, this.log, 'stream')
+    this.#kafkaStats = kafkaStreamStats(id)
   }
 
   /** Produce requests sent so far: one per client produce() call (for metrics and batching tests). */
@@ -204,19 +236,29 @@ export class BatchingKafkaStream implements Stream {
     const metadata = await this.answered(client.metadata(chunks.map((c) => c.queue.topic)), 'metadata request')
     if (!this.isCurrent(generation)) throw replaced()
     const batches: PartitionBatch[] = []
+    // Each batch's items, to settle those a partly acknowledged request did deliver.
+    const itemsOf = new Map<PartitionBatch, readonly Item[]>()
     for (const c of chunks) {
       const topic = c.queue.topic
       const partitions = metadata.get(topic)
       // Known but without partitions: still being created. Retried as LEADER_NOT_AVAILABLE,
       // then failed over (never dropped, as a topic Kafka says does not exist would be).
       if (partitions === undefined || partitions.count < 1) throw new TopicRefusal('LEADER_NOT_AVAILABLE', `no partitions yet for topic ${topic}`)
-      const frames = c.items.map((i) => i.frame)
-      for (const [partition, ofPartition] of placeByPartition(frames, (f) => f.key, partitions.count, partitions.led)) {
-        batches.push({ topic, partition, frames: ofPartition })
+      for (const [partition, items] of placeByPartition(c.items, (i) => i.frame.key, partitions.count, partitions.led)) {
+        const batch: PartitionBatch = { topic, partition, frames: items.map((i) => i.frame) }
+        batches.push(batch)
+        itemsOf.set(batch, items)
       }
     }
     this.produceRequestCount++
-    await this.answered(client.produce(batches), 'produce request')
+    try {
+      await this.answered(client.produce(batches), 'produce request')
+    } catch (err) {
+      if (!(err instanceof PartlyAcknowledged)) throw err
+      const delivered = new Set<Item>()
+      for (const batch of err.acknowledged) for (const item of itemsOf.get(batch) ?? []) delivered.add(item)
+      throw new PartlyProduced(delivered, err.cause)
+    }
   }
 
   private isCurrent (generation: number): boolean { return generation === this.#generation }
@@ -252,6 +294,7 @@ export class BatchingKafkaStream implements Stream {
   private newGeneration (): void {
     this.#generation++
     this.#broken = null
+    this.#refreshing = false
   }
 
   write (bucket: string, frames: readonly Frame[]): Promise<Rejections | undefined> {
@@ -300,7 +343,7 @@ export class BatchingKafkaStream implements Stream {
   #queue (topic: string): TopicQueue {
     let q = this.#topics.get(topic)
     if (q === undefined) {
-      q = { topic, pending: [], bytes: 0, busy: false, retryAt: 0, attempts: 0, limit: Infinity, solo: false, isolated: false }
+      q = { topic, pending: [], bytes: 0, busy: false, retryAt: 0, attempts: 0, leaderRetries: 0, limit: Infinity, solo: false, isolated: false }
       this.#topics.set(topic, q)
     }
     return q
@@ -320,7 +363,7 @@ export class BatchingKafkaStream implements Stream {
   }
 
   #dispatch (): void {
-    if (this.#broken !== null) return
+    if (this.#broken !== null || this.#refreshing) return
     const now = performance.now()
     while (this.#inFlight < this.settings.maxInFlight) {
       let anyReady = false
@@ -395,12 +438,15 @@ export class BatchingKafkaStream implements Stream {
       q.busy = false
       q.solo = false
       q.attempts = 0
+      q.leaderRetries = 0
       if (q.limit !== Infinity) q.limit = q.limit * 2 >= this.settings.batchNumMessages ? Infinity : q.limit * 2
       for (const item of c.items) settleItem(item, null)
     }
   }
 
-  #failed (chunks: Chunk[], err: unknown, generation: number): void {
+  #failed (failedChunks: Chunk[], err: unknown, generation: number): void {
+    const chunks = err instanceof PartlyProduced ? this.#settleDelivered(failedChunks, err.delivered) : failedChunks
+    if (chunks.length === 0) return
     const failure = classifyKafkaError(err)
     if (generation !== this.#generation || this.#broken !== null) {
       // Sent by a producer reset() has replaced, or by one already given up on: nothing may be
@@ -413,7 +459,7 @@ export class BatchingKafkaStream implements Stream {
       return
     }
     if (failure.kind === 'broker') {
-      this.#breakDown(chunks, err)
+      this.#retryOnLeader(chunks, err)
       return
     }
     if (chunks.length > 1) {
@@ -476,6 +522,26 @@ export class BatchingKafkaStream implements Stream {
     }
   }
 
+  /** Settles what Kafka acknowledged; returns chunks of what it did not (none: nothing to handle). */
+  #settleDelivered (chunks: Chunk[], delivered: ReadonlySet<Item>): Chunk[] {
+    const rest: Chunk[] = []
+    for (const c of chunks) {
+      const kept: Item[] = []
+      let bytes = 0
+      for (const item of c.items) {
+        if (delivered.has(item)) {
+          settleItem(item, null)
+        } else {
+          kept.push(item)
+          bytes += recordBytes(item.frame)
+        }
+      }
+      if (kept.length > 0) rest.push({ queue: c.queue, items: kept, bytes })
+      else c.queue.busy = false
+    }
+    return rest
+  }
+
   #drop (chunk: Chunk, reason: DropReason, type: string, err: unknown): void {
     const bucket = chunk.queue.topic
     this.rateLimited.error(this.log, `${reason}:${bucket}`, { bucket, topic: bucket, reason, kafkaError: type, messages: chunk.items.length, err },
@@ -500,10 +566,73 @@ export class BatchingKafkaStream implements Stream {
     q.bytes = 0
   }
 
+  /**
+   * A failure not about one topic: a leader gone or changed, its connection lost, too few
+   * in-sync replicas. While the cluster answers and the oldest message is younger than
+   * message.timeout.ms, the messages go back to the front of their topics and are sent again
+   * once fresh metadata names the leaders; the stream fails over otherwise.
+   */
+  #retryOnLeader (chunks: Chunk[], err: unknown): void {
+    const now = performance.now()
+    let oldest = Infinity
+    for (const c of chunks) oldest = Math.min(oldest, c.items[0]?.ticket.at ?? Infinity)
+    // The client may still deliver a request that outlived its bound (answered()): sending it
+    // again would put two requests of one topic in flight, so that one fails over as before.
+    if (err instanceof AnswerTimeout || now - oldest >= this.settings.messageTimeoutMs) {
+      this.#breakDown(chunks, err, err instanceof AnswerTimeout ? 'unanswered' : 'message.timeout.ms')
+      return
+    }
+    const unknownOutcome = !surelyUnwritten(err, this.settings.acks)
+    let messages = 0
+    for (const c of chunks) {
+      const q = c.queue
+      this.#requeue(c)
+      messages += c.items.length
+      const delay = LEADER_RETRY_DELAYS_MS[Math.min(q.leaderRetries, LEADER_RETRY_DELAYS_MS.length - 1)]!
+      q.leaderRetries++
+      q.retryAt = now + delay
+      // The error does not say which topic of a shared request it was about.
+      if (chunks.length > 1) q.solo = true
+      this.#kafkaStats.retries++
+      if (unknownOutcome) this.#kafkaStats.resentUnknown += c.items.length
+    }
+    this.rateLimited.warn(this.log, 'leader', { err, topics: chunks.map((c) => c.queue.topic), messages, unknownOutcome },
+      'Kafka produce failed while the cluster may still answer; refreshing metadata to send to the current leaders')
+    this.#refresh(chunks.map((c) => c.queue.topic), err)
+  }
+
+  /** One metadata refresh at a time; none of the stream's requests go out meanwhile. */
+  #refresh (topics: string[], cause: unknown): void {
+    if (this.#refreshing) return
+    this.#refreshing = true
+    this.#clearTimer()
+    const generation = this.#generation
+    withTimeout(this.#client.metadata(topics, true), this.settings.requestTimeoutMs + connectionTimeoutMs(this.settings), 'metadata refresh').then(
+      () => {
+        this.#refreshing = false
+        if (generation === this.#generation) this.#dispatch()
+      },
+      (err: unknown) => {
+        this.#refreshing = false
+        if (generation !== this.#generation || this.#broken !== null) return
+        if (classifyKafkaError(err).kind !== 'broker') {
+          // A broker answered, about a topic (no leader yet, refused): the cluster is there, and
+          // the next request meets that answer as a topic's own failure.
+          this.#dispatch()
+          return
+        }
+        // No broker answers: the outage the backup is for, found as fast as before issue 12.
+        this.log.debug({ err }, 'metadata refresh failed')
+        this.#breakDown([], cause, 'cluster not answering')
+        this.#checkIdle()
+      },
+    )
+  }
+
   /** Kafka itself is not answering: nothing queued can be delivered by this producer. */
-  #breakDown (chunks: Chunk[], err: unknown): void {
+  #breakDown (chunks: Chunk[], err: unknown, why = 'request failed'): void {
     // Named for its reason when Kafka refused who we are (kafka-errors.ts, docs/kafka-security.md).
-    const error = streamUnavailable(this.id, err)
+    const error = streamUnavailable(this.id, err, why)
     this.#broken = error
     this.rateLimited.error(this.log, 'unavailable', { err: error, code: error.code, brokers: this.settings.brokers }, 'Kafka unavailable; failing queued writes')
     for (const c of chunks) {
@@ -518,6 +647,7 @@ export class BatchingKafkaStream implements Stream {
       q.solo = false
       q.limit = Infinity
       q.attempts = 0
+      q.leaderRetries = 0
       q.retryAt = 0
     }
     this.#clearTimer()

@@ -43,7 +43,9 @@ export interface KafkaClient {
    * Sends each batch to its partition's leader (one produce request per leader), resolving
    * once every leader acknowledged as `acks` asks. Rejects with PartlyAcknowledged when the
    * client can tell that some leaders took their batches, else with the client's error (all
-   * or nothing). The client may retry internally (KAFKAJS_RETRY) and refresh stale leaders.
+   * or nothing). The client may retry what comes before the request (metadata, the leader's
+   * connection: KAFKAJS_RETRY); kafkajs also retries a failed request whole, platformatic never
+   * does (pre-encoded-producer.ts), so only its unacknowledged partitions are sent again.
    */
   produce (batches: readonly PartitionBatch[]): Promise<void>
   /** Disconnects; `force` abandons requests in flight (a replaced client, a probe). */

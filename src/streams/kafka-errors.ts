@@ -51,6 +51,16 @@ export interface SecurityFailure {
   readonly reason: string
 }
 
+/**
+ * @platformatic/kafka lists a produce response's record_errors (the broker's detail about which
+ * record of a refused batch was wrong) as protocol errors of code -1 (UNKNOWN_SERVER_ERROR)
+ * ahead of the partition's own error (INVALID_RECORD): they say nothing of their own.
+ */
+function recordDetail (e: unknown): boolean {
+  const path = (e as { path?: unknown } | null)?.path
+  return typeof path === 'string' && path.includes('/record_errors/')
+}
+
 export type Failure =
   | { kind: 'topic' | 'size' | 'record' | 'pending', type: string }
   | { kind: 'broker', security: SecurityFailure | null }
@@ -94,7 +104,9 @@ function * walk (err: unknown): Generator<ErrorShape> {
     yield o
     // Pushed in reverse so `errors` are visited in order, then `cause`.
     stack.push({ e: o.cause, depth: depth + 1 })
-    if (Array.isArray(o.errors)) for (let i = o.errors.length - 1; i >= 0; i--) stack.push({ e: o.errors[i], depth: depth + 1 })
+    if (Array.isArray(o.errors)) {
+      for (let i = o.errors.length - 1; i >= 0; i--) if (!recordDetail(o.errors[i])) stack.push({ e: o.errors[i], depth: depth + 1 })
+    }
   }
 }
 
@@ -177,12 +189,52 @@ const SECURITY_CODES = {
  * Retriable: the stream goes to its backup and probes, and a fixed configuration (SIGHUP)
  * brings it back.
  */
-export function streamUnavailable (streamId: string, err: unknown): KahetsError {
+export function streamUnavailable (streamId: string, err: unknown, why?: string): KahetsError {
   const failure = classifyKafkaError(err)
   const security = failure.kind === 'broker' ? failure.security : null
   if (security !== null) {
     return new KahetsError(SECURITY_CODES[security.kind], `kafka stream ${streamId}: ${security.reason}`, { cause: err, retriable: true })
   }
   const detail = err instanceof Error ? `: ${err.message}` : ''
-  return new KahetsError(ErrorCodes.STREAM_UNAVAILABLE, `kafka stream ${streamId} unavailable${detail}`, { cause: err, retriable: true })
+  const because = why === undefined ? '' : ` (${why})`
+  return new KahetsError(ErrorCodes.STREAM_UNAVAILABLE, `kafka stream ${streamId} unavailable${because}${detail}`, { cause: err, retriable: true })
+}
+
+/**
+ * Broker answers that come before anything is appended (the partition has another leader, too
+ * few in-sync replicas to start the write, no leader yet): a retry of that request cannot
+ * duplicate. NOT_ENOUGH_REPLICAS_AFTER_APPEND, a timeout or a connection lost mid-request can.
+ */
+const REFUSED_BEFORE_APPEND = new Set([
+  'NOT_LEADER_OR_FOLLOWER', 'NOT_LEADER_FOR_PARTITION', 'NOT_ENOUGH_REPLICAS', 'LEADER_NOT_AVAILABLE', 'FENCED_LEADER_EPOCH',
+  'UNKNOWN_LEADER_EPOCH', 'BROKER_NOT_AVAILABLE', 'UNKNOWN_TOPIC_OR_PARTITION',
+])
+
+/**
+ * With acks=all the broker also answers NOT_LEADER_OR_FOLLOWER for a request it had appended
+ * and was holding until the in-sync replicas caught up, when leadership moved meanwhile (a
+ * controlled shutdown, a rolling restart): the new leader may already hold those records.
+ */
+const AFTER_APPEND_WITH_ACKS_ALL = new Set(['NOT_LEADER_OR_FOLLOWER', 'NOT_LEADER_FOR_PARTITION'])
+
+/**
+ * True when a failed produce request surely wrote nothing (issue 12): every failure inside it
+ * is a connection that was refused (errno ECONNREFUSED: the request never left) or a broker
+ * answer from REFUSED_BEFORE_APPEND (for `acks` -1, less AFTER_APPEND_WITH_ACKS_ALL). Anything
+ * else (or nothing recognisable) is false, so a retry of it is counted as a possible duplicate.
+ */
+export function surelyUnwritten (err: unknown, acks: -1 | 0 | 1): boolean {
+  const seen = new Set<unknown>()
+  const visit = (e: unknown, depth: number): boolean => {
+    if (e === null || typeof e !== 'object' || depth > 8 || seen.has(e)) return false
+    seen.add(e)
+    const o = e as { type?: unknown, apiId?: unknown, code?: unknown, cause?: unknown, errors?: unknown }
+    if (o.code === 'ECONNREFUSED') return true
+    const type = typeof o.type === 'string' ? o.type : typeof o.apiId === 'string' ? o.apiId : null
+    if (type !== null) return REFUSED_BEFORE_APPEND.has(type) && !(acks === -1 && AFTER_APPEND_WITH_ACKS_ALL.has(type))
+    const inner = Array.isArray(o.errors) ? o.errors.filter((e) => !recordDetail(e)) : []
+    if (inner.length > 0) return inner.every((e) => visit(e, depth + 1))
+    return visit(o.cause, depth + 1)
+  }
+  return visit(err, 0)
 }

@@ -19,6 +19,7 @@ import type { KafkaSettings } from '../config/buckets.ts'
 import { ConfigError } from '../errors.ts'
 import { RateLimitedLog, type Logger } from '../log.ts'
 import { registerCodecs } from './kafka-codecs.ts'
+import { classifyKafkaError } from './kafka-errors.ts'
 import type { KafkaClient, KafkaClientFactory, PartitionBatch, TopicPartitions } from './kafka-client.ts'
 import { connectionTimeoutMs, tlsOptions } from './kafka-security.ts'
 import { CONNECTION_TIMEOUT_MS, KAFKAJS_RETRY } from './kafka-timeouts.ts'
@@ -30,9 +31,6 @@ const COMPRESSION: Record<KafkaSettings['compression'], CompressionTypes> = {
   lz4: CompressionTypes.LZ4,
   zstd: CompressionTypes.ZSTD,
 }
-
-// As platformatic's metadataMaxAge default: partitions added to a topic are used after this.
-const METADATA_MAX_AGE_MS = 5 * 60_000
 
 /** kahets has placed every message already (kafka-partitioner.ts). */
 const givenPartition = () => ({ message }: { message: Message }): number => message.partition!
@@ -87,7 +85,9 @@ export class KafkajsClient implements KafkaClient {
       logLevel: logLevel.WARN,
       logCreator: () => (entry: LogEntry) => this.#kafkajsLog(entry),
     })
-    this.#producer = this.#kafka.producer({ createPartitioner: givenPartition, allowAutoTopicCreation: true, idempotent: false, retry })
+    // topic.metadata.refresh.interval.ms: kafkajs's own leaders, and the partition counts kept
+    // here, are asked again once this old, so partitions added to a topic are used (issue 12).
+    this.#producer = this.#kafka.producer({ createPartitioner: givenPartition, allowAutoTopicCreation: true, idempotent: false, metadataMaxAge: settings.metadataRefreshIntervalMs, retry })
     this.#admin = this.#kafka.admin({ retry })
   }
 
@@ -101,6 +101,21 @@ export class KafkajsClient implements KafkaClient {
   }
 
   async metadata (topics: readonly string[], refresh = false): Promise<ReadonlyMap<string, TopicPartitions>> {
+    if (!refresh) return await this.#metadata(topics, false)
+    try {
+      return await this.#metadata(topics, true)
+    } catch (err) {
+      if (classifyKafkaError(err).kind !== 'broker') throw err
+      // kafkajs asks one broker it picked for metadata and retries only that one: after a
+      // leader's crash it can be the dead broker (its seed broker, when no other is connected).
+      // Connecting again starts from the bootstrap servers and moves past one that refuses.
+      await Promise.allSettled([this.#producer.disconnect(), this.#admin.disconnect()])
+      this.#connecting = null
+      return await this.#metadata(topics, true)
+    }
+  }
+
+  async #metadata (topics: readonly string[], refresh: boolean): Promise<ReadonlyMap<string, TopicPartitions>> {
     await this.connect()
     if (topics.length === 0) {
       await this.#admin.describeCluster()
@@ -109,7 +124,7 @@ export class KafkajsClient implements KafkaClient {
     const now = performance.now()
     // kafkajs's producer refreshes its own leaders when a request fails on a stale one; a
     // refresh here re-reads the partitions and fails when no broker answers.
-    const stale = refresh ? [...topics] : topics.filter((t) => (this.#partitions.get(t)?.at ?? -Infinity) + METADATA_MAX_AGE_MS <= now)
+    const stale = refresh ? [...topics] : topics.filter((t) => (this.#partitions.get(t)?.at ?? -Infinity) + this.#settings.metadataRefreshIntervalMs <= now)
     if (stale.length > 0) {
       // A produce of no messages: kafkajs creates the topics (allowAutoTopicCreation), waits
       // for their leaders and reports a refusal as it would for a real one; it sends nothing.

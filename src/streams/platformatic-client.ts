@@ -108,8 +108,41 @@ function options (settings: KafkaSettings, purpose: 'stream' | 'probe'): Options
     maxInflights: settings.maxInFlight,
     autocreateTopics: true,
     idempotent: false,
-    // kafkajs applies no metadata age; platformatic's default (5 min) is kept.
+    // topic.metadata.refresh.interval.ms: a topic's partition count (and leaders) are asked
+    // again once its cached metadata is this old, so added partitions are used (issue 12).
+    metadataMaxAge: settings.metadataRefreshIntervalMs,
   }
+}
+
+interface ProduceResponse {
+  responses: Array<{ name: string, partitionResponses: Array<{ index: number, errorCode: number }> }>
+}
+
+/**
+ * The partitions ("topic:partition") a failed send() still got acknowledged: those of the
+ * leaders that answered without error (error.produced.offsets), and, in a response that failed
+ * for some partitions, the partitions answered with error code 0 (the ResponseError keeps the
+ * whole response).
+ */
+export function acknowledgedPartitions (err: unknown): Set<string> {
+  const taken = new Set<string>()
+  const offsets = (err as { produced?: { offsets?: Array<{ topic: string, partition: number }> } } | null)?.produced?.offsets ?? []
+  for (const { topic, partition } of offsets) taken.add(`${topic}:${partition}`)
+  const seen = new Set<unknown>()
+  const visit = (e: unknown, depth: number): void => {
+    if (e === null || typeof e !== 'object' || depth > 8 || seen.has(e)) return
+    seen.add(e)
+    const o = e as { response?: Partial<ProduceResponse>, errors?: unknown, cause?: unknown }
+    if (Array.isArray(o.response?.responses)) {
+      for (const { name, partitionResponses } of o.response.responses) {
+        for (const { index, errorCode } of partitionResponses ?? []) if (errorCode === 0) taken.add(`${name}:${index}`)
+      }
+    }
+    if (Array.isArray(o.errors)) for (const inner of o.errors) visit(inner, depth + 1)
+    visit(o.cause, depth + 1)
+  }
+  visit(err, 0)
+  return taken
 }
 
 export class PlatformaticClient implements KafkaClient {
@@ -163,16 +196,14 @@ export class PlatformaticClient implements KafkaClient {
       ({ topic, partition, value: encodeRecordBatch(frames, codec, this.#compress) }))
     try {
       // Each message is one encoded batch (PreEncodedProducer writes the request around them).
-      await this.#producer.send({ messages, acks: this.#settings.acks, autocreateTopics: true })
+      // A failed request is not sent again here, neither by platformatic's retries (see
+      // pre-encoded-producer.ts) nor after it refreshed stale metadata (repeatOnStaleMetadata):
+      // the stream sends again what no leader acknowledged.
+      await this.#producer.send({ messages, acks: this.#settings.acks, autocreateTopics: true, repeatOnStaleMetadata: false })
     } catch (err) {
-      // One request per leader: when some fail, platformatic still lists the partitions the
-      // others acknowledged (error.produced.offsets).
-      const offsets = (err as { produced?: { offsets?: Array<{ topic: string, partition: number }> } } | null)?.produced?.offsets ?? []
-      if (offsets.length > 0) {
-        const taken = new Set(offsets.map(({ topic, partition }) => `${topic}:${partition}`))
-        const acknowledged = new Set(batches.filter((b) => taken.has(`${b.topic}:${b.partition}`)))
-        if (acknowledged.size > 0) throw new PartlyAcknowledged(acknowledged, refusalOf(err))
-      }
+      const taken = acknowledgedPartitions(err)
+      const acknowledged = new Set(batches.filter((b) => taken.has(`${b.topic}:${b.partition}`)))
+      if (acknowledged.size > 0) throw new PartlyAcknowledged(acknowledged, refusalOf(err))
       throw refusalOf(err)
     }
   }

@@ -168,6 +168,8 @@ export async function startBroker(opts: { port?: number; env?: NodeJS.ProcessEnv
     KAFKA_PID_FILE: path.join(baseDir, `kafka-${p}.pid`),
     KAFKA_LOG_FILE: path.join(baseDir, `kafka-${p}.log`),
     KAFKA_START_TIMEOUT: String(START_TIMEOUT_S),
+    // The single-broker suite runs on 3.9.1 unless asked otherwise (the cluster tests use 4.4.0).
+    KAFKA_VERSION: process.env.KAHETS_TEST_KAFKA_VERSION ?? '3.9.1',
     // More of scripts/kafka.sh's settings (KAFKA_EXTRA_CONFIG, KAFKA_FORMAT_ARGS: test/helpers/secure-broker.ts).
     ...opts.env,
   })
@@ -362,13 +364,14 @@ export function kcatRead(
   return kcat(kcatArgs(bootstrap, topic, opts.format ?? '%s'), opts.timeoutMs ?? 60_000)
 }
 
-export async function createTopic(bootstrap: string, topic: string, partitions = 1): Promise<void> {
+/** `configs`: topic-level settings, e.g. { 'min.insync.replicas': '2' }. */
+export async function createTopic(bootstrap: string, topic: string, partitions = 1, configs: Record<string, string> = {}): Promise<void> {
   const admin = quietKafka(bootstrap, 'kahets-test-admin').admin()
   await admin.connect()
   try {
     // waitForLeaders: producing right after creation must not hit LEADER_NOT_AVAILABLE.
     await admin.createTopics({
-      topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
+      topics: [{ topic, numPartitions: partitions, replicationFactor: 1, configEntries: Object.entries(configs).map(([name, value]) => ({ name, value })) }],
       waitForLeaders: true,
     })
   } finally {

@@ -306,6 +306,32 @@ for (const { client, sfx } of CLIENTS) {
       assert.ok(logLines.some((l) => l.includes(`"bucket":"${topic}"`) && l.includes('MESSAGE_TOO_LARGE')), 'refusal logged with the bucket')
     })
 
+    test('a request one partition refuses and another takes: the taken one is in Kafka once', {
+      timeout: TEST_TIMEOUT,
+      skip: client === 'kafkajs' ? 'kafkajs reports a produce request all or nothing (docs/kafka-clients.md)' : false,
+    }, async () => {
+      // One broker: both topics' batches go in one produce request to it. The broker refuses the
+      // compacted topic's batch (INVALID_RECORD: a message without a key) and appends the
+      // other's. Sending that request again whole, as platformatic's own retries did, would put
+      // the taken topic's messages in Kafka twice.
+      const taken = `ks-partly-taken${sfx}`
+      const compacted = `ks-partly-compacted${sfx}`
+      await createTopic(broker.bootstrap, taken)
+      await createTopic(broker.bootstrap, compacted, 1, { 'cleanup.policy': 'compact' })
+      const stream = newStream({ lingerMs: 200 })
+      const good = frames(messages(taken, 100, (i) => ({ key: `k${i % 3}`, payload: Buffer.from(`taken${i}`) })))
+      const keyless = frames(messages(compacted, 4, (i) => ({ key: null, payload: Buffer.from(`keyless${i}`) })))
+      const requestsBefore = stream.produceRequests
+      const [r1, r2] = await Promise.all([stream.write(taken, good), stream.write(compacted, keyless)])
+      assert.equal(r1, undefined)
+      assert.deepEqual(r2, new Map([['topic_rejected', 4]]), 'each keyless message refused alone, then dropped')
+      assert.ok(stream.produceRequests - requestsBefore >= 2, 'the refused topic went again on its own')
+      await closeStream(stream)
+      assertSame(await read(taken, good.length), good)
+      if (hasKcat()) assert.equal(await kcatCount(broker.bootstrap, taken), good.length, 'no message of the taken topic twice')
+      assert.ok(logLines.some((l) => l.includes(`"bucket":"${compacted}"`) && l.includes('INVALID_RECORD')), 'refusal logged with the bucket')
+    })
+
     test('an invalid topic is refused and counted without stalling the topic beside it', { timeout: TEST_TIMEOUT }, async () => {
       // Kafka allows 249 characters; one name per client, so each client's refusal is logged by it.
       const invalid = (client === 'kafkajs' ? 'x' : 'y').repeat(250)

@@ -94,6 +94,22 @@ test('@platformatic/kafka: an unknown topic is a UserError "Unknown topic …"; 
   expectInternal(PK, connection.includes('new NetworkError(`Connection to ${host}:${port} failed.`, { cause })'), 'a failed connection (TLS, SASL) is a NetworkError whose cause is the failure', 'src/streams/kafka-errors.ts (walk)')
 })
 
+test('@platformatic/kafka: a produce request marked canRetry: false is not sent again, and a failed response keeps each partition\'s result', () => {
+  const uses = 'src/streams/pre-encoded-producer.ts (notRetried) and platformatic-client.ts (acknowledgedPartitions)'
+  const base = source(PK, 'dist/clients/base/base.js')
+  expectInternal(PK, base.includes("const retriable = !findErrorBy(error, 'canRetry', false);"), 'kPerformWithRetry retries only when no error in the chain has canRetry: false', uses)
+  const inner = new platformatic.ProtocolError('NOT_LEADER_OR_FOLLOWER')
+  const marked = new platformatic.MultipleErrors('failed', [inner], { canRetry: false })
+  expectInternal(PK, platformatic.MultipleErrors.isGenericError(marked) && marked.findBy('canRetry', false) === marked && marked.findBy('apiId', 'NOT_LEADER_OR_FOLLOWER') === inner,
+    'a MultipleErrors built with { canRetry: false } is found by findBy(\'canRetry\', false) and still finds its inner errors', uses)
+  const producer = source(PK, 'dist/clients/producer/producer.js')
+  expectInternal(PK, /if \(hasStaleMetadata && repeatOnStaleMetadata\)/.test(producer), 'a send with repeatOnStaleMetadata: false does not repeat a request after stale metadata', uses)
+  const response = { responses: [{ name: 't', partitionResponses: [{ index: 0, errorCode: 0 }, { index: 1, errorCode: 6 }] }] }
+  const failed = new platformatic.ResponseError(0, 11, { '/responses/0/partition_responses/1': [6, null] }, response) as unknown as { response?: unknown, errors?: Array<{ apiId?: unknown }> }
+  expectInternal(PK, failed.response === response && failed.errors?.[0]?.apiId === 'NOT_LEADER_OR_FOLLOWER', 'ResponseError(apiKey, apiVersion, errors, response) keeps the whole response (partitionResponses[].errorCode) and a ProtocolError per failed partition', uses)
+  expectInternal(PK, producer.includes('error.produced = results;'), 'a failed send() lists the leaders\' acknowledged partitions in error.produced.offsets', uses)
+})
+
 const KJ = 'kafkajs'
 
 test('kafkajs: the module kafkajs-patches.ts replaces is where, and what, it was', () => {

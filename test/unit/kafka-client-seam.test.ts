@@ -3,6 +3,7 @@
 // broker: test/integration/kafka-stream.test.ts.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import * as platformatic from '@platformatic/kafka'
 import { pino } from 'pino'
 import { KAFKA_DEFAULTS, type KafkaSettings } from '../../src/config/buckets.ts'
 import { ErrorCodes, KahetsError } from '../../src/errors.ts'
@@ -12,6 +13,7 @@ import { BatchingKafkaStream } from '../../src/streams/kafka-batching.ts'
 import { PartlyAcknowledged, type KafkaClient, type KafkaClientFactory, type PartitionBatch, type TopicPartitions } from '../../src/streams/kafka-client.ts'
 import { classifyKafkaError } from '../../src/streams/kafka-errors.ts'
 import { crc32 } from '../../src/streams/kafka-partitioner.ts'
+import { acknowledgedPartitions } from '../../src/streams/platformatic-client.ts'
 import { decodeAll } from '../helpers/frames.ts'
 
 const log = pino({ level: 'silent' })
@@ -142,4 +144,37 @@ test('a partly acknowledged produce names its acknowledged batches and is classi
   assert.deepEqual(classifyKafkaError(err), classifyKafkaError(cause))
   const refused = { apiId: 'TOPIC_AUTHORIZATION_FAILED' }
   assert.deepEqual(classifyKafkaError(new PartlyAcknowledged(new Set(), refused)), classifyKafkaError(refused))
+})
+
+test('platformatic: the partitions a failed send still got acknowledged, from other leaders and from the failed response itself', () => {
+  // The shape platformatic's send() fails with: one error per failed leader (each marked
+  // not-retried by kahets around the broker's ResponseError), the other leaders' results in
+  // error.produced.offsets.
+  const response = {
+    responses: [
+      { name: 'old', partitionResponses: [{ index: 0, errorCode: 0 }] },
+      { name: 'new', partitionResponses: [{ index: 0, errorCode: 6 }, { index: 1, errorCode: 0 }] },
+    ],
+  }
+  const failedLeader = new platformatic.MultipleErrors('Produce request failed', [
+    new platformatic.ResponseError(0, 11, { '/responses/1/partition_responses/0': [6, null] }, response),
+  ], { canRetry: false })
+  const err = Object.assign(new platformatic.MultipleErrors('Producing messages failed.', [failedLeader]), {
+    produced: { offsets: [{ topic: 'other', partition: 2, offset: 10n }] },
+  })
+  assert.deepEqual([...acknowledgedPartitions(err)].sort(), ['new:1', 'old:0', 'other:2'])
+  assert.equal(classifyKafkaError(err).kind, 'broker', 'NOT_LEADER_OR_FOLLOWER: a leader change')
+  assert.deepEqual([...acknowledgedPartitions(new Error('connect ECONNREFUSED'))], [])
+})
+
+test('platformatic: a refused batch\'s record_errors (code -1) do not hide the partition\'s INVALID_RECORD', () => {
+  // As the broker answers a keyless message on a compacted topic (produce v8+).
+  const response = { responses: [{ name: 'c', partitionResponses: [{ index: 0, errorCode: 87 }] }] }
+  const err = new platformatic.MultipleErrors('Producing messages failed.', [new platformatic.MultipleErrors('Produce request failed', [
+    new platformatic.ResponseError(0, 11, {
+      '/responses/0/partition_responses/0/record_errors/0': [-1, 'Compacted topic cannot accept message without key in topic partition c-0.'],
+      '/responses/0/partition_responses/0': [87, 'One or more records have been rejected'],
+    }, response),
+  ], { canRetry: false })])
+  assert.deepEqual(classifyKafkaError(err), { kind: 'record', type: 'INVALID_RECORD' })
 })
