@@ -494,12 +494,18 @@ export class BatchingKafkaStream implements Stream {
         this.#drop(chunk, failure.kind === 'size' ? 'message_too_large' : 'topic_rejected', failure.type, err)
         return
       case 'pending': {
-        const delay = TOPIC_RETRY_DELAYS_MS[q.attempts]
-        if (delay !== undefined) {
+        // A partition with no leader yet (an election after a broker died) is what
+        // message.timeout.ms is for (docs/kafka.md): retried with fresh metadata until the oldest
+        // message has waited that long. A topic the broker keeps calling unknown is refused after
+        // the short schedule (auto-creation is off).
+        const now = performance.now()
+        const electing = failure.type === 'LEADER_NOT_AVAILABLE' && now - (chunk.items[0]?.ticket.at ?? now) < this.settings.messageTimeoutMs
+        if (q.attempts < TOPIC_RETRY_DELAYS_MS.length || electing) {
           this.#requeue(chunk)
           q.solo = true
+          q.retryAt = now + TOPIC_RETRY_DELAYS_MS[Math.min(q.attempts, TOPIC_RETRY_DELAYS_MS.length - 1)]!
           q.attempts++
-          q.retryAt = performance.now() + delay
+          if (failure.type === 'LEADER_NOT_AVAILABLE') this.#refresh([q.topic], err)
           return
         }
         if (failure.type === 'UNKNOWN_TOPIC_OR_PARTITION') {

@@ -26,6 +26,8 @@ function settings (extra: Record<string, string> = {}): KafkaSettings {
 
 /** Broker answers by their protocol name, as both clients report them. */
 const protocolError = (type: string): Error => Object.assign(new Error(type), { type })
+/** As the clients report a topic-level answer: its name and its numeric protocol code. */
+const leaderNotAvailable = (): Error => Object.assign(new Error('LEADER_NOT_AVAILABLE'), { type: 'LEADER_NOT_AVAILABLE', code: 5 })
 const refused = (): Error => Object.assign(new Error('connect'), { code: 'ECONNREFUSED' })
 const reset = (): Error => Object.assign(new Error('socket closed'), { code: 'ECONNRESET' })
 
@@ -140,6 +142,24 @@ test('still failing after message.timeout.ms: the write fails', async () => {
   await assert.rejects(stream.write('t', frames(0, 5)), /message\.timeout\.ms/)
   const took = performance.now() - started
   assert.ok(took >= 1000 && took < 3000, `failed over after ${Math.round(took)} ms`)
+})
+
+test('LEADER_NOT_AVAILABLE (an election) past the short topic schedule: retried with fresh metadata within message.timeout.ms, then delivered', async () => {
+  // Five answers in a row take 5.75 s of back-off: longer than the four retries an unknown topic gets.
+  const failures = Array.from({ length: 5 }, leaderNotAvailable)
+  const { stream, client } = scripted('retry-election', settings(), failures)
+  await stream.write('t', frames(0, 5))
+  assert.deepEqual(client.delivered, ['0', '1', '2', '3', '4'])
+  assert.ok(client.refreshes >= 5, `metadata asked again after each answer (${client.refreshes})`)
+  await stream.close()
+})
+
+test('LEADER_NOT_AVAILABLE still after message.timeout.ms: only that topic is refused for now (its writes go to the backup)', async () => {
+  const failures = Array.from({ length: 100 }, leaderNotAvailable)
+  const { stream, client } = scripted('retry-election-timeout', settings({ 'message.timeout.ms': '1000', 'request.timeout.ms': '500' }), failures)
+  await assert.rejects(stream.write('t', frames(0, 5)), (err: Error & { scope?: string }) => err.scope === 'destination' && /not available \(LEADER_NOT_AVAILABLE\)/.test(err.message))
+  assert.deepEqual(client.delivered, [])
+  await stream.close()
 })
 
 test('message.timeout.ms and topic.metadata.refresh.interval.ms: defaults, aliases, bounds', () => {
