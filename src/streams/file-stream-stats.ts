@@ -2,6 +2,7 @@
 // path no longer led to them, writes cut back after failing part-way, descriptor pressure.
 // Kept per stream id for the life of the process, so that a stream rebuilt by a reload keeps
 // counting up (Prometheus counters never go down); the metrics endpoint reads them.
+import { perStreamRegistry } from './per-stream-registry.ts'
 import type { OpenFiles } from './open-files.ts'
 
 export class FileStreamStats {
@@ -15,17 +16,12 @@ export class FileStreamStats {
   openFiles: OpenFiles | null = null
 }
 
-const byStream = new Map<string, FileStreamStats>()
+const registry = perStreamRegistry(() => new FileStreamStats())
 
 export function fileStreamStats (stream: string): FileStreamStats {
-  let s = byStream.get(stream)
-  if (s === undefined) {
-    s = new FileStreamStats()
-    byStream.set(stream, s)
-  }
-  return s
+  return registry.get(stream)
 }
 
 export function allFileStreamStats (): ReadonlyMap<string, FileStreamStats> {
-  return byStream
+  return registry.all
 }

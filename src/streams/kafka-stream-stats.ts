@@ -2,7 +2,9 @@
 // requests retried on a new leader while the cluster still answered, and the messages those
 // retries sent again although Kafka may already have written them (a lost connection or a dead
 // leader says nothing about what it appended: those may be in Kafka twice). Kept per stream id
-// for the life of the process, like file-stream-stats.ts, so a rebuilt stream keeps counting up.
+// for the life of the process (per-stream-registry.ts), so a rebuilt stream keeps counting up.
+import { perStreamRegistry } from './per-stream-registry.ts'
+
 export class KafkaStreamStats {
   /** Requests (one per topic) sent again after a leader change, a lost connection or too few in-sync replicas. */
   retries = 0
@@ -10,17 +12,12 @@ export class KafkaStreamStats {
   resentUnknown = 0
 }
 
-const byStream = new Map<string, KafkaStreamStats>()
+const registry = perStreamRegistry(() => new KafkaStreamStats())
 
 export function kafkaStreamStats (stream: string): KafkaStreamStats {
-  let s = byStream.get(stream)
-  if (s === undefined) {
-    s = new KafkaStreamStats()
-    byStream.set(stream, s)
-  }
-  return s
+  return registry.get(stream)
 }
 
 export function allKafkaStreamStats (): ReadonlyMap<string, KafkaStreamStats> {
-  return byStream
+  return registry.all
 }
