@@ -2,9 +2,12 @@
 // `schema` in the buckets file, compiled once with ajv when the buckets file is read (and
 // again on SIGHUP, which reads it again), then run on every payload of the bucket.
 //
-// A payload passes when it is UTF-8 JSON (RFC 8259: JSON text is UTF-8) that validates. It is
-// decoded and parsed once, here, and the parsed value is dropped: streams write the payload's
-// bytes unchanged.
+// A payload passes when it is UTF-8 JSON (RFC 8259: JSON text is UTF-8) that validates. Most
+// payloads are decided by the schema's byte scanner (payload-scan.ts), which reads the bytes
+// once and builds nothing; the rest (a string with an escape or non-ASCII text, a schema rule
+// the scanner does not model, anything it would reject) are decoded, parsed once with
+// JSON.parse and validated by ajv, which also gives a rejection its reason. Either way the
+// payload's bytes are written unchanged.
 import { isUtf8 } from 'node:buffer'
 import { readFileSync } from 'node:fs'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
@@ -12,6 +15,7 @@ import { Ajv2019 } from 'ajv/dist/2019.js'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import type { ConfigProblem } from '../errors.ts'
 import { WireFrame, type Frame } from '../protocol/frame.ts'
+import { compileByteCheck, type ByteCheck } from './payload-scan.ts'
 
 /** Why a payload was rejected; also the `reason` label of kahets_schema_rejected_total. */
 export type SchemaRejection = 'not_json' | 'invalid'
@@ -25,18 +29,52 @@ export interface SchemaFailure {
 }
 
 
+// When the scanner cannot tell for most payloads (text that is mostly not ASCII, a flood of
+// invalid ones), trying it first is wasted: after a window where it decided fewer than half,
+// it is left out for the next BYPASS payloads, then tried again.
+const WINDOW = 256
+const BYPASS = 16_384
+
 export class PayloadSchema {
   /** Absolute path of the schema file. */
   readonly file: string
+  /** Why the schema has no byte scanner (every payload goes through JSON.parse and ajv); null: it has one. */
+  readonly scanMissing: string | null
   readonly #validate: ValidateFunction
+  readonly #scan: ByteCheck | null
+  #tried = 0
+  #decided = 0
+  #bypass = 0
 
-  constructor (file: string, validate: ValidateFunction) {
+  constructor (file: string, validate: ValidateFunction, document: unknown) {
     this.file = file
     this.#validate = validate
+    const scan = compileByteCheck(document)
+    this.#scan = scan.check
+    this.scanMissing = scan.reason
   }
 
   /** null when the frame's payload passes; else the first failure. */
   check (frame: Frame): SchemaFailure | null {
+    if (this.#scan !== null) {
+      if (this.#bypass > 0) {
+        this.#bypass--
+      } else {
+        const valid = frame instanceof WireFrame ? frame.scanPayload(this.#scan) : this.#scan(frame.payload, 0, frame.payloadLength)
+        if (valid) this.#decided++
+        if (++this.#tried === WINDOW) {
+          if (this.#decided < WINDOW / 2) this.#bypass = BYPASS
+          this.#tried = 0
+          this.#decided = 0
+        }
+        if (valid) return null
+      }
+    }
+    return this.#parse(frame)
+  }
+
+  /** The payload decoded, parsed and validated by ajv: null when it passes, else the first failure. */
+  #parse (frame: Frame): SchemaFailure | null {
     // Decoded straight from the socket chunk (no view); bytes that are not UTF-8 decode to
     // U+FFFD, so only a text holding one is checked strictly (bench: a view and a fatal
     // TextDecoder cost ~4% of the screening).
@@ -62,8 +100,8 @@ export class PayloadSchema {
   }
 }
 
-// The JSON Schema dialect a schema declares picks ajv's class; without $schema, draft-07.
-function ajvFor (dialect: unknown): Ajv {
+/** The ajv payload schemas are compiled with: the JSON Schema dialect a schema declares picks its class; without $schema, draft-07. */
+export function payloadAjv (dialect: unknown): Ajv {
   // Options: the first failure is enough (it is what gets logged) and stops early; `strict`
   // off so annotations other tools use (x-*, examples under other names) are not compile
   // errors; `format` is not checked (ajv knows no formats without ajv-formats).
@@ -89,7 +127,7 @@ export function compilePayloadSchema (file: string, at: string, problems: Config
   }
   try {
     const dialect = doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>).$schema : undefined
-    return new PayloadSchema(file, ajvFor(dialect).compile(doc as object))
+    return new PayloadSchema(file, payloadAjv(dialect).compile(doc as object), doc)
   } catch (err) {
     problems.push({ path: at, message: `schema file ${file} does not compile: ${(err as Error).message}` })
     return null

@@ -99,6 +99,11 @@ export class WireFrame implements Frame {
     return this.end - this.#payloadStart
   }
 
+  /** What `scan` says of the payload's bytes, read in place (no view made). */
+  scanPayload<T> (scan: (buf: Buffer, start: number, end: number) => T): T {
+    return scan(this.origin.chunk, this.#payloadStart, this.end)
+  }
+
   /** The payload decoded as UTF-8 (invalid bytes as U+FFFD), without making the view. */
   payloadText (): string {
     return this.origin.chunk.toString('utf8', this.#payloadStart, this.end)

@@ -131,6 +131,8 @@ class GatedStream extends FakeStream {
   }
 }
 
+const A_SCHEMA = { type: 'object', required: ['a'], properties: { a: { type: 'integer' } } }
+
 function schemaSetup (opts: { deadLetter: boolean }) {
   const stats = new Stats()
   const primary = new FakeStream()
@@ -138,7 +140,7 @@ function schemaSetup (opts: { deadLetter: boolean }) {
   const stream = new StreamActor({ id: 's', role: 'primary', stream: primary, backup: null, probeIntervalMs: 1000, stats, log, supervisor })
   const dl = new StreamActor({ id: 'dl', role: 'primary', stream: dlStream, backup: null, probeIntervalMs: 1000, stats, log, supervisor })
   const bucketStats = stats.bucket('b')
-  const schema = new PayloadSchema('/schemas/a.json', new Ajv().compile({ type: 'object', required: ['a'], properties: { a: { type: 'integer' } } }))
+  const schema = new PayloadSchema('/schemas/a.json', new Ajv().compile(A_SCHEMA), A_SCHEMA)
   const bucket = new BucketActor({
     name: 'b',
     config: { id: 'b', streams: ['s'], batch: 5, batchTimeout: 60_000, schema, deadLetter: opts.deadLetter ? 'dl' : null },

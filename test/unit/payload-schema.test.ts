@@ -119,3 +119,41 @@ test('a document nested deeper than a recursive schema can follow is invalid, no
   assert.equal(schema.check(bytes('['.repeat(1000) + ']'.repeat(1000))), null)
   assert.deepEqual(schema.check(bytes('['.repeat(200_000) + ']'.repeat(200_000))), { reason: 'invalid', path: '', message: 'nested too deep to validate' })
 })
+
+test('payloads are read in place in their socket chunk: a cut document is not completed by the next frame', async () => {
+  const { schema } = await compiled({ type: 'object', required: ['a'], properties: { a: { type: 'string' } } })
+  // The first payload ends inside a string; the next frame's bytes would close it.
+  const frames = decodeAll(encodeFrames([{ bucket: 'b', payload: '{"a":"x' }, { bucket: 'b', payload: '"}' }, { bucket: 'b', payload: '{"a":"x"}' }])).frames
+  assert.equal(frames.length, 3)
+  assert.equal(schema!.check(frames[0]!)?.reason, 'not_json')
+  assert.equal(schema!.check(frames[1]!)?.reason, 'not_json')
+  assert.equal(schema!.check(frames[2]!), null)
+})
+
+test('verdicts do not depend on which path decided them: many non-ASCII payloads, then ASCII ones, valid and not', async () => {
+  const { schema } = await compiled({ type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', maxLength: 5 } } })
+  // 600 non-ASCII payloads take the scanner out of the path for a while (PayloadSchema's
+  // bypass); the answers must be the same before, during and after.
+  const payloads = [
+    ...Array.from({ length: 600 }, (_, i) => i % 2 === 0 ? '{"name":"zoë"}' : '{"name":"zoëzoë"}'),
+    ...Array.from({ length: 20_000 }, (_, i) => ['{"name":"bob"}', '{"name":"roberta"}', '{"nom":"bob"}', '{"name":"bob"'][i % 4]!),
+  ]
+  const frames = decodeAll(encodeFrames(payloads.map((payload) => ({ bucket: 'b', payload })))).frames
+  const seen = new Map<string, string>()
+  for (let i = 0; i < frames.length; i++) {
+    const failure = schema!.check(frames[i]!)
+    // (JSON.parse's own words differ between Node versions.)
+    const verdict = failure === null ? 'valid' : failure.reason === 'not_json' ? 'not_json' : `${failure.reason} ${failure.path} ${failure.message}`
+    const before = seen.get(payloads[i]!)
+    if (before === undefined) seen.set(payloads[i]!, verdict)
+    else assert.equal(verdict, before, `${payloads[i]} at ${i}`)
+  }
+  assert.deepEqual(Object.fromEntries(seen), {
+    '{"name":"zoë"}': 'valid',
+    '{"name":"zoëzoë"}': 'invalid /name maxLength: must NOT have more than 5 characters',
+    '{"name":"bob"}': 'valid',
+    '{"name":"roberta"}': 'invalid /name maxLength: must NOT have more than 5 characters',
+    '{"nom":"bob"}': "invalid  required: must have required property 'name'",
+    '{"name":"bob"': 'not_json',
+  })
+})
