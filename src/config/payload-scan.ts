@@ -15,6 +15,8 @@
 // an integer is a number with !(x % 1) && !isNaN(x); patterns compiled with the u flag;
 // lengths count code points, which for ASCII are bytes).
 
+import { compileBytePattern } from './ascii-pattern.ts'
+
 /** True when the payload bytes buf[start, end) are certainly valid; false when this cannot tell. */
 export type ByteCheck = (buf: Buffer, start: number, end: number) => boolean
 
@@ -241,6 +243,8 @@ const OPEN_ARRAY = 0x5b
 const CLOSE_ARRAY = 0x5d
 
 function skipSpace (buf: Buffer, i: number, end: number): number {
+  // Most documents have no whitespace between tokens.
+  if (i < end && buf[i]! > 0x20) return i
   while (i < end) {
     const c = buf[i]!
     if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break
@@ -478,29 +482,50 @@ function valueScan (rules: Rules): ValueScan {
   const inLists = (v: number | boolean | null): boolean => lists.every((l) => l.others.includes(v))
   const object = rules.object === null ? null : objectScan(rules.object)
   const array = rules.array === null ? null : arrayScan(rules.array)
+  // The value is only worked out when a rule needs it: `minimum: 0` needs only the sign.
+  const bytePattern = pattern === null ? null : compileBytePattern(pattern.source)
+  const signOnly = lists.length === 0 && upTo === Infinity && minimum <= 0 && !(exclusiveMinimum >= 0)
+
+  const stringScan: ValueScan = (buf, i, end) => {
+    if (buf[i] !== QUOTE) return -1
+    let j = -1
+    if (firstStrings === null) {
+      j = stringEnd(buf, i, end)
+    } else {
+      // enum/const: the first list's values are matched in place; the others compared.
+      for (let o = 0; o < firstStrings.length && j < 0; o++) j = quotedAt(buf, i, end, firstStrings[o]!)
+      for (let l = 1; l < lists.length && j >= 0; l++) {
+        const options = lists[l]!.strings
+        let found = false
+        for (let o = 0; o < options.length && !found; o++) found = sameBytes(buf, i + 1, j, options[o]!)
+        if (!found) j = -1
+      }
+    }
+    if (j < 0) return -1
+    const length = j - i - 1
+    if (length < minLength || length > maxLength) return -1
+    if (bytePattern !== null ? !bytePattern(buf, i + 1, j) : pattern !== null && !pattern.test(asciiText(buf, i + 1, j))) return -1
+    return j + 1
+  }
+
+  const numberScan: ValueScan = (buf, i, end) => {
+    const j = numberEnd(buf, i, end)
+    if (j < 0 || (signOnly && integerWritten && buf[i] !== MINUS)) return j
+    const n = numberValue(buf, i, j)
+    // ajv's integer test without strictNumbers.
+    if (!numbers && !integerWritten && !(!(n % 1) && !isNaN(n))) return -1
+    if (n < minimum || n > maximum || n <= exclusiveMinimum || n >= exclusiveMaximum) return -1
+    if (lists.length > 0 && !inLists(n)) return -1
+    return j
+  }
+
+  // One type (the common case) gets a scanner of its own.
+  const only = types !== null && types.size === 1 ? [...types][0] : null
+  if (only === 'string') return stringScan
+  if (only === 'integer' || only === 'number') return numberScan // numberEnd() refuses what is not a number
   return (buf, i, end) => {
     switch (buf[i]) {
-      case QUOTE: {
-        if (!strings) return -1
-        let j = -1
-        if (firstStrings === null) {
-          j = stringEnd(buf, i, end)
-        } else {
-          // enum/const: the first list's values are matched in place; the others compared.
-          for (let o = 0; o < firstStrings.length && j < 0; o++) j = quotedAt(buf, i, end, firstStrings[o]!)
-          for (let l = 1; l < lists.length && j >= 0; l++) {
-            const options = lists[l]!.strings
-            let found = false
-            for (let o = 0; o < options.length && !found; o++) found = sameBytes(buf, i + 1, j, options[o]!)
-            if (!found) j = -1
-          }
-        }
-        if (j < 0) return -1
-        const length = j - i - 1
-        if (length < minLength || length > maxLength) return -1
-        if (pattern !== null && !pattern.test(asciiText(buf, i + 1, j))) return -1
-        return j + 1
-      }
+      case QUOTE: return strings ? stringScan(buf, i, end) : -1
       case OPEN_OBJECT:
         if (!objects) return -1
         return object === null ? skipAny(buf, i, end, 0) : object(buf, i, end)
@@ -513,19 +538,8 @@ function valueScan (rules: Rules): ValueScan {
         return booleans && inLists(false) ? literalEnd(buf, i, end, 'false') : -1
       case 0x6e:
         return nulls && inLists(null) ? literalEnd(buf, i, end, 'null') : -1
-      default: {
-        if (!integers) return -1
-        const j = numberEnd(buf, i, end)
-        if (j < 0) return -1
-        // The value is only worked out when a rule needs it: `minimum: 0` needs only the sign.
-        if (integerWritten && lists.length === 0 && buf[i] !== MINUS && upTo === Infinity && minimum <= 0 && !(exclusiveMinimum >= 0)) return j
-        const n = numberValue(buf, i, j)
-        // ajv's integer test without strictNumbers.
-        if (!numbers && !integerWritten && !(!(n % 1) && !isNaN(n))) return -1
-        if (n < minimum || n > maximum || n <= exclusiveMinimum || n >= exclusiveMaximum) return -1
-        if (lists.length > 0 && !inLists(n)) return -1
-        return j
-      }
+      default:
+        return integers ? numberScan(buf, i, end) : -1
     }
   }
 }
