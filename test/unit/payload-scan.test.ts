@@ -283,3 +283,22 @@ test('scanner: on mutated documents it calls valid only what ajv accepts, and de
     assert.ok(decided >= valid * 0.6, `the scanner decides most of what ajv accepts (${decided} of ${valid})`)
   }
 })
+
+test('scanner: a quote, escape, control or non-ASCII byte is found at every place of a long string, whatever its alignment in memory', () => {
+  const j = judge({ type: 'string' })
+  const specials = ['"', '\\', '\x01', '\x1f', '\x80', '\xff']
+  for (let shift = 0; shift < 8; shift++) {
+    for (let length = 30; length <= 72; length += 7) {
+      const text = 'abcdefghijklmnopqrstuvwxyz0123456789'.repeat(3).slice(0, length)
+      // The payload starts `shift` bytes into a buffer of its own, so its words fall differently.
+      const place = (payload: Buffer): Buffer => Buffer.concat([Buffer.alloc(shift, 0x22), payload]).subarray(shift)
+      assert.equal(j.scan(place(Buffer.from(`"${text}"`)), 0, length + 2), true, `${length} plain bytes, shift ${shift}`)
+      for (let at = 0; at < length; at++) {
+        for (const s of specials) {
+          const payload = place(Buffer.from(`"${text.slice(0, at)}${s}${text.slice(at + 1)}"`, 'latin1'))
+          assert.equal(j.scan(payload, 0, payload.length), false, `${JSON.stringify(s)} at ${at} of ${length}, shift ${shift}`)
+        }
+      }
+    }
+  }
+})
