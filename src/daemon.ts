@@ -1,6 +1,7 @@
 // Wires the actors together: listener → sessions → bucket manager → buckets → streams.
 // Stopping runs the same chain in order so that every accepted frame is flushed.
-import { loadBucketsFile, type BucketsConfig } from './config/buckets.ts'
+import { bucketList, loadBucketsFile, type BucketsConfig } from './config/buckets.ts'
+import { describePayloadSchemas } from './config/payload-schema.ts'
 import type { EnvConfig } from './config/env.ts'
 import { RateLimitedLog, type Logger } from './log.ts'
 import { ConfigError, ErrorCodes, KahetsError } from './errors.ts'
@@ -36,6 +37,7 @@ export interface DaemonOptions {
 export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
   const { env, buckets, log } = opts
   for (const w of buckets.warnings) log.warn(w)
+  for (const line of describePayloadSchemas(bucketList(buckets))) log.info(line)
   await loadStreamModules(buckets)
   const stats = new Stats()
   const budget = new MemoryBudget(env.maxMemory)
@@ -126,6 +128,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       try {
         await manager.reload(next)
         declareSeries(stats, manager)
+        for (const line of describePayloadSchemas(bucketList(next))) log.info(line)
       } catch (err) {
         // The manager stopped whatever it had built for this file before it gave up.
         log.error({ err, file: env.bucketsFile }, 'reload rejected: cannot build the streams it names; keeping the running configuration')

@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { EXIT_USAGE, UsageError, commandUsage, parseCommandLine, usage, type Command } from './command-line.ts'
-import { loadBucketsFile } from './config/buckets.ts'
+import { bucketList, loadBucketsFile } from './config/buckets.ts'
+import { describePayloadSchemas } from './config/payload-schema.ts'
 import { loadEnv } from './config/env.ts'
 import { ConfigError, KahetsError } from './errors.ts'
 import { createLogger, logFormatFor } from './log.ts'
@@ -226,6 +227,7 @@ async function runOrCheck (command: 'run' | 'check-config', envFile: string | un
 
   if (command === 'check-config') {
     for (const w of buckets.warnings) process.stdout.write(`warning: ${w}\n`)
+    for (const line of describePayloadSchemas(bucketList(buckets))) process.stdout.write(`${line}\n`)
     process.stdout.write(`configuration OK: ${env.envFile ?? '(no env file; defaults and process environment)'}, ${env.bucketsFile}: ${buckets.streams.size} streams, ${buckets.buckets.size} buckets${buckets.defaultBucket === null ? '' : ', defaultBucket'}\n`)
     return 0
   }

@@ -431,6 +431,11 @@ export function parseBucketsConfig (doc: unknown, baseDir: string = process.cwd(
   return deepFreeze({ streams, buckets, defaultBucket, warnings })
 }
 
+/** Every bucket of the file, the defaultBucket last (named `defaultBucket`). */
+export function bucketList (config: BucketsConfig): BucketConfig[] {
+  return [...config.buckets.values(), ...(config.defaultBucket === null ? [] : [{ ...config.defaultBucket, id: 'defaultBucket' }])]
+}
+
 /** Reads and validates a buckets file; unreadable or non-JSON files are config errors too. */
 export function loadBucketsFile (file: string): BucketsConfig {
   let text: string

@@ -100,6 +100,27 @@ export class PayloadSchema {
   }
 }
 
+/**
+ * One line per schema file of a buckets file, saying how its payloads are checked: on their
+ * bytes, or (when the schema uses rules the byte scanner does not model) each parsed and run
+ * through ajv, which costs several times more (docs/configuration.md#payload-schemas).
+ */
+export function describePayloadSchemas (buckets: Iterable<{ readonly id: string, readonly schema: PayloadSchema | null }>): string[] {
+  const byFile = new Map<string, { schema: PayloadSchema, buckets: string[] }>()
+  for (const b of buckets) {
+    if (b.schema === null) continue
+    const entry = byFile.get(b.schema.file) ?? { schema: b.schema, buckets: [] }
+    entry.buckets.push(b.id)
+    byFile.set(b.schema.file, entry)
+  }
+  return [...byFile].map(([file, { schema, buckets: ids }]) => {
+    const where = `payload schema ${file} (${ids.length === 1 ? 'bucket' : 'buckets'} ${ids.join(', ')})`
+    return schema.scanMissing === null
+      ? `${where}: payloads checked on their bytes (JSON.parse and ajv only for the rest)`
+      : `${where}: every payload parsed and validated by ajv, several times slower: ${schema.scanMissing} is outside what the byte scanner models`
+  })
+}
+
 /** The ajv payload schemas are compiled with: the JSON Schema dialect a schema declares picks its class; without $schema, draft-07. */
 export function payloadAjv (dialect: unknown): Ajv {
   // Options: the first failure is enough (it is what gets logged) and stops early; `strict`

@@ -87,6 +87,7 @@ test('schema with a file deadLetter: valid payloads to the bucket\'s stream, rej
   assert.equal(invalid.length, 1, 'the first failure of each kind is logged; the rest are held back')
   assert.equal(notJson.length, 1)
   assert.deepEqual({ bucket: invalid[0]!.bucket, path: invalid[0]!.path, deadLetter: invalid[0]!.deadLetter }, { bucket: 'events', path: '$.kind', deadLetter: 'dlq' })
+  assert.ok(logs.some((l) => l.msg === `payload schema ${join(k.dir, 'schemas', 'event.json')} (bucket events): payloads checked on their bytes (JSON.parse and ajv only for the rest)`), 'the start says how payloads are checked')
   assert.equal(await k.stop(), 0, k.output())
 
   assert.deepEqual(await payloads(join(k.dir, 'main')), sent.filter((_, i) => i % 10 > 1))
@@ -168,8 +169,13 @@ test('check-config reports a missing or broken schema file with its path, and ex
   assert.ok(r.stderr.includes(`$.defaultBucket.schema: schema file ${join(dir, 'bad.json')} does not compile`), r.stderr)
 
   await writeFile(join(dir, 'missing.json'), JSON.stringify(EVENT_V1))
-  await writeFile(join(dir, 'broken.json'), '{"type": "object"}')
+  await writeFile(join(dir, 'broken.json'), '{"type": "object", "allOf": [{"required": ["id"]}]}')
   await writeFile(join(dir, 'bad.json'), 'true')
   const ok = await execFileP(BIN, ['check-config'], { env: { ...process.env, BUCKETS_FILE: bucketsFile }, cwd: '/' })
   assert.match(ok.stdout, /configuration OK/)
+  // How each schema's payloads will be checked: on their bytes, or all through ajv, and why.
+  const lines = ok.stdout.split('\n')
+  assert.ok(lines.includes(`payload schema ${join(dir, 'missing.json')} (bucket a): payloads checked on their bytes (JSON.parse and ajv only for the rest)`), ok.stdout)
+  assert.ok(lines.includes(`payload schema ${join(dir, 'broken.json')} (bucket b): every payload parsed and validated by ajv, several times slower: the keyword allOf at /allOf is outside what the byte scanner models`), ok.stdout)
+  assert.ok(lines.includes(`payload schema ${join(dir, 'bad.json')} (bucket defaultBucket): payloads checked on their bytes (JSON.parse and ajv only for the rest)`), ok.stdout)
 })
