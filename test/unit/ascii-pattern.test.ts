@@ -4,16 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { compileBytePattern } from '../../src/config/ascii-pattern.ts'
-
-/** mulberry32: the same strings on every run. */
-function random (seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { seededRandom } from '../helpers/random.ts'
 
 const MODELLED: ReadonlyArray<[pattern: string, matching: readonly string[]]> = [
   ['^u-[0-9]{7}$', ['u-0000123']],
@@ -37,7 +28,7 @@ const MODELLED: ReadonlyArray<[pattern: string, matching: readonly string[]]> = 
 ]
 
 test('modelled patterns give RegExp\'s answer on strings near and far from a match', () => {
-  const rnd = random(7)
+  const rnd = seededRandom(7)
   for (const [pattern, matching] of MODELLED) {
     const bytes = compileBytePattern(pattern)
     assert.notEqual(bytes, null, `${pattern} is modelled`)

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { isUtf8 } from 'node:buffer'
 import { compileByteCheck, type ByteCheck } from '../../src/config/payload-scan.ts'
 import { payloadAjv } from '../../src/config/payload-schema.ts'
+import { seededRandom } from '../helpers/random.ts'
 
 interface Judge {
   readonly scan: ByteCheck
@@ -198,16 +199,6 @@ test('scanner: schemas outside what it models are named with the keyword and whe
 
 // ---------------------------------------------------------------------------- mutated documents
 
-/** mulberry32: the same mutations on every run. */
-function random (seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 // Bytes that change what a document means: structure, number and literal letters, escapes,
 // controls, DEL, and the start of UTF-8 sequences (valid or not).
 const INTERESTING = Buffer.from('"\\{}[],: \t\n0159-+.eEtrufalsn'.split('').map((c) => c.charCodeAt(0)).concat([0x00, 0x1f, 0x7f, 0x80, 0xc3, 0xa9, 0xff, 0xef, 0xbb, 0xbf]))
@@ -265,7 +256,7 @@ const FUZZED: ReadonlyArray<{ schema: unknown, seeds: readonly unknown[] }> = [
 ]
 
 test('scanner: on mutated documents it calls valid only what ajv accepts, and decides many of them', () => {
-  const rnd = random(14)
+  const rnd = seededRandom(14)
   for (const { schema, seeds } of FUZZED) {
     const j = judge(schema)
     let decided = 0
