@@ -17,7 +17,8 @@ import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-// A tree of arrays: ajv follows the $ref once per level.
+// A tree of arrays: ajv follows the $ref once per level. The $ref also keeps the byte
+// scanner out (docs/configuration.md#how-a-payload-is-checked): every payload goes through ajv.
 const SCHEMA = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
   type: 'object',
@@ -26,16 +27,26 @@ const SCHEMA = {
   $defs: { node: { type: 'array', items: { $ref: '#/$defs/node' } } },
 }
 
+// What the byte scanner models: valid payloads are decided on their bytes, the rest by ajv.
+const FLAT_SCHEMA = { type: 'object', required: ['id'], properties: { id: { type: 'integer' } } }
+
 const nested = (depth: number, open: string, close: string, inner = ''): string => open.repeat(depth) + inner + close.repeat(depth)
 
-interface Case { name: string, payload: Buffer, lands: 'main' | 'dlq', reason?: 'not_json' | 'invalid' }
+interface Case {
+  name: string
+  payload: Buffer
+  lands: 'main' | 'dlq'
+  reason?: 'not_json' | 'invalid'
+  /** Where it lands under FLAT_SCHEMA when not where it does under SCHEMA. */
+  flat?: 'main'
+}
 
 const CASES: Case[] = [
   { name: 'valid', payload: Buffer.from('{"id":1}'), lands: 'main' },
   { name: 'tree 1,000 deep', payload: Buffer.from(`{"id":2,"tree":${nested(1000, '[', ']')}}`), lands: 'main' },
   // Deeper than ajv's recursion can follow: rejected as invalid ("nested too deep to validate").
-  { name: 'tree 100,000 deep', payload: Buffer.from(`{"id":2,"tree":${nested(100_000, '[', ']')}}`), lands: 'dlq', reason: 'invalid' },
-  { name: 'tree 100,000 deep, a leaf not an array', payload: Buffer.from(`{"id":3,"tree":${nested(100_000, '[', ']', '7')}}`), lands: 'dlq', reason: 'invalid' },
+  { name: 'tree 100,000 deep', payload: Buffer.from(`{"id":2,"tree":${nested(100_000, '[', ']')}}`), lands: 'dlq', reason: 'invalid', flat: 'main' },
+  { name: 'tree 100,000 deep, a leaf not an array', payload: Buffer.from(`{"id":3,"tree":${nested(100_000, '[', ']', '7')}}`), lands: 'dlq', reason: 'invalid', flat: 'main' },
   { name: 'unchecked member 400,000 deep', payload: Buffer.from(`{"id":4,"x":${nested(400_000, '[', ']')}}`), lands: 'main' },
   { name: 'objects 100,000 deep', payload: Buffer.from(`{"id":5,"x":${nested(100_000, '{"a":', '}', '1')}}`), lands: 'main' },
   { name: 'arrays 500,000 deep, no object', payload: Buffer.from(nested(500_000, '[', ']')), lands: 'dlq', reason: 'invalid' },
@@ -63,10 +74,19 @@ const KEYS: Array<Buffer | null> = [
   Buffer.alloc(255, 'a'),
 ]
 
-test('hostile payloads and keys: each lands where the docs say, counted; kahets keeps serving', { timeout: 180_000 }, async () => {
+test('hostile payloads and keys, every payload through ajv: each lands where the docs say, counted; kahets keeps serving', { timeout: 180_000 }, async () => {
+  await hostile(SCHEMA, (c) => c)
+})
+
+test('hostile payloads and keys, the byte scanner first: each lands where the docs say, counted; kahets keeps serving', { timeout: 180_000 }, async () => {
+  await hostile(FLAT_SCHEMA, (c) => c.flat === undefined ? c : { ...c, lands: c.flat, reason: undefined })
+})
+
+async function hostile (schema: object, under: (c: Case) => Case): Promise<void> {
+  const cases = CASES.map(under)
   const dir = await makeTempDir()
   await mkdir(join(dir, 'schemas'))
-  await writeFile(join(dir, 'schemas', 'event.json'), JSON.stringify(SCHEMA))
+  await writeFile(join(dir, 'schemas', 'event.json'), JSON.stringify(schema))
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
   const k = await startKahets({
@@ -83,7 +103,7 @@ test('hostile payloads and keys: each lands where the docs say, counted; kahets 
   })
 
   const msgs: Array<OutgoingMessage & { c: Case, i: number }> = []
-  for (const [ci, c] of CASES.entries()) {
+  for (const [ci, c] of cases.entries()) {
     for (const [ki, key] of KEYS.entries()) msgs.push({ bucket: 'events', key, payload: c.payload, c, i: ci * KEYS.length + ki })
   }
   // One connection, every message in one write and one message per write.
@@ -103,21 +123,21 @@ test('hostile payloads and keys: each lands where the docs say, counted; kahets 
   }, { timeoutMs: 60_000, what: `${total} received and settled` })
   for (const stream of ['main', 'copy', 'dlq']) assertIdentity(m, 'events', stream)
 
-  const expectMain = CASES.filter((c) => c.lands === 'main')
-  const byReason = (r: string): number => CASES.filter((c) => c.reason === r).length * KEYS.length * 2
+  const expectMain = cases.filter((c) => c.lands === 'main')
+  const byReason = (r: string): number => cases.filter((c) => c.reason === r).length * KEYS.length * 2
   assert.equal(sample(m, 'kahets_schema_rejected_total', { bucket: 'events', reason: 'not_json' }), byReason('not_json'))
   assert.equal(sample(m, 'kahets_schema_rejected_total', { bucket: 'events', reason: 'invalid' }), byReason('invalid'))
   assert.equal(sample(m, 'kahets_delivered_total', { bucket: 'events', stream: 'main' }), expectMain.length * KEYS.length * 2)
   assert.equal(k.proc.exitCode, null, 'kahets is running')
 
-  const tag = (payload: Buffer): string => CASES.find((c) => c.payload.equals(payload))?.name ?? `unknown payload of ${payload.length} bytes`
+  const tag = (payload: Buffer): string => cases.find((c) => c.payload.equals(payload))?.name ?? `unknown payload of ${payload.length} bytes`
   const landed = async (stream: string): Promise<Array<{ name: string, key: Buffer | null }>> =>
     (await readFrameFiles(join(dir, stream))).flatMap((f) => f.frames.map((x) => ({ name: tag(x.payload), key: x.keyLength > 0 ? Buffer.from(x.key!) : null })))
   const main = await landed('main')
   const dlq = await landed('dlq')
   const copy = await landed('copy')
   const count = (list: Array<{ name: string }>, name: string): number => list.filter((x) => x.name === name).length
-  for (const c of CASES) {
+  for (const c of cases) {
     assert.equal(count(main, c.name), c.lands === 'main' ? KEYS.length * 2 : 0, `${c.name} in main`)
     assert.equal(count(dlq, c.name), c.lands === 'dlq' ? KEYS.length * 2 : 0, `${c.name} in the dead-letter stream, unchanged`)
   }
@@ -135,9 +155,12 @@ test('hostile payloads and keys: each lands where the docs say, counted; kahets 
   await once(s, 'connect')
   s.end(encodeFrames([{ bucket: 'events', key: null, payload: '{"id":99}' }]))
   await waitFor(async () => sample(await scrape(base), 'kahets_delivered_total', { bucket: 'events', stream: 'main' }) === expectMain.length * KEYS.length * 2 + 1, { timeoutMs: 20_000, what: 'a message after the hostile ones' })
-  // The first rejection of each kind is logged; the first 'invalid' sent is the deep tree.
+  // The first rejection of each kind is logged: under SCHEMA the first 'invalid' sent is the
+  // deep tree; under FLAT_SCHEMA, an array where an object belongs.
   const invalid = k.logs().find((l) => l.msg === 'payload does not match the bucket\'s schema')
-  assert.equal(invalid?.error, 'nested too deep to validate')
+  assert.equal(invalid?.error, schema === SCHEMA ? 'nested too deep to validate' : 'type: must be object')
+  const how = k.logs().find((l) => typeof l.msg === 'string' && l.msg.startsWith('payload schema '))?.msg
+  assert.match(String(how), schema === SCHEMA ? /every payload parsed and validated by ajv/ : /payloads checked on their bytes/)
   assert.ok(!k.logs().some((l) => l.msg === 'actor failed; resuming it'), 'no actor failed')
   assert.equal(await k.stop(), 0, k.output().slice(-3000))
-})
+}
