@@ -35,9 +35,12 @@ export interface KahetsOptions {
   env?: Record<string, string>
   /**
    * Flags for node itself (e.g. --cpu-prof, which Node 20 refuses in NODE_OPTIONS). kahets is
-   * then started as bin/kahets does it, `node FLAGS dist/kahets.js run` (`make bench` builds dist/).
+   * then started as bin/kahets does it, `node --max-semi-space-size=16 FLAGS dist/kahets.js run`
+   * (`make bench` builds dist/).
    */
   nodeFlags?: string[]
+  /** With nodeFlags: the node binary (default: the one running the bench), to compare Node versions. */
+  node?: string
 }
 
 export async function startKahets (opts: KahetsOptions): Promise<KahetsHandle> {
@@ -48,7 +51,7 @@ export async function startKahets (opts: KahetsOptions): Promise<KahetsHandle> {
   const [metricsPort] = await freePorts(1) as [number]
   const [command, args] = opts.nodeFlags === undefined
     ? [BIN, ['run']]
-    : [process.execPath, [...opts.nodeFlags, '--enable-source-maps', path.join(REPO_DIR, 'dist', 'kahets.js'), 'run']]
+    : [opts.node ?? process.execPath, ['--max-semi-space-size=16', ...opts.nodeFlags, '--enable-source-maps', path.join(REPO_DIR, 'dist', 'kahets.js'), 'run']]
   const proc = spawnTracked(command, args, {
     cwd: dir,
     env: {

@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, execFile } from 'node:child_process'
-import { existsSync, lstatSync } from 'node:fs'
+import { existsSync, lstatSync, readFileSync } from 'node:fs'
 import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -222,4 +222,14 @@ test('a running kahets exits 0 on SIGINT too', async () => {
   const k = await startKahets({ buckets })
   assert.equal(await k.stop('SIGINT'), 0)
   await waitFor(() => !existsSync(k.socket), { what: 'socket removed' })
+})
+
+test('bin/kahets caps V8\'s young generation at 16 MB per semi-space, unless NODE_OPTIONS names its own', async () => {
+  const cmdline = (pid: number): string[] => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+  const capped = await startKahets({ buckets })
+  assert.ok(cmdline(capped.proc.pid!).includes('--max-semi-space-size=16'), cmdline(capped.proc.pid!).join(' '))
+  assert.equal(await capped.stop(), 0)
+  const chosen = await startKahets({ buckets, env: { NODE_OPTIONS: '--max-semi-space-size=32' } })
+  assert.ok(!cmdline(chosen.proc.pid!).some((a) => a.startsWith('--max-semi-space-size')), cmdline(chosen.proc.pid!).join(' '))
+  assert.equal(await chosen.stop(), 0)
 })
