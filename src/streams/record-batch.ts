@@ -69,10 +69,11 @@ function writeUvarint (buf: Buffer, at: number, n: number): number {
 }
 
 /**
- * Bytes the records section of `records` takes, uncompressed; each record's body size goes
- * into `bodies` (its length prefix), so that writeRecords does not measure it again.
+ * Bytes the records section of `records` takes, uncompressed. Each record's body size, key
+ * length and value length go into `sizes` (3 per record), so that writeRecords does not ask
+ * the frames again.
  */
-function measureRecords (records: readonly Frame[], baseTimestamp: number, bodies: Int32Array): number {
+function measureRecords (records: readonly Frame[], baseTimestamp: number, sizes: Int32Array): number {
   let total = 0
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!
@@ -84,28 +85,30 @@ function measureRecords (records: readonly Frame[], baseTimestamp: number, bodie
       uvarintBytes(zigzag(keyLength)) + (keyLength > 0 ? keyLength : 0) +
       uvarintBytes(zigzag(valueLength)) + valueLength +
       1 // headers count 0
-    bodies[i] = body
+    sizes[3 * i] = body
+    sizes[3 * i + 1] = keyLength
+    sizes[3 * i + 2] = valueLength
     total += uvarintBytes(zigzag(body)) + body
   }
   return total
 }
 
 /** Writes the records section at `at`. */
-function writeRecords (buf: Buffer, at: number, records: readonly Frame[], baseTimestamp: number, bodies: Int32Array): void {
+function writeRecords (buf: Buffer, at: number, records: readonly Frame[], baseTimestamp: number, sizes: Int32Array): void {
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!
-    at = writeUvarint(buf, at, zigzag(bodies[i]!))
+    at = writeUvarint(buf, at, zigzag(sizes[3 * i]!))
     buf[at++] = 0
     at = writeUvarint(buf, at, zigzag(r.receivedAt - baseTimestamp))
     at = writeUvarint(buf, at, zigzag(i))
-    const keyLength = r.keyLength
+    const keyLength = sizes[3 * i + 1]!
     if (keyLength < 0) {
       buf[at++] = 1 // zig-zag of -1: no key
     } else {
       at = writeUvarint(buf, at, zigzag(keyLength))
       at += r.copyKey(buf, at)
     }
-    at = writeUvarint(buf, at, zigzag(r.payloadLength))
+    at = writeUvarint(buf, at, zigzag(sizes[3 * i + 2]!))
     at += r.copyPayload(buf, at)
     buf[at++] = 0
   }
@@ -120,16 +123,16 @@ export function encodeRecordBatch (records: readonly Frame[], codec: CodecName =
   const baseTimestamp = records[0]!.receivedAt
   let maxTimestamp = baseTimestamp
   for (const r of records) if (r.receivedAt > maxTimestamp) maxTimestamp = r.receivedAt
-  const bodies = new Int32Array(records.length)
-  const size = measureRecords(records, baseTimestamp, bodies)
+  const sizes = new Int32Array(3 * records.length)
+  const size = measureRecords(records, baseTimestamp, sizes)
   let buf: Buffer
   if (codec === 'none') {
     buf = Buffer.allocUnsafe(HEADER_BYTES + size)
-    writeRecords(buf, HEADER_BYTES, records, baseTimestamp, bodies)
+    writeRecords(buf, HEADER_BYTES, records, baseTimestamp, sizes)
   } else {
     if (compress === undefined) throw new Error(`codec ${codec} needs a compress function`)
     const plain = Buffer.allocUnsafe(size)
-    writeRecords(plain, 0, records, baseTimestamp, bodies)
+    writeRecords(plain, 0, records, baseTimestamp, sizes)
     const packed = compress(plain)
     buf = Buffer.allocUnsafe(HEADER_BYTES + packed.length)
     packed.copy(buf, HEADER_BYTES)

@@ -26,7 +26,8 @@ class At extends WireFrame {
 function records (n: number, size: (i: number) => number, withKeys: boolean): Frame[] {
   const wire = encodeFrames(Array.from({ length: n }, (_, i) => ({
     bucket: 't',
-    key: withKeys && i % 4 !== 1 ? (i % 3 === 0 ? Buffer.alloc(0) : Buffer.from(`key-${i}`)) : null,
+    // Keys either side of the length a loop copies instead of Buffer.copy (frame.ts).
+    key: withKeys && i % 4 !== 1 ? [Buffer.alloc(0), Buffer.from(`key-${i}`), randomBytes(24), randomBytes(25), randomBytes(255)][i % 5]! : null,
     payload: randomBytes(size(i)),
   })))
   // Out of order: before and after the first.
