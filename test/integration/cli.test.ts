@@ -233,3 +233,11 @@ test('bin/kahets caps V8\'s young generation at 16 MB per semi-space, unless NOD
   assert.ok(!cmdline(chosen.proc.pid!).some((a) => a.startsWith('--max-semi-space-size')), cmdline(chosen.proc.pid!).join(' '))
   assert.equal(await chosen.stop(), 0)
 })
+
+test('kahets runs with the hard limit on open files: Node raises the soft one at start, as Go does for kahego', async () => {
+  // Started with 256 of a possible 2048 descriptors, as from a shell with `ulimit -n 256`.
+  const k = await startKahets({ buckets, bin: 'prlimit', args: ['--nofile=256:2048', BIN, 'run'] })
+  const limits = readFileSync(`/proc/${k.proc.pid!}/limits`, 'utf8')
+  assert.match(limits, /^Max open files\s+2048\s+2048\s+files/m, limits)
+  assert.equal(await k.stop(), 0)
+})
