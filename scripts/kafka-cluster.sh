@@ -80,17 +80,23 @@ node() { # N command
     "$KAFKA_SH" "$2"
 }
 
+# Runs `node N ACTION` on every node at once; fails when any of them failed.
+on_every_node() {
+  local n pids=() rc=0
+  for n in "${NODES[@]}"; do
+    node "$n" "$1" &
+    pids+=($!)
+  done
+  for n in "${!pids[@]}"; do wait "${pids[n]}" || rc=1; done
+  return $rc
+}
+
 cmd_start() {
   "$KAFKA_SH" fetch
   cluster_id >/dev/null
   # All at once: a node is ready only once a majority of the controllers elected a leader.
-  local n pids=() failed=0
-  for n in "${NODES[@]}"; do
-    node "$n" start &
-    pids+=($!)
-  done
-  for n in "${!pids[@]}"; do wait "${pids[n]}" || failed=1; done
-  if ((failed)); then
+  if ! on_every_node start; then
+    local n
     for n in "${NODES[@]}"; do node "$n" stop || true; done
     die "cluster did not start (logs: $KAFKA_CLUSTER_DIR/node-*/kafka.log)"
   fi
@@ -100,13 +106,7 @@ cmd_start() {
 cmd_stop() {
   # In parallel: a controller quorum that loses its majority makes the last nodes' clean stop
   # wait for controller timeouts; stopping together keeps it short.
-  local n pids=() rc=0
-  for n in "${NODES[@]}"; do
-    node "$n" stop &
-    pids+=($!)
-  done
-  for n in "${!pids[@]}"; do wait "${pids[n]}" || rc=1; done
-  return $rc
+  on_every_node stop
 }
 
 cmd_status() {
