@@ -107,3 +107,6 @@ export async function startKahets (opts: StartOptions): Promise<KahetsProcess> {
   }
   return handle
 }
+
+/** streamsConfigs of one file stream, `files`, writing to {dir}/primary, with a file backup in {dir}/backup. */
+export const FILES_WITH_BACKUP = { files: { type: 'file', settings: { path: '{dir}/primary' }, backup: { type: 'file', settings: { path: '{dir}/backup' } } } } as const

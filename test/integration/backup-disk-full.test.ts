@@ -4,7 +4,7 @@
 // everything, every frame once, and durable clients are settled with nothing refused.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { open, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { AckClient, KahetsClient } from '../../clients/node/index.ts'
 import { startKahets } from '../helpers/kahets.ts'
@@ -12,34 +12,15 @@ import { readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { NEEDS_ROOT, tmpfsDir } from '../helpers/tmpfs.ts'
+import { NEEDS_ROOT, fillDisk, tmpfsDir } from '../helpers/tmpfs.ts'
 
 const FRAMES = 30_000
 const DURABLE = 2000
 const PAD = 'p'.repeat(180)
 
-/** Fills DIR's file system up to `leave` bytes free with one file, returned for removal. */
-async function fill (dir: string, leave: number): Promise<string> {
-  const file = join(dir, 'filler')
-  const fh = await open(file, 'w')
-  const chunk = Buffer.alloc(64 * 1024, 1)
-  let size = 0
-  try {
-    for (;;) {
-      await fh.write(chunk, 0, chunk.length, size)
-      size += chunk.length
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err
-  }
-  await fh.truncate(Math.max(0, size - leave))
-  await fh.close()
-  return file
-}
-
 test('Kafka down, the backup disk full: reads pause, nothing is lost or refused, and the backup takes everything once space comes back', { skip: NEEDS_ROOT, timeout: 240_000 }, async (t) => {
   const dir = await tmpfsDir('kahets-spool-full-', { backup: '16m' })
-  const filler = await fill(join(dir, 'backup'), 256 * 1024)
+  const filler = await fillDisk(join(dir, 'backup'), 256 * 1024)
   const nobody = await freePort() // no broker listens here: Kafka is down from the start
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`

@@ -7,7 +7,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { FILES_WITH_BACKUP, makeTempDir, startKahets } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
@@ -96,7 +96,7 @@ test('a subfolder in the way diverts only its bucket to the backup; once it is g
   const k = await startKahets({
     dir,
     buckets: {
-      streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/primary' }, backup: { type: 'file', settings: { path: '{dir}/backup' } } } },
+      streamsConfigs: FILES_WITH_BACKUP,
       buckets: [],
       defaultBucket: { id: 'default', streams: ['files'], batch: 10, batchTimeout: 20 },
     },

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { startKahets } from '../helpers/kahets.ts'
+import { FILES_WITH_BACKUP, startKahets } from '../helpers/kahets.ts'
 import { listFiles, readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
@@ -35,7 +35,7 @@ test('a write that fails part-way on a full disk is cut back: every frame once a
   const k = await startKahets({
     dir,
     buckets: {
-      streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/primary' }, backup: { type: 'file', settings: { path: '{dir}/backup' } } } },
+      streamsConfigs: FILES_WITH_BACKUP,
       buckets: [{ id: 'full', streams: ['files'], batch: 100, batchTimeout: 20 }],
     },
     env: { METRICS: `127.0.0.1:${port}` },

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { FILES_WITH_BACKUP, makeTempDir, startKahets } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
@@ -27,7 +27,7 @@ test('a failing file stream fails over to its backup and recovers', async () => 
   const k = await startKahets({
     dir,
     buckets: {
-      streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/primary' }, backup: { type: 'file', settings: { path: '{dir}/backup' } } } },
+      streamsConfigs: FILES_WITH_BACKUP,
       buckets: [{ id: 'disk', streams: ['files'], batch: 100, batchTimeout: 20 }],
     },
     env: { METRICS: `127.0.0.1:${port}` },

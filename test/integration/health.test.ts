@@ -8,7 +8,7 @@ import { readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
-import { makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { FILES_WITH_BACKUP, makeTempDir, startKahets } from '../helpers/kahets.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { freePort } from '../helpers/ports.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -40,7 +40,7 @@ test('a stream on its backup: /healthz 200 "degraded" naming it, /readyz and /li
   const k = await startKahets({
     dir,
     buckets: {
-      streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/primary' }, backup: { type: 'file', settings: { path: '{dir}/backup' } } } },
+      streamsConfigs: FILES_WITH_BACKUP,
       buckets: [{ id: 'disk', streams: ['files'], batch: 100, batchTimeout: 20 }],
     },
     env: { METRICS: `127.0.0.1:${port}` },
@@ -84,7 +84,7 @@ test('reads paused (MAXMEMORY reached, the backup failing too): /readyz 503 with
   const k = await startKahets({
     dir,
     buckets: {
-      streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/primary' }, backup: { type: 'file', settings: { path: '{dir}/backup' } } } },
+      streamsConfigs: FILES_WITH_BACKUP,
       buckets: [{ id: 'disk', streams: ['files'], batch: 100, batchTimeout: 20 }],
     },
     env: { METRICS: `127.0.0.1:${port}`, MAXMEMORY: '256KB' },

@@ -10,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
 import { encodeSpoolRecords, spoolHeader } from '../../src/protocol/spool.ts'
-import { makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { FILES_WITH_BACKUP, makeTempDir, startKahets } from '../helpers/kahets.ts'
 import { decodeAll, readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
 import { sample, scrape } from '../helpers/metrics.ts'
@@ -42,7 +42,7 @@ test('a damaged backup file whose quarantine/ is a file: replayed once, left in 
   const k = await startKahets({
     dir,
     buckets: {
-      streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/primary' }, backup: { type: 'file', settings: { path: '{dir}/backup' } } } },
+      streamsConfigs: FILES_WITH_BACKUP,
       buckets: [{ id: 'events', streams: ['files'], batch: 50, batchTimeout: 20 }],
     },
     env: { METRICS: `127.0.0.1:${port}` },

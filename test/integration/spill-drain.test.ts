@@ -3,7 +3,7 @@
 // replayed into the primary within two probe intervals, without a restart.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { open, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { startKahets } from '../helpers/kahets.ts'
@@ -11,35 +11,16 @@ import { readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { NEEDS_ROOT, tmpfsDir } from '../helpers/tmpfs.ts'
+import { NEEDS_ROOT, fillDisk, tmpfsDir } from '../helpers/tmpfs.ts'
 
 const FRAMES = 30_000
 const PAYLOAD = 'p'.repeat(180)
 // The file stream's probe interval (bucket-manager.ts DEFAULT_FILE_PROBE_MS).
 const PROBE_MS = 1000
 
-/** Fills DIR's file system up to `leave` bytes free with one file, returned for removal. */
-async function fill (dir: string, leave: number): Promise<string> {
-  const file = join(dir, 'filler')
-  const fh = await open(file, 'w')
-  const chunk = Buffer.alloc(64 * 1024, 1)
-  let size = 0
-  try {
-    for (;;) {
-      await fh.write(chunk, 0, chunk.length, size)
-      size += chunk.length
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err
-  }
-  await fh.truncate(Math.max(0, size - leave))
-  await fh.close()
-  return file
-}
-
 test('spilled messages drain into the primary once space comes back, without a restart', { skip: NEEDS_ROOT }, async (t) => {
   const dir = await tmpfsDir('kahets-spill-', { primary: '16m', backup: '16m' })
-  const fillers = [await fill(join(dir, 'primary'), 256 * 1024), await fill(join(dir, 'backup'), 256 * 1024)]
+  const fillers = [await fillDisk(join(dir, 'primary'), 256 * 1024), await fillDisk(join(dir, 'backup'), 256 * 1024)]
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
   const k = await startKahets({
