@@ -83,10 +83,14 @@ cmd_fetch() {
     log "fetching $PACKAGE@$version into $dir (one-off, ~57 MB)"
     # npm pack checks the tarball against the registry's integrity itself; the pinned value
     # guards against the registry's record changing too.
-    (cd "$tmp" && npm pack --silent "$PACKAGE@$version" >/dev/null)
+    # npm's own words are kept in memory (the disk may be what failed) and shown when it fails.
+    local npm_said
+    npm_said=$(cd "$tmp" && npm pack --loglevel=error "$PACKAGE@$version" 2>&1 >/dev/null) ||
+      die "npm pack $PACKAGE@$version failed (free space in $NODE_CACHE: $(df -h --output=avail "$NODE_CACHE" | tail -n 1 | tr -d ' ')): $npm_said"
     got=sha512-$(openssl dgst -sha512 -binary "$tmp/$PACKAGE-$version.tgz" | base64 -w0)
     [[ $got == "$want" ]] || die "$PACKAGE-$version.tgz: integrity $got, expected $want"
-    tar -xzf "$tmp/$PACKAGE-$version.tgz" -C "$tmp"
+    tar -xzf "$tmp/$PACKAGE-$version.tgz" -C "$tmp" ||
+      die "unpacking $PACKAGE-$version.tgz failed (free space in $NODE_CACHE: $(df -h --output=avail "$NODE_CACHE" | tail -n 1 | tr -d ' ')); nothing was installed"
     "$tmp/package/bin/node" --version >/dev/null || die "$PACKAGE@$version: bin/node does not run here"
     # Swap whole folders so nothing ever runs a half-unpacked runtime.
     rm -rf "$dir"
