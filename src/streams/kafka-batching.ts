@@ -38,6 +38,7 @@ import type { Frame } from '../protocol/frame.ts'
 import { refuseFrame } from '../receipts.ts'
 import type { DropReason } from '../stats.ts'
 import type { Rejections, Stream } from './stream.ts'
+import { ItemQueue } from './item-queue.ts'
 import { PartlyAcknowledged, type KafkaClient, type KafkaClientFactory, type PartitionBatch } from './kafka-client.ts'
 import { classifyKafkaError, streamUnavailable, surelyUnwritten } from './kafka-errors.ts'
 import { placeByPartition } from './kafka-partitioner.ts'
@@ -89,7 +90,7 @@ function recordBytes (frame: Frame): number {
 
 export interface TopicQueue {
   readonly topic: string
-  pending: Item[]
+  pending: ItemQueue
   bytes: number
   /** A request carrying this topic is in flight (or waiting to be retried). */
   busy: boolean
@@ -343,7 +344,7 @@ export class BatchingKafkaStream implements Stream {
   #queue (topic: string): TopicQueue {
     let q = this.#topics.get(topic)
     if (q === undefined) {
-      q = { topic, pending: [], bytes: 0, busy: false, retryAt: 0, attempts: 0, leaderRetries: 0, limit: Infinity, solo: false, isolated: false }
+      q = { topic, pending: new ItemQueue(), bytes: 0, busy: false, retryAt: 0, attempts: 0, leaderRetries: 0, limit: Infinity, solo: false, isolated: false }
       this.#topics.set(topic, q)
     }
     return q
@@ -358,7 +359,7 @@ export class BatchingKafkaStream implements Stream {
       q.solo ||
       q.pending.length >= Math.min(this.settings.batchNumMessages, q.limit) ||
       q.bytes >= this.#batchBytes ||
-      now - q.pending[0]!.ticket.at >= this.settings.lingerMs ||
+      now - q.pending.at(0)!.ticket.at >= this.settings.lingerMs ||
       this.#pendingCount >= this.settings.queueMaxMessages
   }
 
@@ -398,12 +399,12 @@ export class BatchingKafkaStream implements Stream {
     let n = 0
     let bytes = 0
     while (n < q.pending.length && n < max) {
-      const b = recordBytes(q.pending[n]!.frame)
+      const b = recordBytes(q.pending.at(n)!.frame)
       if (n > 0 && bytes + b > this.#batchBytes) break
       bytes += b
       n++
     }
-    const items = q.pending.splice(0, n)
+    const items = q.pending.take(n)
     q.bytes -= bytes
     this.#pendingCount -= n
     q.busy = true
@@ -413,7 +414,7 @@ export class BatchingKafkaStream implements Stream {
   /** Puts a chunk's messages back at the front of its topic, ahead of newer ones. */
   #requeue (chunk: Chunk): void {
     const q = chunk.queue
-    q.pending.unshift(...chunk.items)
+    q.pending.putBack(chunk.items)
     q.bytes += chunk.bytes
     this.#pendingCount += chunk.items.length
     q.busy = false
@@ -566,9 +567,9 @@ export class BatchingKafkaStream implements Stream {
     q.solo = false
     q.isolated = false
     for (const item of chunk.items) failTicket(item.ticket, error)
-    for (const item of q.pending) failTicket(item.ticket, error)
-    this.#pendingCount -= q.pending.length
-    q.pending = []
+    const waiting = q.pending.takeAll()
+    for (const item of waiting) failTicket(item.ticket, error)
+    this.#pendingCount -= waiting.length
     q.bytes = 0
   }
 
@@ -646,9 +647,9 @@ export class BatchingKafkaStream implements Stream {
       for (const item of c.items) failTicket(item.ticket, error)
     }
     for (const q of this.#topics.values()) {
-      for (const item of q.pending) failTicket(item.ticket, error)
-      this.#pendingCount -= q.pending.length
-      q.pending = []
+      const waiting = q.pending.takeAll()
+      for (const item of waiting) failTicket(item.ticket, error)
+      this.#pendingCount -= waiting.length
       q.bytes = 0
       q.solo = false
       q.limit = Infinity
@@ -663,7 +664,7 @@ export class BatchingKafkaStream implements Stream {
     let at = Infinity
     for (const q of this.#topics.values()) {
       if (q.busy || q.pending.length === 0) continue
-      const due = Math.max(q.retryAt, q.pending[0]!.ticket.at + this.settings.lingerMs)
+      const due = Math.max(q.retryAt, q.pending.at(0)!.ticket.at + this.settings.lingerMs)
       // Due already but blocked by maxInFlight: a completing request dispatches it.
       if (due > now && due < at) at = due
     }
