@@ -80,11 +80,10 @@ interface Rules {
 
 interface Property {
   readonly name: Buffer
-  readonly scan: ValueScan
+  /** null for a required name not declared under `properties`: an additional property, scanned as one. */
+  readonly scan: ValueScan | null
   /** Bit in the required mask, 0 when the property is not required. */
   readonly bit: number
-  /** Declared under `properties` (an undeclared required name is still an additional property). */
-  readonly declared: boolean
 }
 
 interface ObjectRules {
@@ -190,9 +189,7 @@ function compileObject (s: Record<string, unknown>, at: string): ObjectRules {
   let requiredMask = 0
   const properties: Property[] = []
   for (const name of names) {
-    const isDeclared = Object.hasOwn(declared, name)
-    // An undeclared required name is an additional property: its value is scanned as one.
-    const scan = isDeclared ? compileValue((declared as Record<string, unknown>)[name], `${at}/properties/${name}`) : anyValue
+    const scan = Object.hasOwn(declared, name) ? compileValue((declared as Record<string, unknown>)[name], `${at}/properties/${name}`) : null
     let bit = 0
     if (requiredNames.has(name)) {
       bit = nextBit
@@ -202,7 +199,7 @@ function compileObject (s: Record<string, unknown>, at: string): ObjectRules {
     // A name a scanned string cannot hold is left out: a member so named goes to JSON.parse
     // (and when it is required, every document does).
     const bytes = Buffer.from(name, 'utf8')
-    if (plain(bytes)) properties.push({ name: bytes, scan, bit, declared: isDeclared })
+    if (plain(bytes)) properties.push({ name: bytes, scan, bit })
   }
   const extra = s.additionalProperties
   const additional = extra === false ? null : extra === undefined ? anyValue : compileValue(extra, `${at}/additionalProperties`)
@@ -581,7 +578,7 @@ function objectScan (rules: ObjectRules): ValueScan {
         if (nameEnd < 0) continue
         last = p
         seen |= prop.bit
-        if (prop.declared) scan = prop.scan
+        if (prop.scan !== null) scan = prop.scan
         break
       }
       if (nameEnd < 0) nameEnd = stringEnd(buf, j, end)
