@@ -243,6 +243,39 @@ function quietKafka(bootstrap: string, clientId: string): Kafka {
   return new Kafka({ clientId, brokers: [bootstrap], logLevel: logLevel.NOTHING })
 }
 
+/** What reached Kafka of messages whose values are `CLIENT/INDEX` (tallyByClient). */
+export interface ClientTally {
+  /** Distinct values. */
+  ids: Set<string>
+  /** Messages whose value had arrived before. */
+  duplicates: number
+  /** Values that first appear before an earlier index of their client (a duplicate, a later re-send, does not count). */
+  outOfOrder: number
+  partitions: Set<number>
+}
+
+/** Tallies messages whose values are `CLIENT/INDEX`, each client sending its indexes in order. */
+export function tallyByClient(messages: readonly ConsumedMessage[]): ClientTally {
+  const ids = new Set<string>()
+  const last = new Map<string, number>()
+  const partitions = new Set<number>()
+  let duplicates = 0
+  let outOfOrder = 0
+  for (const m of messages) {
+    partitions.add(m.partition)
+    const id = m.value!.toString()
+    if (ids.has(id)) {
+      duplicates++
+      continue
+    }
+    ids.add(id)
+    const [c, i] = id.split('/') as [string, string]
+    if ((last.get(c) ?? -1) > Number(i)) outOfOrder++
+    last.set(c, Number(i))
+  }
+  return { ids, duplicates, outOfOrder, partitions }
+}
+
 /**
  * Reads `topic` from the beginning with a fresh consumer group until `expected` messages have
  * arrived or `timeoutMs` has passed; either way it resolves with what arrived (possibly more than

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
 import { makeTempDir, startKahets, type KahetsProcess } from '../helpers/kahets.ts'
-import { consumeAll, kcatCount, startBroker, type Broker } from '../helpers/broker.ts'
+import { consumeAll, kcatCount, startBroker, tallyByClient, type Broker, type ClientTally } from '../helpers/broker.ts'
 import { listFiles, readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
@@ -35,24 +35,8 @@ const payload = (c: number, i: number): string => `${c}/${i}`
  * each client's messages first appear in the order it sent them (per-bucket order across
  * the outage and the replay; a duplicate is a later re-send and does not count).
  */
-async function readBack (topic: string, atLeast: number): Promise<{ ids: Set<string>, duplicates: number, outOfOrder: number }> {
-  const got = await consumeAll(broker.bootstrap, topic, { expected: atLeast, timeoutMs: 90_000 })
-  const ids = new Set<string>()
-  const last = new Map<string, number>()
-  let duplicates = 0
-  let outOfOrder = 0
-  for (const m of got) {
-    const id = m.value!.toString()
-    if (ids.has(id)) {
-      duplicates++
-      continue
-    }
-    ids.add(id)
-    const [c, i] = id.split('/') as [string, string]
-    if ((last.get(c) ?? -1) > Number(i)) outOfOrder++
-    last.set(c, Number(i))
-  }
-  return { ids, duplicates, outOfOrder }
+async function readBack (topic: string, atLeast: number): Promise<ClientTally> {
+  return tallyByClient(await consumeAll(broker.bootstrap, topic, { expected: atLeast, timeoutMs: 90_000 }))
 }
 
 async function sendLoad (k: KahetsProcess, topic: string, clients: number, perClient: number, onProgress?: (sent: number) => void): Promise<void> {

@@ -7,7 +7,7 @@ import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { startKahets, type KahetsProcess } from '../helpers/kahets.ts'
-import { consumeAll, kcatRead } from '../helpers/broker.ts'
+import { consumeAll, kcatRead, tallyByClient, type ClientTally } from '../helpers/broker.ts'
 import { startCluster, type Cluster } from '../helpers/cluster.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape, type Samples } from '../helpers/metrics.ts'
@@ -61,26 +61,8 @@ async function settled (base: string, timeoutMs = 120_000): Promise<Samples> {
  * appear out of their client's (= their key's) order. A duplicate is a later re-send and does
  * not count for order.
  */
-async function readBack (topic: string, expected: number): Promise<{ ids: Set<string>, duplicates: number, outOfOrder: number, partitions: Set<number> }> {
-  const got = await consumeAll(await cluster.live(), topic, { expected, timeoutMs: 120_000 })
-  const ids = new Set<string>()
-  const last = new Map<string, number>()
-  const partitions = new Set<number>()
-  let duplicates = 0
-  let outOfOrder = 0
-  for (const m of got) {
-    partitions.add(m.partition)
-    const id = m.value!.toString()
-    if (ids.has(id)) {
-      duplicates++
-      continue
-    }
-    ids.add(id)
-    const [c, i] = id.split('/') as [string, string]
-    if ((last.get(c) ?? -1) > Number(i)) outOfOrder++
-    last.set(c, Number(i))
-  }
-  return { ids, duplicates, outOfOrder, partitions }
+async function readBack (topic: string, expected: number): Promise<ClientTally> {
+  return tallyByClient(await consumeAll(await cluster.live(), topic, { expected, timeoutMs: 120_000 }))
 }
 
 test('the leader of every partition SIGKILLed in the middle of 200,000 messages (acks=all): all in Kafka, per-key order kept, backup unused', async () => {
