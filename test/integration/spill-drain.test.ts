@@ -48,11 +48,15 @@ test('spilled messages drain into the primary once space comes back, without a r
   for (const f of fillers) await rm(f)
   const freed = Date.now()
   await sending
+  const inPrimary = async (): Promise<number[]> => (await readFrameFiles(join(dir, 'primary', 'out'))).flatMap((f) => f.frames.map((x) => Number(x.payload.toString().split('|')[0])))
+  // Drained means every message in the primary. An empty backup folder alone is not: messages
+  // the full backup still held in memory count as backed up and are in no file yet (a CI run
+  // saw the folder empty with 16,376 of 30,000 in the primary).
   const m = await waitFor(async () => {
     const s = await scrape(base)
     const t = assertIdentity(s, 'disk', 'files')
     return t.inFlight === 0 && sample(s, 'kahets_stream_mode', { stream: 'files', mode: 'normal' }) === 1 &&
-      (await readFrameFiles(join(dir, 'backup', 'out'))).length === 0 ? s : null
+      (await readFrameFiles(join(dir, 'backup', 'out'))).length === 0 && new Set(await inPrimary()).size === FRAMES ? s : null
   }, { what: 'the backup drained into the primary', timeoutMs: 60_000, intervalMs: 200 })
   const took = Date.now() - freed
   t.diagnostic(`drained ${took} ms after the space came back`)
@@ -62,8 +66,7 @@ test('spilled messages drain into the primary once space comes back, without a r
   assert.equal(terms.received, FRAMES)
   assert.equal(terms.dropped, 0)
   assert.equal(terms.delivered + terms.backedUp, FRAMES)
-  const written = (await readFrameFiles(join(dir, 'primary', 'out'))).flatMap((f) => f.frames.map((x) => Number(x.payload.toString().split('|')[0])))
-  assert.equal(new Set(written).size, FRAMES, 'every message in the primary')
+  assert.equal(new Set(await inPrimary()).size, FRAMES, 'every message in the primary')
   // Not asserted here: none twice. A writev cut short by ENOSPC is written again in full
   // (issue 10, finding 6, first half: the file stream's part).
   assert.equal(await k.stop(), 0)
