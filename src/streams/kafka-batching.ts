@@ -38,7 +38,7 @@ import type { Frame } from '../protocol/frame.ts'
 import { refuseFrame } from '../receipts.ts'
 import type { DropReason } from '../stats.ts'
 import type { Rejections, Stream } from './stream.ts'
-import { ItemQueue } from './item-queue.ts'
+import { ItemQueue, type Items } from './item-queue.ts'
 import { PartlyAcknowledged, type KafkaClient, type KafkaClientFactory, type PartitionBatch } from './kafka-client.ts'
 import { classifyKafkaError, streamUnavailable, surelyUnwritten } from './kafka-errors.ts'
 import { placeByPartition } from './kafka-partitioner.ts'
@@ -72,17 +72,6 @@ export interface Ticket {
   reject: (e: unknown) => void
 }
 
-/**
- * One queued message. Two references only: at a million messages a second these objects are
- * much of what the garbage collector sees; its size and queueing time are its frame's and its
- * ticket's.
- */
-export interface Item {
-  /** The message: its key, payload and receivedAt (the Kafka timestamp). */
-  readonly frame: Frame
-  readonly ticket: Ticket
-}
-
 /** What a message adds to a record batch. */
 function recordBytes (frame: Frame): number {
   return Math.max(0, frame.keyLength) + frame.payloadLength + RECORD_OVERHEAD
@@ -112,21 +101,21 @@ export interface TopicQueue {
   isolated: boolean
 }
 
-export interface Chunk {
+/** Messages of one topic taken for a request: frames[i] was written with tickets[i]. */
+export interface Chunk extends Items {
   readonly queue: TopicQueue
-  readonly items: Item[]
   readonly bytes: number
 }
 
 /**
- * The client's PartlyAcknowledged (kafka-client.ts) in terms of queued items: a produce request
- * that reached several leaders and failed on some. Kafka acknowledged the `delivered` items
+ * The client's PartlyAcknowledged (kafka-client.ts) in terms of queued frames: a produce request
+ * that reached several leaders and failed on some. Kafka acknowledged the `delivered` frames
  * (their partitions' leaders answered), the rest failed with `cause`. Only the rest is retried,
  * so a leader change on one broker duplicates nothing the others took.
  */
 class PartlyProduced extends Error {
-  readonly delivered: ReadonlySet<Item>
-  constructor (delivered: ReadonlySet<Item>, cause: unknown) {
+  readonly delivered: ReadonlySet<Frame>
+  constructor (delivered: ReadonlySet<Frame>, cause: unknown) {
     super('produce request partly acknowledged', { cause })
     this.delivered = delivered
   }
@@ -137,12 +126,12 @@ function addRejection (t: Ticket, reason: DropReason, n: number): void {
   t.rejections.set(reason, (t.rejections.get(reason) ?? 0) + n)
 }
 
-function settleItem (item: Item, reason: DropReason | null): void {
-  const t = item.ticket
+/** One message settled: delivered (reason null) or dropped for `reason`. */
+function settleItem (frame: Frame, t: Ticket, reason: DropReason | null): void {
   if (t.done) return
   if (reason !== null) {
     addRejection(t, reason, 1)
-    refuseFrame(item.frame, reason)
+    refuseFrame(frame, reason)
   }
   if (--t.remaining === 0) {
     t.done = true
@@ -237,18 +226,14 @@ export class BatchingKafkaStream implements Stream {
     const metadata = await this.answered(client.metadata(chunks.map((c) => c.queue.topic)), 'metadata request')
     if (!this.isCurrent(generation)) throw replaced()
     const batches: PartitionBatch[] = []
-    // Each batch's items, to settle those a partly acknowledged request did deliver.
-    const itemsOf = new Map<PartitionBatch, readonly Item[]>()
     for (const c of chunks) {
       const topic = c.queue.topic
       const partitions = metadata.get(topic)
       // Known but without partitions: still being created. Retried as LEADER_NOT_AVAILABLE,
       // then failed over (never dropped, as a topic Kafka says does not exist would be).
       if (partitions === undefined || partitions.count < 1) throw new TopicRefusal('LEADER_NOT_AVAILABLE', `no partitions yet for topic ${topic}`)
-      for (const [partition, items] of placeByPartition(c.items, (i) => i.frame.key, partitions.count, partitions.led)) {
-        const batch: PartitionBatch = { topic, partition, frames: items.map((i) => i.frame) }
-        batches.push(batch)
-        itemsOf.set(batch, items)
+      for (const [partition, frames] of placeByPartition(c.frames, (f) => f.key, partitions.count, partitions.led)) {
+        batches.push({ topic, partition, frames })
       }
     }
     this.produceRequestCount++
@@ -256,8 +241,8 @@ export class BatchingKafkaStream implements Stream {
       await this.answered(client.produce(batches), 'produce request')
     } catch (err) {
       if (!(err instanceof PartlyAcknowledged)) throw err
-      const delivered = new Set<Item>()
-      for (const batch of err.acknowledged) for (const item of itemsOf.get(batch) ?? []) delivered.add(item)
+      const delivered = new Set<Frame>()
+      for (const batch of err.acknowledged) for (const frame of batch.frames) delivered.add(frame)
       throw new PartlyProduced(delivered, err.cause)
     }
   }
@@ -313,7 +298,7 @@ export class BatchingKafkaStream implements Stream {
           tooLarge++
           continue
         }
-        q.pending.push({ frame: f, ticket })
+        q.pending.push(f, ticket)
         q.bytes += bytes
         ticket.remaining++
       }
@@ -359,7 +344,7 @@ export class BatchingKafkaStream implements Stream {
       q.solo ||
       q.pending.length >= Math.min(this.settings.batchNumMessages, q.limit) ||
       q.bytes >= this.#batchBytes ||
-      now - q.pending.at(0)!.ticket.at >= this.settings.lingerMs ||
+      now - q.pending.ticketAt(0)!.at >= this.settings.lingerMs ||
       this.#pendingCount >= this.settings.queueMaxMessages
   }
 
@@ -399,24 +384,24 @@ export class BatchingKafkaStream implements Stream {
     let n = 0
     let bytes = 0
     while (n < q.pending.length && n < max) {
-      const b = recordBytes(q.pending.at(n)!.frame)
+      const b = recordBytes(q.pending.frameAt(n)!)
       if (n > 0 && bytes + b > this.#batchBytes) break
       bytes += b
       n++
     }
-    const items = q.pending.take(n)
+    const { frames, tickets } = q.pending.take(n)
     q.bytes -= bytes
     this.#pendingCount -= n
     q.busy = true
-    return { queue: q, items, bytes }
+    return { queue: q, frames, tickets, bytes }
   }
 
   /** Puts a chunk's messages back at the front of its topic, ahead of newer ones. */
   #requeue (chunk: Chunk): void {
     const q = chunk.queue
-    q.pending.putBack(chunk.items)
+    q.pending.putBack(chunk)
     q.bytes += chunk.bytes
-    this.#pendingCount += chunk.items.length
+    this.#pendingCount += chunk.frames.length
     q.busy = false
   }
 
@@ -441,7 +426,8 @@ export class BatchingKafkaStream implements Stream {
       q.attempts = 0
       q.leaderRetries = 0
       if (q.limit !== Infinity) q.limit = q.limit * 2 >= this.settings.batchNumMessages ? Infinity : q.limit * 2
-      for (const item of c.items) settleItem(item, null)
+      const { frames, tickets } = c
+      for (let i = 0; i < frames.length; i++) settleItem(frames[i]!, tickets[i]!, null)
     }
   }
 
@@ -455,7 +441,7 @@ export class BatchingKafkaStream implements Stream {
       const error = this.#broken ?? unavailable(`kafka stream ${this.id}: request of a replaced producer failed`, err)
       for (const c of chunks) {
         c.queue.busy = false
-        for (const item of c.items) failTicket(item.ticket, error)
+        for (const t of c.tickets) failTicket(t, error)
       }
       return
     }
@@ -484,11 +470,11 @@ export class BatchingKafkaStream implements Stream {
         return
       case 'size':
       case 'record':
-        if (chunk.items.length > 1) {
+        if (chunk.frames.length > 1) {
           // Halve until the request passes or one message is left: only that one is dropped.
           this.#requeue(chunk)
           q.solo = true
-          q.limit = Math.ceil(chunk.items.length / 2)
+          q.limit = Math.ceil(chunk.frames.length / 2)
           return
         }
         q.busy = false
@@ -500,7 +486,7 @@ export class BatchingKafkaStream implements Stream {
         // message has waited that long. A topic the broker keeps calling unknown is refused after
         // the short schedule (auto-creation is off).
         const now = performance.now()
-        const electing = failure.type === 'LEADER_NOT_AVAILABLE' && now - (chunk.items[0]?.ticket.at ?? now) < this.settings.messageTimeoutMs
+        const electing = failure.type === 'LEADER_NOT_AVAILABLE' && now - (chunk.tickets[0]?.at ?? now) < this.settings.messageTimeoutMs
         if (q.attempts < TOPIC_RETRY_DELAYS_MS.length || electing) {
           this.#requeue(chunk)
           q.solo = true
@@ -530,20 +516,23 @@ export class BatchingKafkaStream implements Stream {
   }
 
   /** Settles what Kafka acknowledged; returns chunks of what it did not (none: nothing to handle). */
-  #settleDelivered (chunks: Chunk[], delivered: ReadonlySet<Item>): Chunk[] {
+  #settleDelivered (chunks: Chunk[], delivered: ReadonlySet<Frame>): Chunk[] {
     const rest: Chunk[] = []
     for (const c of chunks) {
-      const kept: Item[] = []
+      const frames: Frame[] = []
+      const tickets: Ticket[] = []
       let bytes = 0
-      for (const item of c.items) {
-        if (delivered.has(item)) {
-          settleItem(item, null)
+      for (let i = 0; i < c.frames.length; i++) {
+        const frame = c.frames[i]!
+        if (delivered.has(frame)) {
+          settleItem(frame, c.tickets[i]!, null)
         } else {
-          kept.push(item)
-          bytes += recordBytes(item.frame)
+          frames.push(frame)
+          tickets.push(c.tickets[i]!)
+          bytes += recordBytes(frame)
         }
       }
-      if (kept.length > 0) rest.push({ queue: c.queue, items: kept, bytes })
+      if (frames.length > 0) rest.push({ queue: c.queue, frames, tickets, bytes })
       else c.queue.busy = false
     }
     return rest
@@ -551,9 +540,10 @@ export class BatchingKafkaStream implements Stream {
 
   #drop (chunk: Chunk, reason: DropReason, type: string, err: unknown): void {
     const bucket = chunk.queue.topic
-    this.rateLimited.error(this.log, `${reason}:${bucket}`, { bucket, topic: bucket, reason, kafkaError: type, messages: chunk.items.length, err },
+    this.rateLimited.error(this.log, `${reason}:${bucket}`, { bucket, topic: bucket, reason, kafkaError: type, messages: chunk.frames.length, err },
       'Kafka refused messages for good; dropped')
-    for (const item of chunk.items) settleItem(item, reason)
+    const { frames, tickets } = chunk
+    for (let i = 0; i < frames.length; i++) settleItem(frames[i]!, tickets[i]!, reason)
   }
 
   /** One topic cannot take writes for now: its queued writes fail, the other topics go on. */
@@ -566,10 +556,10 @@ export class BatchingKafkaStream implements Stream {
     q.retryAt = 0
     q.solo = false
     q.isolated = false
-    for (const item of chunk.items) failTicket(item.ticket, error)
+    for (const t of chunk.tickets) failTicket(t, error)
     const waiting = q.pending.takeAll()
-    for (const item of waiting) failTicket(item.ticket, error)
-    this.#pendingCount -= waiting.length
+    for (const t of waiting.tickets) failTicket(t, error)
+    this.#pendingCount -= waiting.tickets.length
     q.bytes = 0
   }
 
@@ -582,7 +572,7 @@ export class BatchingKafkaStream implements Stream {
   #retryOnLeader (chunks: Chunk[], err: unknown): void {
     const now = performance.now()
     let oldest = Infinity
-    for (const c of chunks) oldest = Math.min(oldest, c.items[0]?.ticket.at ?? Infinity)
+    for (const c of chunks) oldest = Math.min(oldest, c.tickets[0]?.at ?? Infinity)
     // The client may still deliver a request that outlived its bound (answered()): sending it
     // again would put two requests of one topic in flight, so that one fails over as before.
     if (err instanceof AnswerTimeout || now - oldest >= this.settings.messageTimeoutMs) {
@@ -594,14 +584,14 @@ export class BatchingKafkaStream implements Stream {
     for (const c of chunks) {
       const q = c.queue
       this.#requeue(c)
-      messages += c.items.length
+      messages += c.frames.length
       const delay = LEADER_RETRY_DELAYS_MS[Math.min(q.leaderRetries, LEADER_RETRY_DELAYS_MS.length - 1)]!
       q.leaderRetries++
       q.retryAt = now + delay
       // The error does not say which topic of a shared request it was about.
       if (chunks.length > 1) q.solo = true
       this.#kafkaStats.retries++
-      if (unknownOutcome) this.#kafkaStats.resentUnknown += c.items.length
+      if (unknownOutcome) this.#kafkaStats.resentUnknown += c.frames.length
     }
     this.rateLimited.warn(this.log, 'leader', { err, topics: chunks.map((c) => c.queue.topic), messages, unknownOutcome },
       'Kafka produce failed while the cluster may still answer; refreshing metadata to send to the current leaders')
@@ -644,12 +634,12 @@ export class BatchingKafkaStream implements Stream {
     this.rateLimited.error(this.log, 'unavailable', { err: error, code: error.code, brokers: this.settings.brokers }, 'Kafka unavailable; failing queued writes')
     for (const c of chunks) {
       c.queue.busy = false
-      for (const item of c.items) failTicket(item.ticket, error)
+      for (const t of c.tickets) failTicket(t, error)
     }
     for (const q of this.#topics.values()) {
       const waiting = q.pending.takeAll()
-      for (const item of waiting) failTicket(item.ticket, error)
-      this.#pendingCount -= waiting.length
+      for (const t of waiting.tickets) failTicket(t, error)
+      this.#pendingCount -= waiting.tickets.length
       q.bytes = 0
       q.solo = false
       q.limit = Infinity
@@ -664,7 +654,7 @@ export class BatchingKafkaStream implements Stream {
     let at = Infinity
     for (const q of this.#topics.values()) {
       if (q.busy || q.pending.length === 0) continue
-      const due = Math.max(q.retryAt, q.pending.at(0)!.ticket.at + this.settings.lingerMs)
+      const due = Math.max(q.retryAt, q.pending.ticketAt(0)!.at + this.settings.lingerMs)
       // Due already but blocked by maxInFlight: a completing request dispatches it.
       if (due > now && due < at) at = due
     }
