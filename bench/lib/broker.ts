@@ -9,6 +9,9 @@ import { mkdtemp } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+// Before kafkajs: its idle request queue otherwise polls every millisecond and Node 24+ warns
+// about the negative timer (kafkajs-patches.ts).
+import '../../src/streams/kafkajs-patches.ts'
 import { Kafka, logLevel, type Admin } from 'kafkajs'
 import { registerCodecs } from '../../src/streams/kafka-codecs.ts'
 
