@@ -6,7 +6,6 @@ import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync, rmSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
-import { createServer, type Server } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 // Before kafkajs: its idle request queue otherwise polls every millisecond and Node 24+ warns
@@ -14,6 +13,9 @@ import path from 'node:path'
 import '../../src/streams/kafkajs-patches.ts'
 import { Kafka, logLevel, type Admin } from 'kafkajs'
 import { registerCodecs } from '../../src/streams/kafka-codecs.ts'
+import { freePorts } from '../../test/helpers/ports.ts'
+
+export { freePorts }
 
 export const REPO_DIR = path.resolve(import.meta.dirname, '../..')
 const KAFKA_SH = path.join(REPO_DIR, 'scripts', 'kafka.sh')
@@ -38,22 +40,7 @@ function script (command: string, env: NodeJS.ProcessEnv): Promise<{ code: numbe
   })
 }
 
-function listen (server: Server): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => { resolve((server.address() as { port: number }).port) })
-  })
-}
 
-/** Ports the kernel just handed out, held open together so that they differ. */
-export async function freePorts (count: number): Promise<number[]> {
-  const servers = Array.from({ length: count }, () => createServer())
-  try {
-    return await Promise.all(servers.map(listen))
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))))
-  }
-}
 
 export async function startBroker (): Promise<BenchBroker> {
   const baseDir = await mkdtemp(path.join(os.tmpdir(), 'kahets-bench-kafka-'))

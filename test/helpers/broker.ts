@@ -6,7 +6,6 @@ import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer, type Server } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,6 +14,7 @@ import { fileURLToPath } from 'node:url'
 import '../../src/streams/kafkajs-patches.ts'
 import { Kafka, logLevel } from 'kafkajs'
 import { registerCodecs } from '../../src/streams/kafka-codecs.ts'
+import { freePorts } from './ports.ts'
 
 const REPO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const KAFKA_SH = path.join(REPO_DIR, 'scripts', 'kafka.sh')
@@ -78,26 +78,7 @@ async function runScriptOrThrow(command: string, env: NodeJS.ProcessEnv): Promis
   }
 }
 
-function listen(server: Server): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const addr = server.address()
-      if (addr && typeof addr === 'object') resolve(addr.port)
-      else reject(new Error('no port from listen(0)'))
-    })
-  })
-}
 
-/** Ports the kernel just handed out as free; both held open together so they differ. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = Array.from({ length: count }, () => createServer())
-  try {
-    return await Promise.all(servers.map(listen))
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))))
-  }
-}
 
 interface LiveBroker {
   pidFile: string

@@ -7,11 +7,13 @@ import { after } from 'node:test'
 import { execFile } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { connect, createServer, type Server } from 'node:net'
+import { connect } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import '../../src/streams/kafkajs-patches.ts'
 import { Kafka, logLevel } from 'kafkajs'
+import { freePorts } from './ports.ts'
 import { waitFor } from './wait.ts'
 
 const REPO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
@@ -64,22 +66,7 @@ function run(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
   })
 }
 
-function listen(server: Server): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port))
-  })
-}
 
-/** Ports the kernel just handed out as free, all held open together so they differ. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = Array.from({ length: count }, () => createServer())
-  try {
-    return await Promise.all(servers.map(listen))
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))))
-  }
-}
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {

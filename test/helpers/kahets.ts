@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { after } from 'node:test'
+import { freePort } from './ports.ts'
 import { waitFor } from './wait.ts'
 
 export const ROOT = resolve(import.meta.dirname, '../..')
@@ -106,6 +107,19 @@ export async function startKahets (opts: StartOptions): Promise<KahetsProcess> {
     if (proc.exitCode !== null) throw new Error(`kahets exited with ${proc.exitCode}:\n${out}`)
   }
   return handle
+}
+
+/** A kahets serving /metrics (and the health endpoints) on a free port of 127.0.0.1. */
+export interface KahetsWithMetrics extends KahetsProcess {
+  /** Its base URL, http://127.0.0.1:PORT. */
+  readonly metrics: string
+}
+
+/** startKahets with METRICS on a free port: scrape `metrics`. */
+export async function startKahetsWithMetrics (opts: StartOptions): Promise<KahetsWithMetrics> {
+  const port = await freePort()
+  const k = await startKahets({ ...opts, env: { METRICS: `127.0.0.1:${port}`, ...opts.env } })
+  return Object.assign(k, { metrics: `http://127.0.0.1:${port}` })
 }
 
 /** streamsConfigs of one file stream, `files`, writing to {dir}/primary, with a file backup in {dir}/backup. */

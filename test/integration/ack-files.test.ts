@@ -6,11 +6,10 @@ import assert from 'node:assert/strict'
 import { createConnection } from 'node:net'
 import { AckClient } from '../../clients/node/index.ts'
 import { ControlReader, encodeHello, encodeSync, type ControlFrame } from '../../src/protocol/control.ts'
-import { startKahets } from '../helpers/kahets.ts'
+import { startKahets, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { readFrameFiles as readFiles } from '../helpers/frames.ts'
 import { scrape, sample, assertIdentity } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { freePort } from '../helpers/ports.ts'
 
 async function readFrameFiles (dir: string): Promise<Array<{ payload: Buffer }>> {
   return (await readFiles(dir)).flatMap((f) => f.frames)
@@ -61,8 +60,7 @@ function rawConnection (path: string): Promise<{ write: (b: Buffer) => void, rec
 
 for (const ack of ['accepted', 'durable'] as const) {
   test(`ack ${ack}: valid frames, an unknown bucket and invalid frames settle in order; counts match the files and /metrics`, async () => {
-    const port = await freePort()
-    const k = await startKahets({ buckets: filesConfig(), env: { METRICS: `127.0.0.1:${port}` } })
+    const k = await startKahetsWithMetrics({ buckets: filesConfig() })
     const client = await AckClient.connect(k.socket, { ack })
     for (let i = 0; i < 1000; i++) {
       if (i % 100 === 7) client.send('nobody-serves-this', `x${i}`)
@@ -73,7 +71,7 @@ for (const ack of ['accepted', 'durable'] as const) {
     assert.deepEqual(s, { settled: 1000, refused: 20 })
     await client.close()
 
-    const metrics = await scrape(`http://127.0.0.1:${port}`)
+    const metrics = await scrape(`${k.metrics}`)
     assert.equal(sample(metrics, 'kahets_dropped_total', { reason: 'unknown_bucket' }), 10)
     assert.equal(sample(metrics, 'kahets_invalid_frames_total', { reason: 'bad_bucket' }), 10)
     if (ack === 'durable') {
@@ -84,7 +82,7 @@ for (const ack of ['accepted', 'durable'] as const) {
     assert.equal(await k.stop(), 0)
     const out = await readFrameFiles(`${k.dir}/out`)
     assert.deepEqual(out.map((f) => f.payload.toString()), Array.from({ length: 1000 }, (_, i) => i).filter((i) => i % 100 !== 7 && i % 100 !== 8).map((i) => `m${i}`))
-    const final = await scrape(`http://127.0.0.1:${port}`).catch(() => null)
+    const final = await scrape(`${k.metrics}`).catch(() => null)
     assert.equal(final, null) // kahets is gone; the identity was checked while it ran
     assertIdentity(metrics, 'orders', 'files')
     assertIdentity(metrics, 'orders', 'copy')

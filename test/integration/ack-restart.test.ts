@@ -4,13 +4,12 @@
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { AckClient } from '../../clients/node/index.ts'
-import { makeTempDir, startKahets, type KahetsProcess } from '../helpers/kahets.ts'
+import { type KahetsProcess, makeTempDir, startKahets, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { consumeAll, startBroker, type Broker } from '../helpers/broker.ts'
 import { decodeAll, listFiles, readFrameFiles } from '../helpers/frames.ts'
 import { readFile } from 'node:fs/promises'
 import { type AckMessage, type AckRunOptions, type AckRunResult, runNodeAck, runPhpAck, runPythonAck } from '../helpers/ack-clients.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { freePort } from '../helpers/ports.ts'
 import { assertFinalIdentity, sample, scrape } from '../helpers/metrics.ts'
 
 let broker: Broker
@@ -180,7 +179,6 @@ test('ack accepted, clean restarts of kahets (broker up): every frame in Kafka e
 })
 
 test('ack durable: valid frames, an unknown bucket, an invalid frame and a topic Kafka refuses — ACK counts match Kafka and /metrics', async () => {
-  const port = await freePort()
   const config = {
     streamsConfigs: {
       kafka: {
@@ -195,7 +193,7 @@ test('ack durable: valid frames, an unknown bucket, an invalid frame and a topic
       { id: '__consumer_offsets', streams: ['kafka'], batch: 100, batchTimeout: 20 },
     ],
   }
-  const k = await startKahets({ buckets: config, env: { METRICS: `127.0.0.1:${port}` } })
+  const k = await startKahetsWithMetrics({ buckets: config })
   const client = await AckClient.connect(k.socket, { ack: 'durable' })
   const expected = { ok: 0, unknown: 0, invalid: 0, refusedTopic: 0 }
   for (let i = 0; i < 2000; i++) {
@@ -209,7 +207,7 @@ test('ack durable: valid frames, an unknown bucket, an invalid frame and a topic
   const refused = expected.unknown + expected.invalid + expected.refusedTopic
   assert.deepEqual(s, { settled: 2000, refused })
   await client.close()
-  const m = await scrape(`http://127.0.0.1:${port}`)
+  const m = await scrape(`${k.metrics}`)
   assert.equal(sample(m, 'kahets_dropped_total', { reason: 'unknown_bucket' }), expected.unknown)
   assert.equal(sample(m, 'kahets_invalid_frames_total', { reason: 'bad_bucket' }), expected.invalid)
   assert.equal(sample(m, 'kahets_dropped_total', { bucket: '__consumer_offsets', reason: 'topic_rejected' }), expected.refusedTopic)

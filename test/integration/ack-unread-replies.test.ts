@@ -10,11 +10,10 @@ import { once } from 'node:events'
 import { setTimeout as delay } from 'node:timers/promises'
 import { AckLevel, ControlReader, encodeHello, encodeSync, type ControlFrame } from '../../src/protocol/control.ts'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
-import { startKahets } from '../helpers/kahets.ts'
+import { startKahets, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
 import { scrape, sample } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
-import { freePort } from '../helpers/ports.ts'
 
 const config = {
   streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/out' } } },
@@ -102,8 +101,7 @@ async function otherClientDelivers (path: string, dir: string, tag: string): Pro
 }
 
 test('an accepted-level client that never reads its ACKs keeps being read; kahets holds one pending ACK for it, loses nothing', async () => {
-  const port = await freePort()
-  const k = await startKahets({ buckets: config, env: { METRICS: `127.0.0.1:${port}` } })
+  const k = await startKahetsWithMetrics({ buckets: config })
   const mute = await connectMute(k.socket)
   await mute.write(encodeHello(AckLevel.ACCEPTED), Date.now() + 5000)
 
@@ -135,7 +133,7 @@ test('an accepted-level client that never reads its ACKs keeps being read; kahet
   mute.socket.end()
 
   await waitFor(async () => {
-    const m = await scrape(`http://127.0.0.1:${port}`)
+    const m = await scrape(`${k.metrics}`)
     return sample(m, 'kahets_delivered_total', { bucket: 'mute', stream: 'files' }) === sent
   }, { timeoutMs: 20_000, what: `all ${sent} frames delivered` })
   const files = (await readFrameFiles(`${k.dir}/out`)).flatMap((f) => f.frames).filter((f) => f.bucket === 'mute')

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { AckClient, KahetsClient } from '../../clients/node/index.ts'
-import { startKahets } from '../helpers/kahets.ts'
+import { startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
@@ -22,9 +22,7 @@ test('Kafka down, the backup disk full: reads pause, nothing is lost or refused,
   const dir = await tmpfsDir('kahets-spool-full-', { backup: '16m' })
   const filler = await fillDisk(join(dir, 'backup'), 256 * 1024)
   const nobody = await freePort() // no broker listens here: Kafka is down from the start
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: {
       streamsConfigs: {
@@ -36,8 +34,9 @@ test('Kafka down, the backup disk full: reads pause, nothing is lost or refused,
       },
       buckets: [{ id: 'events', streams: ['kafka'], batch: 500, batchTimeout: 20 }],
     },
-    env: { METRICS: `127.0.0.1:${port}`, MAXMEMORY: '4MB' },
+    env: { MAXMEMORY: '4MB' },
   })
+  const base = k.metrics
 
   const durable = await AckClient.connect(k.socket, { ack: 'durable' })
   t.after(async () => { await durable.close(1).catch(() => {}) })

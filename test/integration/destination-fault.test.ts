@@ -7,7 +7,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { FILES_WITH_BACKUP, makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { FILES_WITH_BACKUP, makeTempDir, startKahets, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
@@ -63,8 +63,6 @@ test('a file name the file system refuses drops that bucket\'s frames; other buc
 
 test('a backup file left by an earlier run with a refused destination: replayed, the refused frame set aside, nothing diverted', async () => {
   const dir = await makeTempDir()
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
   // As an earlier kahets (before issue 10) left it: the long bucket's frame between good ones.
   const frames = [
     ...Array.from({ length: 5 }, (_, i) => ({ bucket: 'good', payload: `good-${i}` })),
@@ -73,7 +71,8 @@ test('a backup file left by an earlier run with a refused destination: replayed,
   ]
   await mkdir(join(dir, 'backup', 'good'), { recursive: true })
   await writeFile(join(dir, 'backup', 'good', '1700000000-abcdEFGH.frames'), encodeFrames(frames))
-  const k = await startKahets({ dir, buckets: fileBuckets, env: { METRICS: `127.0.0.1:${port}` } })
+  const k = await startKahetsWithMetrics({ dir, buckets: fileBuckets })
+  const base = k.metrics
   await waitFor(async () => {
     const s = await scrape(base)
     return sample(s, 'kahets_replayed_total', { bucket: 'good', stream: 'files' }) === 10 &&
@@ -89,19 +88,17 @@ test('a backup file left by an earlier run with a refused destination: replayed,
 
 test('a subfolder in the way diverts only its bucket to the backup; once it is gone the backup drains into the primary', async () => {
   const dir = await makeTempDir()
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
   await mkdir(join(dir, 'primary'), { recursive: true })
   await writeFile(join(dir, 'primary', 'blocked'), 'a file where the bucket\'s folder goes') // ENOTDIR for bucket "blocked"
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: {
       streamsConfigs: FILES_WITH_BACKUP,
       buckets: [],
       defaultBucket: { id: 'default', streams: ['files'], batch: 10, batchTimeout: 20 },
     },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
+  const base = k.metrics
   await send(k.socket, 'blocked', 0, 50)
   await send(k.socket, 'good', 0, 50)
   const during = await waitFor(async () => { const s = await scrape(base); return sample(s, 'kahets_in_flight') === 0 && sample(s, 'kahets_delivered_total', { bucket: 'good' }) === 50 ? s : null }, { what: 'settled' })
@@ -163,10 +160,8 @@ describe('kafka', () => {
 for (const client of ['platformatic', 'kafkajs'] as const) {
   test(`kafka (${client}): a topic Kafka refuses (__consumer_offsets) drops that bucket's frames; other buckets keep flowing`, async () => {
     const dir = await makeTempDir()
-    const port = await freePort()
-    const base = `http://127.0.0.1:${port}`
     const topic = `good_${client}_${Date.now()}`
-    const k = await startKahets({
+    const k = await startKahetsWithMetrics({
       dir,
       buckets: {
         streamsConfigs: {
@@ -175,8 +170,8 @@ for (const client of ['platformatic', 'kafkajs'] as const) {
         buckets: [],
         defaultBucket: { id: 'default', streams: ['kafka'], batch: 10, batchTimeout: 20 },
       },
-      env: { METRICS: `127.0.0.1:${port}` },
     })
+    const base = k.metrics
     await send(k.socket, '__consumer_offsets', 0, 1)
     await waitFor(async () => sample(await scrape(base), 'kahets_dropped_total', { bucket: '__consumer_offsets', reason: 'topic_rejected' }) === 1, { what: '__consumer_offsets refused', timeoutMs: 30_000 })
     await send(k.socket, topic, 0, 100)

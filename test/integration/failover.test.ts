@@ -7,10 +7,9 @@ import { writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
-import { makeTempDir, startKahets, type KahetsProcess } from '../helpers/kahets.ts'
+import { type KahetsProcess, makeTempDir, startKahets, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { consumeAll, kcatCount, startBroker, tallyByClient, type Broker, type ClientTally } from '../helpers/broker.ts'
 import { listFiles, readFrameFiles } from '../helpers/frames.ts'
-import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -62,9 +61,8 @@ function finalFlows (k: KahetsProcess): Array<Record<string, number | string | R
 
 test('broker SIGKILLed in the middle of 200,000 messages and restarted 10 s later: every message reaches Kafka', async () => {
   const topic = 'failover_kill'
-  const port = await freePort()
-  const k = await startKahets({ buckets: kafkaConfig(broker.bootstrap, topic), env: { METRICS: `127.0.0.1:${port}` } })
-  const base = `http://127.0.0.1:${port}`
+  const k = await startKahetsWithMetrics({ buckets: kafkaConfig(broker.bootstrap, topic) })
+  const base = `${k.metrics}`
   let killed: Promise<void> | null = null
   await sendLoad(k, topic, 8, 25_000, (sent) => {
     if (sent >= 60_000 && killed === null) killed = broker.kill()
@@ -104,9 +102,8 @@ test('broker down when kahets starts: everything goes to the backup, then to Kaf
   const topic = 'failover_late'
   const late = await startBroker()
   await late.stop()
-  const port = await freePort()
-  const k = await startKahets({ buckets: kafkaConfig(late.bootstrap, topic), env: { METRICS: `127.0.0.1:${port}` } })
-  const base = `http://127.0.0.1:${port}`
+  const k = await startKahetsWithMetrics({ buckets: kafkaConfig(late.bootstrap, topic) })
+  const base = `${k.metrics}`
   await sendLoad(k, topic, 4, 5000)
   const backedUp = await waitFor(async () => {
     const s = await scrape(base)
@@ -213,12 +210,11 @@ test('a backup file with a torn last frame replays all its whole frames', async 
   const whole = encodeFrames(Array.from({ length: 500 }, (_, i) => ({ bucket: topic, key: null, payload: `t${i}` })))
   const torn = encodeFrames([{ bucket: topic, payload: 'never whole' }]).subarray(0, 9)
   await writeFile(join(dir, 'backup', topic, '1700000000-AbCdEfGh.frames'), Buffer.concat([whole, torn]))
-  const port = await freePort()
-  const k = await startKahets({ buckets: kafkaConfig(broker.bootstrap, topic), dir, env: { METRICS: `127.0.0.1:${port}` } })
+  const k = await startKahetsWithMetrics({ buckets: kafkaConfig(broker.bootstrap, topic), dir })
   await waitFor(async () => !existsSync(join(dir, 'backup', topic, '1700000000-AbCdEfGh.frames')), { timeoutMs: 60_000, what: 'the file replayed and removed' })
   const got = await consumeAll(broker.bootstrap, topic, { expected: 500, timeoutMs: 30_000 })
   assert.deepEqual(got.map((m) => m.value!.toString()), Array.from({ length: 500 }, (_, i) => `t${i}`))
-  const m = await scrape(`http://127.0.0.1:${port}`)
+  const m = await scrape(`${k.metrics}`)
   assert.equal(sample(m, 'kahets_replay_torn_frames_total', { stream: 'kafka' }), 1)
   assert.ok(k.logs().some((l) => typeof l.msg === 'string' && l.msg.startsWith('backup file ends in a torn frame')))
   assert.equal(await k.stop(), 0)
@@ -246,9 +242,8 @@ test('a backed-up message the stream refuses on replay is counted in kahets_repl
   const topic = 'failover_refused'
   const late = await startBroker()
   await late.stop()
-  const port = await freePort()
-  const k = await startKahets({ buckets: kafkaConfig(late.bootstrap, topic, { 'message.max.bytes': '2000' }), env: { METRICS: `127.0.0.1:${port}` } })
-  const base = `http://127.0.0.1:${port}`
+  const k = await startKahetsWithMetrics({ buckets: kafkaConfig(late.bootstrap, topic, { 'message.max.bytes': '2000' }) })
+  const base = `${k.metrics}`
   const client = await KahetsClient.connect(k.socket)
   for (let i = 0; i < 10; i++) client.send(topic, payload(7, i), null)
   await client.flush()

@@ -10,9 +10,8 @@ import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { makeTempDir, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { listFiles, readFrameFiles } from '../helpers/frames.ts'
-import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -23,17 +22,15 @@ const B1_FRAMES = 100
 
 test('5,000 bucket names under a 256-descriptor limit: every frame written, no empty file, nothing dropped', { timeout: 300_000 }, async () => {
   const dir = await makeTempDir()
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: {
       streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/out' }, backup: { type: 'file', settings: { path: '{dir}/backup' } } } },
       buckets: [],
       defaultBucket: { id: 'default', streams: ['files'], batch: 1000, batchTimeout: 50 },
     },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
+  const base = k.metrics
   // The limit applies from here on; kahets has opened no file of the stream yet.
   await run('prlimit', ['--pid', String(k.pid), '--nofile=256:256'])
 

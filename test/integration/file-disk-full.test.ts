@@ -7,9 +7,8 @@ import assert from 'node:assert/strict'
 import { unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { FILES_WITH_BACKUP, startKahets } from '../helpers/kahets.ts'
+import { FILES_WITH_BACKUP, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { listFiles, readFrameFiles } from '../helpers/frames.ts'
-import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { NEEDS_ROOT, tmpfsDir } from '../helpers/tmpfs.ts'
@@ -30,16 +29,14 @@ function payload (i: number): string {
 
 test('a write that fails part-way on a full disk is cut back: every frame once across primary and backup', { timeout: 120_000, skip: NEEDS_ROOT }, async () => {
   const { dir, primary } = await smallDisk()
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: {
       streamsConfigs: FILES_WITH_BACKUP,
       buckets: [{ id: 'full', streams: ['files'], batch: 100, batchTimeout: 20 }],
     },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
+  const base = k.metrics
   const client = await KahetsClient.connect(k.socket)
   for (let i = 0; i < FRAMES; i++) if (!client.send('full', payload(i))) await client.drain()
   await client.close()
@@ -73,16 +70,14 @@ test('once space comes back the backup is replayed into the primary: every frame
   const { dir, primary } = await smallDisk()
   // Not kahets's: taking it away is what frees the space.
   await writeFile(join(primary, 'filler'), Buffer.alloc(1536 * 1024))
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: {
       streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/primary', fileNameTemplate: '{bucket}-{ts}-{rand}.frames' }, backup: { type: 'file', settings: { path: '{dir}/backup' } } } },
       buckets: [{ id: 'full', streams: ['files'], batch: 100, batchTimeout: 20 }],
     },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
+  const base = k.metrics
   const frames = 2000
   const client = await KahetsClient.connect(k.socket)
   for (let i = 0; i < frames; i++) if (!client.send('full', payload(i))) await client.drain()

@@ -7,9 +7,8 @@ import assert from 'node:assert/strict'
 import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { FILES_WITH_BACKUP, makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { FILES_WITH_BACKUP, makeTempDir, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
-import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -22,16 +21,14 @@ async function send (socket: string, from: number, to: number): Promise<void> {
 test('a failing file stream fails over to its backup and recovers', async () => {
   const dir = await makeTempDir()
   await writeFile(join(dir, 'primary'), 'in the way') // the stream's folder cannot be created
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: {
       streamsConfigs: FILES_WITH_BACKUP,
       buckets: [{ id: 'disk', streams: ['files'], batch: 100, batchTimeout: 20 }],
     },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
+  const base = k.metrics
   await send(k.socket, 0, 1000)
   const during = await waitFor(async () => { const s = await scrape(base); return sample(s, 'kahets_in_flight') === 0 ? s : null }, { what: 'settled on the backup' })
   assert.equal(assertIdentity(during, 'disk', 'files').backedUp, 1000)
@@ -59,13 +56,11 @@ test('a failing file stream fails over to its backup and recovers', async () => 
 test('with no backup a failing file stream holds its messages and writes them once it can', async () => {
   const dir = await makeTempDir()
   await writeFile(join(dir, 'primary'), 'in the way')
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: { streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/primary' } } }, buckets: [{ id: 'disk', streams: ['files'], batch: 100, batchTimeout: 20 }] },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
+  const base = k.metrics
   await send(k.socket, 0, 1000)
   await waitFor(async () => sample(await scrape(base), 'kahets_stream_mode', { stream: 'files', mode: 'retrying' }) === 1, { what: 'retrying' })
   const held = await scrape(base)

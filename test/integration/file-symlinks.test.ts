@@ -6,9 +6,8 @@ import assert from 'node:assert/strict'
 import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { makeTempDir, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
-import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -21,9 +20,7 @@ test('a symlink at path/<bucket> is not followed: nothing written or deleted out
   for (const [name, text] of Object.entries(unrelated)) await writeFile(join(outside, name), text)
   await mkdir(join(dir, 'out'))
   await symlink(outside, join(dir, 'out', 'evil'))
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: {
       streamsConfigs: {
@@ -35,8 +32,8 @@ test('a symlink at path/<bucket> is not followed: nothing written or deleted out
       },
       buckets: ['evil', 'good'].map((id) => ({ id, streams: ['files'], batch: 10, batchTimeout: 10 })),
     },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
+  const base = k.metrics
   const client = await KahetsClient.connect(k.socket)
   for (let i = 0; i < 100; i++) {
     client.send('evil', `e${i}`)

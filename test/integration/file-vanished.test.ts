@@ -7,9 +7,8 @@ import assert from 'node:assert/strict'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { makeTempDir, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
-import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -18,16 +17,14 @@ const FRAMES = 4000
 test('a deleted output folder is recreated: every frame delivered after the delete is in the new files', { timeout: 60_000 }, async () => {
   const dir = await makeTempDir()
   const out = join(dir, 'out')
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: {
       streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/out', fileNameTemplate: '{bucket}{PS}{ts}-{rand}.frames' } } },
       buckets: [{ id: 'v', streams: ['files'], batch: 20, batchTimeout: 5 }],
     },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
+  const base = k.metrics
   const delivered = async (): Promise<number> => sample(await scrape(base), 'kahets_delivered_total', { bucket: 'v', stream: 'files' })
   const client = await KahetsClient.connect(k.socket)
   // Frames keep coming while the folder is deleted: a steady trickle, one bucket, in order.

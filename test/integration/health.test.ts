@@ -8,9 +8,8 @@ import { readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
-import { FILES_WITH_BACKUP, makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { FILES_WITH_BACKUP, makeTempDir, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
-import { freePort } from '../helpers/ports.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 async function get (base: string, path: string): Promise<{ status: number, text: string }> {
@@ -35,16 +34,14 @@ async function sizeOfFiles (dir: string): Promise<number> {
 test('a stream on its backup: /healthz 200 "degraded" naming it, /readyz and /livez 200; once it recovers the backup is replayed, counted in bytes', async () => {
   const dir = await makeTempDir()
   await writeFile(join(dir, 'primary'), 'in the way')
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: {
       streamsConfigs: FILES_WITH_BACKUP,
       buckets: [{ id: 'disk', streams: ['files'], batch: 100, batchTimeout: 20 }],
     },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
+  const base = k.metrics
   await send(k.socket, 'disk', 0, 1000)
   await waitFor(async () => { const s = await scrape(base); return sample(s, 'kahets_backed_up_total') === 1000 && sample(s, 'kahets_in_flight') === 0 }, { what: 'all on the backup' })
   const h = await get(base, '/healthz')
@@ -79,16 +76,15 @@ test('reads paused (MAXMEMORY reached, the backup failing too): /readyz 503 with
   const dir = await makeTempDir()
   await writeFile(join(dir, 'primary'), 'in the way')
   await writeFile(join(dir, 'backup'), 'in the way too')
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: {
       streamsConfigs: FILES_WITH_BACKUP,
       buckets: [{ id: 'disk', streams: ['files'], batch: 100, batchTimeout: 20 }],
     },
-    env: { METRICS: `127.0.0.1:${port}`, MAXMEMORY: '256KB' },
+    env: { MAXMEMORY: '256KB' },
   })
+  const base = k.metrics
   // 2,000 × ~1 KiB: eight times MAXMEMORY. The client waits while kahets does not read.
   const pad = '.'.repeat(1000)
   const sending = send(k.socket, 'disk', 0, 2000, pad)
@@ -123,16 +119,15 @@ test('reads paused (MAXMEMORY reached, the backup failing too): /readyz 503 with
 test('messages dropped (no backup, MAXMEMORY reached): /healthz 503 "failing" naming the flow and reason; /readyz stays 200; at shutdown /readyz 503, /livez 200', async () => {
   const dir = await makeTempDir()
   await writeFile(join(dir, 'primary'), 'in the way')
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: {
       streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/primary' } } },
       buckets: [{ id: 'disk', streams: ['files'], batch: 100, batchTimeout: 20 }],
     },
-    env: { METRICS: `127.0.0.1:${port}`, MAXMEMORY: '256KB', SHUTDOWN_TIMEOUT: '3000' },
+    env: { MAXMEMORY: '256KB', SHUTDOWN_TIMEOUT: '3000' },
   })
+  const base = k.metrics
   await send(k.socket, 'disk', 0, 2000, '.'.repeat(1000))
   const m = await waitFor(async () => { const s = await scrape(base); return sample(s, 'kahets_received_total') === 2000 ? s : null }, { what: 'all received' })
   const dropped = sample(m, 'kahets_dropped_total', { bucket: 'disk', stream: 'files', reason: 'max_memory' })

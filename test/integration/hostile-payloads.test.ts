@@ -11,9 +11,8 @@ import { crc32 } from 'node:zlib'
 import { createConnection } from 'node:net'
 import { once } from 'node:events'
 import { encodeFrames, type OutgoingMessage } from '../../src/protocol/encoder.ts'
-import { makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { makeTempDir, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
-import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -87,9 +86,7 @@ async function hostile (schema: object, under: (c: Case) => Case): Promise<void>
   const dir = await makeTempDir()
   await mkdir(join(dir, 'schemas'))
   await writeFile(join(dir, 'schemas', 'event.json'), JSON.stringify(schema))
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: {
       streamsConfigs: {
@@ -99,8 +96,9 @@ async function hostile (schema: object, under: (c: Case) => Case): Promise<void>
       },
       buckets: [{ id: 'events', streams: ['main', 'copy'], batch: 20, batchTimeout: 20, schema: 'schemas/event.json', deadLetter: 'dlq' }],
     },
-    env: { METRICS: `127.0.0.1:${port}`, MAX_FRAME_BYTES: '4MB' },
+    env: { MAX_FRAME_BYTES: '4MB' },
   })
+  const base = k.metrics
 
   const msgs: Array<OutgoingMessage & { c: Case, i: number }> = []
   for (const [ci, c] of cases.entries()) {

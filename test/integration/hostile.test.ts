@@ -8,7 +8,7 @@ import { createConnection, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { encodeFrame } from '../../src/protocol/encoder.ts'
-import { startKahets } from '../helpers/kahets.ts'
+import { startKahets, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { consumeAll, kcatCount, startBroker } from '../helpers/broker.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
@@ -23,16 +23,14 @@ function open (path: string): Promise<Socket> {
 
 test('50 garbage connections, 1 byte/s slow clients and 1,000 idle connections beside 8 normal clients', async () => {
   const broker = await startBroker()
-  const port = await freePort()
   const topic = 'beside_hostile'
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     buckets: {
       streamsConfigs: { kafka: { type: 'kafka', settings: { 'bootstrap.servers': broker.bootstrap, acks: '1', 'queue.buffering.max.ms': '10' } } },
       buckets: [{ id: topic, streams: ['kafka'], batch: 1000, batchTimeout: 20 }],
     },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
-  const base = `http://127.0.0.1:${port}`
+  const base = `${k.metrics}`
 
   const idle: Socket[] = []
   for (let i = 0; i < 1000; i++) idle.push(await open(k.socket))
@@ -85,17 +83,16 @@ test('50 garbage connections, 1 byte/s slow clients and 1,000 idle connections b
 })
 
 test('MAXMEMORY 2MB, Kafka down, no backup: memory stays bounded, drops are counted, the identity holds', async () => {
-  const port = await freePort()
   const deadKafka = await freePort() // nothing listens there
   const topic = 'starved'
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     buckets: {
       streamsConfigs: { kafka: { type: 'kafka', settings: { 'bootstrap.servers': `127.0.0.1:${deadKafka}`, 'kahets.probe.interval.ms': '1000' } } },
       buckets: [{ id: topic, streams: ['kafka'], batch: 500, batchTimeout: 20 }],
     },
-    env: { METRICS: `127.0.0.1:${port}`, MAXMEMORY: '2MB', SHUTDOWN_TIMEOUT: '500' },
+    env: { MAXMEMORY: '2MB', SHUTDOWN_TIMEOUT: '500' },
   })
-  const base = `http://127.0.0.1:${port}`
+  const base = `${k.metrics}`
   const rss = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${k.pid}/status`, 'utf8'))![1]) * 1024
   const before = rss()
   // 8 clients × 40,000 × 1 KiB ≈ 320 MiB offered, more than 100× MAXMEMORY.

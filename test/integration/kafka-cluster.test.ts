@@ -6,7 +6,7 @@
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { startKahets, type KahetsProcess } from '../helpers/kahets.ts'
+import { type KahetsProcess, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { consumeAll, kcatRead, tallyByClient, type ClientTally } from '../helpers/broker.ts'
 import { startCluster, type Cluster } from '../helpers/cluster.ts'
 import { freePort } from '../helpers/ports.ts'
@@ -28,9 +28,8 @@ const config = (bootstrap: string, topic: string, extra: Record<string, string> 
 })
 
 async function startWithMetrics (bootstrap: string, topic: string, extra: Record<string, string> = {}): Promise<{ k: KahetsProcess, base: string }> {
-  const port = await freePort()
-  const k = await startKahets({ buckets: config(bootstrap, topic, extra), env: { METRICS: `127.0.0.1:${port}` } })
-  return { k, base: `http://127.0.0.1:${port}` }
+  const k = await startKahetsWithMetrics({ buckets: config(bootstrap, topic, extra) })
+  return { k, base: `${k.metrics}` }
 }
 
 /** Client c sends its messages `c/i` under key `c<c>`: one key per client, so one partition. */

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { hasKcat } from '../helpers/broker.ts'
-import { BIN, makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { BIN, makeTempDir, startKahets, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { freePort } from '../helpers/ports.ts'
 import { ALLOWED_PREFIX, SASL_PASSWORD, SASL_USER, kcatReadAs, startSecureBroker } from '../helpers/secure-broker.ts'
@@ -189,15 +189,13 @@ for (const client of CLIENTS) {
   test(`${client}: a client certificate the broker does not trust puts the stream on its backup (kafkajs reads the broker's alert; platformatic sees a closed connection)`, { skip, timeout: 300_000 }, async () => {
     const { ssl } = listeners()
     const bucket = `${ALLOWED_PREFIX}refused-cert-${client}`
-    const port = await freePort()
-    const k = await startKahets({
+    const k = await startKahetsWithMetrics({
       buckets: {
         streamsConfigs: { mtls: kafkaStream('mtls', ssl.bootstrap, { 'security.protocol': 'ssl', 'ssl.ca.location': pki!.caFile, 'ssl.certificate.location': pki!.untrustedClientCert, 'ssl.key.location': pki!.untrustedClientKey }, client) },
         buckets: [{ id: bucket, streams: ['mtls'], batch: 50, batchTimeout: 20 }],
       },
-      env: { METRICS: `127.0.0.1:${port}` },
     })
-    const base = `http://127.0.0.1:${port}`
+    const base = `${k.metrics}`
     await send(k.socket, bucket, 0, N)
     const m = await waitFor(async () => { const s = await scrape(base); return sample(s, 'kahets_backed_up_total', { bucket }) === N ? s : null }, { ...WAIT, what: 'the stream on its backup' })
     assertIdentity(m, bucket, 'mtls')
@@ -255,12 +253,10 @@ test('a 64-descriptor limit under a TLS stream, 150 clients 10 at a time: every 
   const CLIENTS_IN_ALL = 150
   const AT_ONCE = 10
   const EACH = 20
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     buckets: { streamsConfigs: { tls: kafkaStream('tls', ssl.bootstrap, ssl.settings, 'platformatic') }, buckets: [{ id: bucket, streams: ['tls'], batch: 50, batchTimeout: 20 }] },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
+  const base = k.metrics
   // From here on kahets has 64 descriptors for everything: the clients, the TLS connections
   // to the broker (not made yet: the first batch makes them), the backup's files, /metrics.
   // (Past the limit a waiting connection is closed unseen: docs/guarantees.md.)

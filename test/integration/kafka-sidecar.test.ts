@@ -4,11 +4,10 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { startKahets } from '../helpers/kahets.ts'
+import { startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { consumeAll, kcatCount, startBroker, type Broker } from '../helpers/broker.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
 import { runPhpScript } from '../helpers/php.ts'
-import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -32,8 +31,7 @@ function message (c: number, i: number): { bucket: string, key: string | null, p
 const ident = (c: number, i: number): string => `${c}/${i}`
 
 test('100,000 frames from 8 clients and 10,000 from php arrive in Kafka: counts, keys, bytes, per-key order; slice and fan-out', async () => {
-  const port = await freePort()
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     buckets: {
       streamsConfigs: {
         kafka: { type: 'kafka', settings: { 'bootstrap.servers': broker.bootstrap, acks: 'all', 'message.max.bytes': '1048576', 'queue.buffering.max.ms': '20', 'batch.num.messages': '5000' }, backup: { type: 'file', settings: { path: '{dir}/backup' } } },
@@ -46,7 +44,7 @@ test('100,000 frames from 8 clients and 10,000 from php arrive in Kafka: counts,
       ],
       defaultBucket: { id: 'default', streams: ['kafka'], batch: 500, batchTimeout: 50 },
     },
-    env: { METRICS: `127.0.0.1:${port}`, MAX_FRAME_BYTES: '1MB' },
+    env: { MAX_FRAME_BYTES: '1MB' },
   })
 
   // The payload identifies the message: keep (client, index) per payload digest.
@@ -93,7 +91,7 @@ echo $n;`, [k.socket])
   })
   assert.equal(await kcatCount(broker.bootstrap, 'orders'), 33_336, 'kcat agrees')
 
-  const m = await waitFor(async () => { const s = await scrape(`http://127.0.0.1:${port}`); return sample(s, 'kahets_in_flight') === 0 ? s : null }, { what: 'all settled' })
+  const m = await waitFor(async () => { const s = await scrape(`${k.metrics}`); return sample(s, 'kahets_in_flight') === 0 ? s : null }, { what: 'all settled' })
   for (const b of ['orders', 'clicks', 'misc_default', 'php_default']) assert.equal(assertIdentity(m, b, 'kafka').dropped, 0)
   const copy = assertIdentity(m, 'orders', 'copy')
   const tenth = assertIdentity(m, 'clicks', 'tenth')
@@ -111,23 +109,21 @@ echo $n;`, [k.socket])
 })
 
 test('a message above message.max.bytes is refused and counted; the others keep flowing', async () => {
-  const port = await freePort()
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     buckets: {
       streamsConfigs: { kafka: { type: 'kafka', settings: { 'bootstrap.servers': broker.bootstrap, 'message.max.bytes': '1000', 'queue.buffering.max.ms': '5' } } },
       buckets: [{ id: 'sizes', streams: ['kafka'], batch: 100, batchTimeout: 20 }],
     },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
   const client = await KahetsClient.connect(k.socket)
   for (let i = 0; i < 300; i++) client.send('sizes', i === 150 ? Buffer.alloc(5000, 1) : `small-${i}`)
   await client.close()
   const got = await consumeAll(broker.bootstrap, 'sizes', { expected: 299, timeoutMs: 30_000 })
   assert.deepEqual(got.map((m) => m.value!.toString()), Array.from({ length: 300 }, (_, i) => `small-${i}`).filter((_, i) => i !== 150))
-  const m = await waitFor(async () => { const s = await scrape(`http://127.0.0.1:${port}`); return sample(s, 'kahets_in_flight') === 0 ? s : null }, { what: 'settled' })
+  const m = await waitFor(async () => { const s = await scrape(`${k.metrics}`); return sample(s, 'kahets_in_flight') === 0 ? s : null }, { what: 'settled' })
   assert.equal(sample(m, 'kahets_dropped_total', { bucket: 'sizes', stream: 'kafka', reason: 'message_too_large' }), 1)
   assert.equal(assertIdentity(m, 'sizes', 'kafka').delivered, 299)
-  assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200, 'a refused message does not fail the stream over')
+  assert.equal((await fetch(`${k.metrics}/healthz`)).status, 200, 'a refused message does not fail the stream over')
   assert.ok(k.logs().some((l) => l.bucket === 'sizes' && Number(l.level) >= 40), 'logged with the bucket name')
   assert.equal(await k.stop(), 0)
 })

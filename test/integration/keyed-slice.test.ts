@@ -4,9 +4,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { makeTempDir, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
-import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -23,14 +22,13 @@ const buckets = {
 
 /** One run: sends PER_KEY messages of every key (interleaved), stops, returns the copy's messages per key. */
 async function run (dir: string, round: number): Promise<Map<string, string[]>> {
-  const port = await freePort()
-  const k = await startKahets({ buckets, dir, env: { METRICS: `127.0.0.1:${port}` } })
+  const k = await startKahetsWithMetrics({ buckets, dir })
   const c = await KahetsClient.connect(k.socket)
   for (let i = 0; i < PER_KEY; i++) for (const key of KEYS) c.send('req', `${round}:${key}:${i}`, key)
   await c.close()
   const total = KEYS.length * PER_KEY
   const m = await waitFor(async () => {
-    const s = await scrape(`http://127.0.0.1:${port}`)
+    const s = await scrape(`${k.metrics}`)
     return sample(s, 'kahets_delivered_total', { bucket: 'req', stream: 'all' }) === total &&
       sample(s, 'kahets_in_flight', { bucket: 'req', stream: 'copy' }) === 0 ? s : null
   }, { what: `round ${round} delivered` })

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { ROOT, startKahets } from '../helpers/kahets.ts'
+import { ROOT, startKahets, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { assertIdentity, sample, scrape, type Samples } from '../helpers/metrics.ts'
 import { freePort } from '../helpers/ports.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -43,9 +43,8 @@ function assertZeroSeries (s: Samples, bucket: string, stream: string): void {
 }
 
 test('/metrics: default process and Node.js metrics, build info, counters from zero (also after SIGHUP), batch histograms', async () => {
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({ buckets: config(false), env: { METRICS: `127.0.0.1:${port}` } })
+  const k = await startKahetsWithMetrics({ buckets: config(false) })
+  const base = k.metrics
   const start = await scrape(base)
   for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_open_fds', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_version_info']) {
     assert.ok([...start.keys()].some((key) => key === name || key.startsWith(`${name}{`)), `${name} exported`)

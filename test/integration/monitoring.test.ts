@@ -8,8 +8,7 @@ import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { ROOT, startKahets } from '../helpers/kahets.ts'
-import { freePort } from '../helpers/ports.ts'
+import { ROOT, startKahetsWithMetrics } from '../helpers/kahets.ts'
 
 const run = promisify(execFile)
 const ALERTS = join(ROOT, 'deploy/prometheus-alerts.yml')
@@ -101,15 +100,13 @@ test('deploy/prometheus-alerts.yml: promtool check rules and its unit tests pass
 })
 
 test('every metric the alerts and the dashboard query is one a running kahets exports; the docs list them all', async () => {
-  const port = await freePort()
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     buckets: {
       streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/files' }, backup: { type: 'file', settings: { path: '{dir}/backup' } } } },
       buckets: [{ id: 'a', streams: ['files'] }],
     },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`)
+  const res = await fetch(`${k.metrics}/metrics`)
   const names = exported(await res.text())
   assert.ok(names.has('kahets_build_info') && names.has('process_cpu_seconds_total'), 'the scrape was parsed')
   const queries = [

@@ -7,9 +7,8 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { AckClient, KahetsClient } from '../../clients/node/index.ts'
-import { BIN, makeTempDir, startKahets, type KahetsProcess } from '../helpers/kahets.ts'
+import { BIN, type KahetsProcess, makeTempDir, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
-import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape, type Samples } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -35,9 +34,8 @@ async function start (deadLetter: boolean): Promise<{ k: KahetsProcess, base: st
   const dir = await makeTempDir()
   await mkdir(join(dir, 'schemas'))
   await writeFile(join(dir, 'schemas', 'event.json'), JSON.stringify(EVENT_V1))
-  const port = await freePort()
-  const k = await startKahets({ buckets: config(deadLetter), dir, env: { METRICS: `127.0.0.1:${port}` } })
-  return { k, base: `http://127.0.0.1:${port}` }
+  const k = await startKahetsWithMetrics({ buckets: config(deadLetter), dir })
+  return { k, base: `${k.metrics}` }
 }
 
 /** 300 messages: every 10th not JSON, every 10th+1 with a kind outside the enum, the rest valid. */

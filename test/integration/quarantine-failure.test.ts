@@ -10,9 +10,8 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
 import { encodeSpoolRecords, spoolHeader } from '../../src/protocol/spool.ts'
-import { FILES_WITH_BACKUP, makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { FILES_WITH_BACKUP, makeTempDir, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { decodeAll, readFrameFiles } from '../helpers/frames.ts'
-import { freePort } from '../helpers/ports.ts'
 import { sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -37,16 +36,14 @@ test('a damaged backup file whose quarantine/ is a file: replayed once, left in 
   // Where quarantine/ should be, a file: the move fails (ENOTDIR / EEXIST).
   await writeFile(join(backup, 'quarantine'), 'not a folder')
 
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: {
       streamsConfigs: FILES_WITH_BACKUP,
       buckets: [{ id: 'events', streams: ['files'], batch: 50, batchTimeout: 20 }],
     },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
+  const base = k.metrics
   const primary = async (): Promise<string[]> => (await readFrameFiles(join(dir, 'primary'))).flatMap((f) => f.frames.map((x) => x.payload.toString()))
   await waitFor(async () => !existsSync(goodFile) && (await primary()).length === 199, { timeoutMs: 30_000, what: 'both files replayed' })
   const m = await scrape(base)

@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { get as httpGet } from 'node:http'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { makeTempDir, startKahets, type KahetsProcess } from '../helpers/kahets.ts'
+import { type KahetsProcess, makeTempDir, startKahets, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
@@ -27,9 +27,8 @@ async function send (socket: string, from: number, to: number): Promise<void> {
 }
 
 test('SIGHUP: valid file switches streams without losing buffered messages; invalid file is rejected and the old one kept', async () => {
-  const port = await freePort()
-  const k = await startKahets({ buckets: config('one'), env: { METRICS: `127.0.0.1:${port}` } })
-  const base = `http://127.0.0.1:${port}`
+  const k = await startKahetsWithMetrics({ buckets: config('one') })
+  const base = `${k.metrics}`
   await send(k.socket, 0, 1000)
   // Buffered in the bucket (batch and timeout are far away) when the reload comes.
   await waitFor(async () => sample(await scrape(base), 'kahets_bucket_pending_frames', { bucket: 'a' }) === 1000, { what: '1000 pending frames' })
@@ -59,8 +58,7 @@ test('SIGHUP: valid file switches streams without losing buffered messages; inva
 })
 
 test('/metrics counts received, delivered, sampled, invalid and unknown; /healthz is 200 while all streams are normal', async () => {
-  const port = await freePort()
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     buckets: {
       streamsConfigs: {
         all: { type: 'file', settings: { path: '{dir}/all' } },
@@ -68,9 +66,8 @@ test('/metrics counts received, delivered, sampled, invalid and unknown; /health
       },
       buckets: [{ id: 'a', streams: ['all', 'tenth'], batch: 500, batchTimeout: 20 }],
     },
-    env: { METRICS: `127.0.0.1:${port}` },
   })
-  const base = `http://127.0.0.1:${port}`
+  const base = `${k.metrics}`
   const c = await KahetsClient.connect(k.socket)
   for (let i = 0; i < 10000; i++) c.send('a', `m${i}`)
   c.send('nobody', 'x')
@@ -106,9 +103,8 @@ test('/metrics counts received, delivered, sampled, invalid and unknown; /health
 })
 
 test('SIGHUP: a reload rejected for an unreadable ssl.ca.location leaves nothing behind; once the file is fixed the next one applies', async () => {
-  const port = await freePort()
-  const k = await startKahets({ buckets: config('one'), env: { METRICS: `127.0.0.1:${port}` } })
-  const base = `http://127.0.0.1:${port}`
+  const k = await startKahetsWithMetrics({ buckets: config('one') })
+  const base = `${k.metrics}`
   const ca = join(k.dir, 'ca.pem')
   // A new file stream for a new bucket, and a TLS Kafka stream (with a file backup) whose CA
   // file is not there yet; no broker is needed, nothing is sent to it.

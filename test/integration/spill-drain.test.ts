@@ -6,9 +6,8 @@ import assert from 'node:assert/strict'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KahetsClient } from '../../clients/node/index.ts'
-import { startKahets } from '../helpers/kahets.ts'
+import { startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { readFrameFiles } from '../helpers/frames.ts'
-import { freePort } from '../helpers/ports.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { NEEDS_ROOT, fillDisk, tmpfsDir } from '../helpers/tmpfs.ts'
@@ -21,16 +20,15 @@ const PROBE_MS = 1000
 test('spilled messages drain into the primary once space comes back, without a restart', { skip: NEEDS_ROOT }, async (t) => {
   const dir = await tmpfsDir('kahets-spill-', { primary: '16m', backup: '16m' })
   const fillers = [await fillDisk(join(dir, 'primary'), 256 * 1024), await fillDisk(join(dir, 'backup'), 256 * 1024)]
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     dir,
     buckets: {
       streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/primary/out' }, backup: { type: 'file', settings: { path: '{dir}/backup/out' } } } },
       buckets: [{ id: 'disk', streams: ['files'], batch: 500, batchTimeout: 20 }],
     },
-    env: { METRICS: `127.0.0.1:${port}`, MAXMEMORY: '4MB' },
+    env: { MAXMEMORY: '4MB' },
   })
+  const base = k.metrics
   const client = await KahetsClient.connect(k.socket)
   const sending = (async () => {
     for (let i = 0; i < FRAMES; i++) if (!client.send('disk', `${i}|${PAYLOAD}`)) await client.drain()

@@ -12,7 +12,7 @@ import { join, relative } from 'node:path'
 import { promisify } from 'node:util'
 import { KahetsClient } from '../../clients/node/index.ts'
 import { encodeFrames } from '../../src/protocol/encoder.ts'
-import { BIN, makeTempDir, startKahets } from '../helpers/kahets.ts'
+import { BIN, makeTempDir, startKahets, startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { consumeAll, startBroker } from '../helpers/broker.ts'
 import { listFiles } from '../helpers/frames.ts'
 import { freePort } from '../helpers/ports.ts'
@@ -57,12 +57,11 @@ test('a damaged backup spool: the good frames reach Kafka, the damaged ones do n
   await broker.stop()
   const dir = await makeTempDir()
   const config = kafkaConfig(broker.bootstrap, topic)
-  const port = await freePort()
-  const first = await startKahets({ buckets: config, dir, env: { METRICS: `127.0.0.1:${port}` } })
+  const first = await startKahetsWithMetrics({ buckets: config, dir })
   const client = await KahetsClient.connect(first.socket)
   for (let i = 0; i < N; i++) client.send(topic, `message ${i}`, `k${i}`)
   await client.close()
-  await waitFor(async () => sample(await scrape(`http://127.0.0.1:${port}`), 'kahets_backed_up_total', { bucket: topic }) === N ? true : null, { timeoutMs: 30_000, what: 'all frames in the backup' })
+  await waitFor(async () => sample(await scrape(`${first.metrics}`), 'kahets_backed_up_total', { bucket: topic }) === N ? true : null, { timeoutMs: 30_000, what: 'all frames in the backup' })
   assert.equal(await first.stop(), 0)
 
   const files = await listFiles(join(dir, 'backup'))
@@ -221,12 +220,11 @@ test('a spool with a torn last record (the crash case) replays whole, counts the
   const [file] = await listFiles(join(dir, 'backup'))
   const bytes = await readFile(file!)
   await writeFile(file!, bytes.subarray(0, bytes.length - 5))
-  const port = await freePort()
-  const k = await startKahets({ buckets: kafkaConfig(broker.bootstrap, topic), dir, env: { METRICS: `127.0.0.1:${port}` } })
+  const k = await startKahetsWithMetrics({ buckets: kafkaConfig(broker.bootstrap, topic), dir })
   await waitFor(async () => (await listFiles(join(dir, 'backup'))).length === 0 ? true : null, { timeoutMs: 60_000, what: 'the file replayed and removed' })
   const got = await consumeAll(broker.bootstrap, topic, { expected: 199, timeoutMs: 30_000 })
   assert.deepEqual(got.map((m) => m.value!.toString()), Array.from({ length: 199 }, (_, i) => `t${i}`))
-  const s = await scrape(`http://127.0.0.1:${port}`)
+  const s = await scrape(`${k.metrics}`)
   assert.equal(sample(s, 'kahets_replay_torn_frames_total', { stream: 'kafka' }), 1)
   assert.equal(sample(s, 'kahets_spool_corrupt_records_total', { stream: 'kafka' }), 0)
   assert.ok(!existsSync(join(dir, 'backup', 'quarantine')))

@@ -7,9 +7,8 @@ import { createConnection, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { readFrameFiles } from '../helpers/frames.ts'
-import { startKahets } from '../helpers/kahets.ts'
+import { startKahetsWithMetrics } from '../helpers/kahets.ts'
 import { assertIdentity, sample, scrape } from '../helpers/metrics.ts'
-import { freePort } from '../helpers/ports.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const CONNECTIONS = 300
@@ -26,15 +25,14 @@ function frame (i: number): Buffer {
 }
 
 test(`${CONNECTIONS} connections each holding an unfinished 1 MiB frame stay within MAXMEMORY 64MB`, { timeout: 180_000 }, async (t) => {
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const k = await startKahets({
+  const k = await startKahetsWithMetrics({
     buckets: {
       streamsConfigs: { files: { type: 'file', settings: { path: '{dir}/out', sizeRotate: '1GB', fsync: false } } },
       buckets: [{ id: 'big', streams: ['files'], batch: 10, batchTimeout: 50 }],
     },
-    env: { MAXMEMORY: '64MB', MAX_FRAME_BYTES: '2MB', METRICS: `127.0.0.1:${port}` },
+    env: { MAXMEMORY: '64MB', MAX_FRAME_BYTES: '2MB' },
   })
+  const base = k.metrics
   const sockets: Socket[] = []
   const frames = Array.from({ length: CONNECTIONS }, (_, i) => frame(i))
   try {
