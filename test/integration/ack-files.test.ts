@@ -71,7 +71,7 @@ for (const ack of ['accepted', 'durable'] as const) {
     assert.deepEqual(s, { settled: 1000, refused: 20 })
     await client.close()
 
-    const metrics = await scrape(`${k.metrics}`)
+    const metrics = await scrape(k.metrics)
     assert.equal(sample(metrics, 'kahets_dropped_total', { reason: 'unknown_bucket' }), 10)
     assert.equal(sample(metrics, 'kahets_invalid_frames_total', { reason: 'bad_bucket' }), 10)
     if (ack === 'durable') {
@@ -82,7 +82,7 @@ for (const ack of ['accepted', 'durable'] as const) {
     assert.equal(await k.stop(), 0)
     const out = await readFrameFiles(`${k.dir}/out`)
     assert.deepEqual(out.map((f) => f.payload.toString()), Array.from({ length: 1000 }, (_, i) => i).filter((i) => i % 100 !== 7 && i % 100 !== 8).map((i) => `m${i}`))
-    const final = await scrape(`${k.metrics}`).catch(() => null)
+    const final = await scrape(k.metrics).catch(() => null)
     assert.equal(final, null) // kahets is gone; the identity was checked while it ran
     assertIdentity(metrics, 'orders', 'files')
     assertIdentity(metrics, 'orders', 'copy')

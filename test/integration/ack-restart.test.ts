@@ -207,7 +207,7 @@ test('ack durable: valid frames, an unknown bucket, an invalid frame and a topic
   const refused = expected.unknown + expected.invalid + expected.refusedTopic
   assert.deepEqual(s, { settled: 2000, refused })
   await client.close()
-  const m = await scrape(`${k.metrics}`)
+  const m = await scrape(k.metrics)
   assert.equal(sample(m, 'kahets_dropped_total', { reason: 'unknown_bucket' }), expected.unknown)
   assert.equal(sample(m, 'kahets_invalid_frames_total', { reason: 'bad_bucket' }), expected.invalid)
   assert.equal(sample(m, 'kahets_dropped_total', { bucket: '__consumer_offsets', reason: 'topic_rejected' }), expected.refusedTopic)

@@ -133,7 +133,7 @@ test('an accepted-level client that never reads its ACKs keeps being read; kahet
   mute.socket.end()
 
   await waitFor(async () => {
-    const m = await scrape(`${k.metrics}`)
+    const m = await scrape(k.metrics)
     return sample(m, 'kahets_delivered_total', { bucket: 'mute', stream: 'files' }) === sent
   }, { timeoutMs: 20_000, what: `all ${sent} frames delivered` })
   const files = (await readFrameFiles(`${k.dir}/out`)).flatMap((f) => f.frames).filter((f) => f.bucket === 'mute')

@@ -62,7 +62,7 @@ function finalFlows (k: KahetsProcess): Array<Record<string, number | string | R
 test('broker SIGKILLed in the middle of 200,000 messages and restarted 10 s later: every message reaches Kafka', async () => {
   const topic = 'failover_kill'
   const k = await startKahetsWithMetrics({ buckets: kafkaConfig(broker.bootstrap, topic) })
-  const base = `${k.metrics}`
+  const base = k.metrics
   let killed: Promise<void> | null = null
   await sendLoad(k, topic, 8, 25_000, (sent) => {
     if (sent >= 60_000 && killed === null) killed = broker.kill()
@@ -103,7 +103,7 @@ test('broker down when kahets starts: everything goes to the backup, then to Kaf
   const late = await startBroker()
   await late.stop()
   const k = await startKahetsWithMetrics({ buckets: kafkaConfig(late.bootstrap, topic) })
-  const base = `${k.metrics}`
+  const base = k.metrics
   await sendLoad(k, topic, 4, 5000)
   const backedUp = await waitFor(async () => {
     const s = await scrape(base)
@@ -214,7 +214,7 @@ test('a backup file with a torn last frame replays all its whole frames', async 
   await waitFor(async () => !existsSync(join(dir, 'backup', topic, '1700000000-AbCdEfGh.frames')), { timeoutMs: 60_000, what: 'the file replayed and removed' })
   const got = await consumeAll(broker.bootstrap, topic, { expected: 500, timeoutMs: 30_000 })
   assert.deepEqual(got.map((m) => m.value!.toString()), Array.from({ length: 500 }, (_, i) => `t${i}`))
-  const m = await scrape(`${k.metrics}`)
+  const m = await scrape(k.metrics)
   assert.equal(sample(m, 'kahets_replay_torn_frames_total', { stream: 'kafka' }), 1)
   assert.ok(k.logs().some((l) => typeof l.msg === 'string' && l.msg.startsWith('backup file ends in a torn frame')))
   assert.equal(await k.stop(), 0)
@@ -243,7 +243,7 @@ test('a backed-up message the stream refuses on replay is counted in kahets_repl
   const late = await startBroker()
   await late.stop()
   const k = await startKahetsWithMetrics({ buckets: kafkaConfig(late.bootstrap, topic, { 'message.max.bytes': '2000' }) })
-  const base = `${k.metrics}`
+  const base = k.metrics
   const client = await KahetsClient.connect(k.socket)
   for (let i = 0; i < 10; i++) client.send(topic, payload(7, i), null)
   await client.flush()

@@ -30,7 +30,7 @@ test('50 garbage connections, 1 byte/s slow clients and 1,000 idle connections b
       buckets: [{ id: topic, streams: ['kafka'], batch: 1000, batchTimeout: 20 }],
     },
   })
-  const base = `${k.metrics}`
+  const base = k.metrics
 
   const idle: Socket[] = []
   for (let i = 0; i < 1000; i++) idle.push(await open(k.socket))
@@ -92,7 +92,7 @@ test('MAXMEMORY 2MB, Kafka down, no backup: memory stays bounded, drops are coun
     },
     env: { MAXMEMORY: '2MB', SHUTDOWN_TIMEOUT: '500' },
   })
-  const base = `${k.metrics}`
+  const base = k.metrics
   const rss = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${k.pid}/status`, 'utf8'))![1]) * 1024
   const before = rss()
   // 8 clients × 40,000 × 1 KiB ≈ 320 MiB offered, more than 100× MAXMEMORY.

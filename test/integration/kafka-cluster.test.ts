@@ -29,7 +29,7 @@ const config = (bootstrap: string, topic: string, extra: Record<string, string> 
 
 async function startWithMetrics (bootstrap: string, topic: string, extra: Record<string, string> = {}): Promise<{ k: KahetsProcess, base: string }> {
   const k = await startKahetsWithMetrics({ buckets: config(bootstrap, topic, extra) })
-  return { k, base: `${k.metrics}` }
+  return { k, base: k.metrics }
 }
 
 /** Client c sends its messages `c/i` under key `c<c>`: one key per client, so one partition. */

@@ -195,7 +195,7 @@ for (const client of CLIENTS) {
         buckets: [{ id: bucket, streams: ['mtls'], batch: 50, batchTimeout: 20 }],
       },
     })
-    const base = `${k.metrics}`
+    const base = k.metrics
     await send(k.socket, bucket, 0, N)
     const m = await waitFor(async () => { const s = await scrape(base); return sample(s, 'kahets_backed_up_total', { bucket }) === N ? s : null }, { ...WAIT, what: 'the stream on its backup' })
     assertIdentity(m, bucket, 'mtls')

@@ -28,7 +28,7 @@ async function run (dir: string, round: number): Promise<Map<string, string[]>> 
   await c.close()
   const total = KEYS.length * PER_KEY
   const m = await waitFor(async () => {
-    const s = await scrape(`${k.metrics}`)
+    const s = await scrape(k.metrics)
     return sample(s, 'kahets_delivered_total', { bucket: 'req', stream: 'all' }) === total &&
       sample(s, 'kahets_in_flight', { bucket: 'req', stream: 'copy' }) === 0 ? s : null
   }, { what: `round ${round} delivered` })

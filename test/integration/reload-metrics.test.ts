@@ -28,7 +28,7 @@ async function send (socket: string, from: number, to: number): Promise<void> {
 
 test('SIGHUP: valid file switches streams without losing buffered messages; invalid file is rejected and the old one kept', async () => {
   const k = await startKahetsWithMetrics({ buckets: config('one') })
-  const base = `${k.metrics}`
+  const base = k.metrics
   await send(k.socket, 0, 1000)
   // Buffered in the bucket (batch and timeout are far away) when the reload comes.
   await waitFor(async () => sample(await scrape(base), 'kahets_bucket_pending_frames', { bucket: 'a' }) === 1000, { what: '1000 pending frames' })
@@ -67,7 +67,7 @@ test('/metrics counts received, delivered, sampled, invalid and unknown; /health
       buckets: [{ id: 'a', streams: ['all', 'tenth'], batch: 500, batchTimeout: 20 }],
     },
   })
-  const base = `${k.metrics}`
+  const base = k.metrics
   const c = await KahetsClient.connect(k.socket)
   for (let i = 0; i < 10000; i++) c.send('a', `m${i}`)
   c.send('nobody', 'x')
@@ -104,7 +104,7 @@ test('/metrics counts received, delivered, sampled, invalid and unknown; /health
 
 test('SIGHUP: a reload rejected for an unreadable ssl.ca.location leaves nothing behind; once the file is fixed the next one applies', async () => {
   const k = await startKahetsWithMetrics({ buckets: config('one') })
-  const base = `${k.metrics}`
+  const base = k.metrics
   const ca = join(k.dir, 'ca.pem')
   // A new file stream for a new bucket, and a TLS Kafka stream (with a file backup) whose CA
   // file is not there yet; no broker is needed, nothing is sent to it.

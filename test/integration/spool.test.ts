@@ -61,7 +61,7 @@ test('a damaged backup spool: the good frames reach Kafka, the damaged ones do n
   const client = await KahetsClient.connect(first.socket)
   for (let i = 0; i < N; i++) client.send(topic, `message ${i}`, `k${i}`)
   await client.close()
-  await waitFor(async () => sample(await scrape(`${first.metrics}`), 'kahets_backed_up_total', { bucket: topic }) === N ? true : null, { timeoutMs: 30_000, what: 'all frames in the backup' })
+  await waitFor(async () => sample(await scrape(first.metrics), 'kahets_backed_up_total', { bucket: topic }) === N ? true : null, { timeoutMs: 30_000, what: 'all frames in the backup' })
   assert.equal(await first.stop(), 0)
 
   const files = await listFiles(join(dir, 'backup'))
@@ -224,7 +224,7 @@ test('a spool with a torn last record (the crash case) replays whole, counts the
   await waitFor(async () => (await listFiles(join(dir, 'backup'))).length === 0 ? true : null, { timeoutMs: 60_000, what: 'the file replayed and removed' })
   const got = await consumeAll(broker.bootstrap, topic, { expected: 199, timeoutMs: 30_000 })
   assert.deepEqual(got.map((m) => m.value!.toString()), Array.from({ length: 199 }, (_, i) => `t${i}`))
-  const s = await scrape(`${k.metrics}`)
+  const s = await scrape(k.metrics)
   assert.equal(sample(s, 'kahets_replay_torn_frames_total', { stream: 'kafka' }), 1)
   assert.equal(sample(s, 'kahets_spool_corrupt_records_total', { stream: 'kafka' }), 0)
   assert.ok(!existsSync(join(dir, 'backup', 'quarantine')))
