@@ -12,10 +12,11 @@
 // against ajv in test/unit/payload-scan.test.ts, rule by rule and on mutated documents.
 //
 // The rules mirror ajv 8 as payload-schema.ts configures it (strict off, so strictNumbers off:
-// an integer is a number with !(x % 1) && !isNaN(x); patterns compiled with the u flag;
+// an integer is a number with !(x % 1) && !isNaN(x); patterns compiled with the u flag (and run in bounded time where schema-pattern.ts can);
 // lengths count code points, which for ASCII are bytes).
 
 import { compileBytePattern } from './ascii-pattern.ts'
+import { compileSchemaPattern, type SchemaPattern } from './schema-pattern.ts'
 
 /** True when the payload bytes buf[start, end) are certainly valid; false when this cannot tell. */
 export type ByteCheck = (buf: Buffer, start: number, end: number) => boolean
@@ -69,7 +70,7 @@ interface Rules {
   oneOf: Primitive[][]
   minLength: number
   maxLength: number
-  pattern: RegExp | null
+  pattern: SchemaPattern | null
   minimum: number
   maximum: number
   exclusiveMinimum: number
@@ -146,7 +147,7 @@ function compileValue (schema: unknown, at: string): ValueScan {
       case 'pattern':
         if (typeof value !== 'string') unsupported(here, 'a pattern that is not a string')
         try {
-          rules.pattern = new RegExp(value, 'u')
+          rules.pattern = compileSchemaPattern(value)
         } catch {
           unsupported(here, 'a pattern that does not compile')
         }

@@ -16,6 +16,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js'
 import type { ConfigProblem } from '../errors.ts'
 import { WireFrame, type Frame } from '../protocol/frame.ts'
 import { compileByteCheck, type ByteCheck } from './payload-scan.ts'
+import { schemaRegExpEngine } from './schema-pattern.ts'
 
 /** Why a payload was rejected; also the `reason` label of kahets_schema_rejected_total. */
 export type SchemaRejection = 'not_json' | 'invalid'
@@ -40,15 +41,18 @@ export class PayloadSchema {
   readonly file: string
   /** Why the schema has no byte scanner (every payload goes through JSON.parse and ajv); null: it has one. */
   readonly scanMissing: string | null
+  /** Its patterns whose time has no bound (schema-pattern.ts): pattern → why. */
+  readonly backtracking: ReadonlyMap<string, string>
   readonly #validate: ValidateFunction
   readonly #scan: ByteCheck | null
   #tried = 0
   #decided = 0
   #bypass = 0
 
-  constructor (file: string, validate: ValidateFunction, document: unknown) {
+  constructor (file: string, validate: ValidateFunction, document: unknown, backtracking: ReadonlyMap<string, string> = new Map()) {
     this.file = file
     this.#validate = validate
+    this.backtracking = backtracking
     const scan = compileByteCheck(document)
     this.#scan = scan.check
     this.scanMissing = scan.reason
@@ -115,18 +119,26 @@ export function describePayloadSchemas (buckets: Iterable<{ readonly id: string,
   }
   return [...byFile].map(([file, { schema, buckets: ids }]) => {
     const where = `payload schema ${file} (${ids.length === 1 ? 'bucket' : 'buckets'} ${ids.join(', ')})`
-    return schema.scanMissing === null
+    const how = schema.scanMissing === null
       ? `${where}: payloads checked on their bytes (JSON.parse and ajv only for the rest)`
       : `${where}: every payload parsed and validated by ajv, several times slower: ${schema.scanMissing} is outside what the byte scanner models`
+    const slow = [...schema.backtracking].map(([pattern, why]) => `${JSON.stringify(pattern)} (${why})`)
+    return slow.length === 0
+      ? how
+      : `${how}; ${slow.length === 1 ? 'a pattern has' : 'patterns have'} no time bound, so a crafted payload can take seconds: ${slow.join(', ')}`
   })
 }
 
-/** The ajv payload schemas are compiled with: the JSON Schema dialect a schema declares picks its class; without $schema, draft-07. */
-export function payloadAjv (dialect: unknown): Ajv {
+/**
+ * The ajv payload schemas are compiled with: the JSON Schema dialect a schema declares picks
+ * its class; without $schema, draft-07. Patterns the linear engine cannot run are added to
+ * `backtracking` (schema-pattern.ts).
+ */
+export function payloadAjv (dialect: unknown, backtracking = new Map<string, string>()): Ajv {
   // Options: the first failure is enough (it is what gets logged) and stops early; `strict`
   // off so annotations other tools use (x-*, examples under other names) are not compile
   // errors; `format` is not checked (ajv knows no formats without ajv-formats).
-  const opts = { allErrors: false, strict: false, validateFormats: false, logger: false as const }
+  const opts = { allErrors: false, strict: false, validateFormats: false, logger: false as const, code: { regExp: schemaRegExpEngine(backtracking) } }
   if (typeof dialect === 'string' && dialect.includes('2020-12')) return new Ajv2020(opts)
   if (typeof dialect === 'string' && dialect.includes('2019-09')) return new Ajv2019(opts)
   return new Ajv(opts)
@@ -148,7 +160,8 @@ export function compilePayloadSchema (file: string, at: string, problems: Config
   }
   try {
     const dialect = doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>).$schema : undefined
-    return new PayloadSchema(file, payloadAjv(dialect).compile(doc as object), doc)
+    const backtracking = new Map<string, string>()
+    return new PayloadSchema(file, payloadAjv(dialect, backtracking).compile(doc as object), doc, backtracking)
   } catch (err) {
     problems.push({ path: at, message: `schema file ${file} does not compile: ${(err as Error).message}` })
     return null

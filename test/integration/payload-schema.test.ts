@@ -35,7 +35,7 @@ async function start (deadLetter: boolean): Promise<{ k: KahetsProcess, base: st
   await mkdir(join(dir, 'schemas'))
   await writeFile(join(dir, 'schemas', 'event.json'), JSON.stringify(EVENT_V1))
   const k = await startKahetsWithMetrics({ buckets: config(deadLetter), dir })
-  return { k, base: `${k.metrics}` }
+  return { k, base: k.metrics }
 }
 
 /** 300 messages: every 10th not JSON, every 10th+1 with a kind outside the enum, the rest valid. */
@@ -176,4 +176,31 @@ test('check-config reports a missing or broken schema file with its path, and ex
   assert.ok(lines.includes(`payload schema ${join(dir, 'missing.json')} (bucket a): payloads checked on their bytes (JSON.parse and ajv only for the rest)`), ok.stdout)
   assert.ok(lines.includes(`payload schema ${join(dir, 'broken.json')} (bucket b): every payload parsed and validated by ajv, several times slower: the keyword allOf at /allOf is outside what the byte scanner models`), ok.stdout)
   assert.ok(lines.includes(`payload schema ${join(dir, 'bad.json')} (bucket defaultBucket): payloads checked on their bytes (JSON.parse and ajv only for the rest)`), ok.stdout)
+})
+
+test('a pattern that backtracks exponentially: near-matching payloads are rejected at once and kahets keeps serving; check-config names the patterns without a time bound', { timeout: 120_000 }, async () => {
+  const dir = await makeTempDir()
+  await mkdir(join(dir, 'schemas'))
+  // `^(a+)+$` on "aaa…a!": ~10 s for 30 characters on the backtracking engine, doubling with
+  // each one more; 2,000 of them here. `^(\w)\1$` needs a back-reference: it stays there.
+  await writeFile(join(dir, 'schemas', 'event.json'), JSON.stringify({
+    type: 'object',
+    properties: { name: { type: 'string', pattern: '^(a+)+$' }, pair: { type: 'string', pattern: '^(\\w)\\1$' } },
+  }))
+  const k = await startKahetsWithMetrics({ buckets: config(true), dir })
+  const hostile = Array.from({ length: 20 }, (_, i) => JSON.stringify({ name: `${'a'.repeat(2000 + i)}!` }))
+  const astral = Array.from({ length: 20 }, (_, i) => JSON.stringify({ name: `${'a'.repeat(2000 + i)}😀` }))
+  const valid = Array.from({ length: 20 }, (_, i) => JSON.stringify({ name: 'a'.repeat(i + 1), pair: 'zz' }))
+  await send(k.socket, [...hostile, ...astral, ...valid])
+  const m = await settled(k.metrics, 60, ['main', 'dlq'])
+  assert.equal(sample(m, 'kahets_schema_rejected_total', { bucket: 'events', reason: 'invalid' }), 40)
+  assert.equal(await k.stop(), 0, k.output())
+  assert.deepEqual(await payloads(join(k.dir, 'main')), valid)
+  assert.deepEqual(await payloads(join(k.dir, 'dlq')), [...hostile, ...astral])
+  const said = k.logs().find((l) => typeof l.msg === 'string' && l.msg.startsWith(`payload schema ${join(dir, 'schemas', 'event.json')}`))
+  assert.match(String(said?.msg), /; a pattern has no time bound, so a crafted payload can take seconds: "\^\(\\\\w\)\\\\1\$" \(a back-reference\)$/)
+
+  const check = await execFileP(BIN, ['check-config'], { env: { ...process.env, BUCKETS_FILE: join(dir, 'buckets.json') }, cwd: dir })
+  assert.ok(check.stdout.includes('a pattern has no time bound'), check.stdout)
+  assert.ok(!check.stdout.includes('(a+)+'), 'the pattern the linear engine runs is not named')
 })
