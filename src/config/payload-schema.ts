@@ -17,6 +17,7 @@ import type { ConfigProblem } from '../errors.ts'
 import { WireFrame, type Frame } from '../protocol/frame.ts'
 import { compileByteCheck, type ByteCheck } from './payload-scan.ts'
 import { schemaRegExpEngine } from './schema-pattern.ts'
+import { useLinearUniqueItems } from './unique-items.ts'
 
 /** Why a payload was rejected; also the `reason` label of kahets_schema_rejected_total. */
 export type SchemaRejection = 'not_json' | 'invalid'
@@ -132,16 +133,18 @@ export function describePayloadSchemas (buckets: Iterable<{ readonly id: string,
 /**
  * The ajv payload schemas are compiled with: the JSON Schema dialect a schema declares picks
  * its class; without $schema, draft-07. Patterns the linear engine cannot run are added to
- * `backtracking` (schema-pattern.ts).
+ * `backtracking` (schema-pattern.ts); uniqueItems is checked in linear time (unique-items.ts).
  */
 export function payloadAjv (dialect: unknown, backtracking = new Map<string, string>()): Ajv {
   // Options: the first failure is enough (it is what gets logged) and stops early; `strict`
   // off so annotations other tools use (x-*, examples under other names) are not compile
   // errors; `format` is not checked (ajv knows no formats without ajv-formats).
   const opts = { allErrors: false, strict: false, validateFormats: false, logger: false as const, code: { regExp: schemaRegExpEngine(backtracking) } }
-  if (typeof dialect === 'string' && dialect.includes('2020-12')) return new Ajv2020(opts)
-  if (typeof dialect === 'string' && dialect.includes('2019-09')) return new Ajv2019(opts)
-  return new Ajv(opts)
+  const ajv = typeof dialect === 'string' && dialect.includes('2020-12')
+    ? new Ajv2020(opts)
+    : typeof dialect === 'string' && dialect.includes('2019-09') ? new Ajv2019(opts) : new Ajv(opts)
+  useLinearUniqueItems(ajv)
+  return ajv
 }
 
 /** Reads and compiles a schema file; a problem at `at` (with the file's path) if it cannot. */

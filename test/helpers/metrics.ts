@@ -5,8 +5,9 @@ import type { FlowSnapshot } from '../../src/metrics.ts'
 
 export type Samples = Map<string, number>
 
-export async function scrape (base: string): Promise<Samples> {
-  const res = await fetch(`${base}/metrics`)
+/** GET /metrics, parsed; `signal` bounds a request to a kahets that does not answer. */
+export async function scrape (base: string, signal?: AbortSignal): Promise<Samples> {
+  const res = await fetch(`${base}/metrics`, { signal })
   assert.equal(res.status, 200)
   const out: Samples = new Map()
   for (const line of (await res.text()).split('\n')) {

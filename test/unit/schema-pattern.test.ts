@@ -4,13 +4,9 @@
 // unbounded RegExp and say why; and a pattern that backtracks exponentially answers at once.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
-import { promisify } from 'node:util'
 import { compileSchemaPattern } from '../../src/config/schema-pattern.ts'
-import { ROOT } from '../helpers/kahets.ts'
+import { runInChild } from '../helpers/child-node.ts'
 import { seededRandom } from '../helpers/random.ts'
-
-const execFileP = promisify(execFile)
 
 const LINEAR = [
   '^[a-z0-9_-]{3,16}$',
@@ -74,20 +70,10 @@ test('patterns the linear engine cannot take stay on the unbounded u RegExp and 
   assert.throws(() => compileSchemaPattern('^[a-'), SyntaxError, 'an invalid pattern throws as RegExp does')
 })
 
-/**
- * Runs `body` (an ES module importing from src/) in a child Node and returns what it printed.
- * The work takes milliseconds when patterns are bounded and hours when they are not: the child
- * is killed after 30 s, so a regression fails here instead of hanging the suite (a regexp
- * running in this process would block the test runner's own timeout).
- */
-async function inChild (body: string): Promise<string> {
-  const { stdout } = await execFileP(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], { cwd: ROOT, timeout: 30_000, killSignal: 'SIGKILL' })
-  return stdout
-}
-
 test('a pattern that backtracks exponentially answers at once on a near-match of 10,000 characters', async () => {
-  // On the backtracking engine 30 characters take ~10 s and each one more doubles it.
-  const out = await inChild(`
+  // On the backtracking engine 30 characters take ~10 s and each one more doubles it: in a
+  // child, killed after 30 s.
+  const out = await runInChild(`
     import { compileSchemaPattern } from './src/config/schema-pattern.ts'
     const answers = {}
     for (const source of ['^(a+)+$', '^(a|aa)+$', '^(\\\\w+\\\\s?)*$', '^([a-z]+\\\\.)*[a-z]+$']) {
@@ -104,7 +90,7 @@ test('a pattern that backtracks exponentially answers at once on a near-match of
 })
 
 test('ajv compiles payload schemas through it: patterns and patternProperties, the unbounded ones reported', async () => {
-  const out = await inChild(`
+  const out = await runInChild(`
     import { payloadAjv } from './src/config/payload-schema.ts'
     const backtracking = new Map()
     const validate = payloadAjv(undefined, backtracking).compile({
