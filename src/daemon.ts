@@ -66,6 +66,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     log,
     createStream,
     shutdownTimeoutMs: env.shutdownTimeoutMs,
+    maxBuckets: env.maxBuckets,
   })
   const listener = new Listener({
     socketPath: env.socket,

@@ -105,7 +105,8 @@ export function buildRegistry (daemon: Daemon): Registry {
   })
   counter('kahets_dropped_total', 'Frames dropped, by reason.', ['bucket', 'stream', 'reason'], (c) => {
     for (const f of flows()) {
-      // stream "": frames of a bucket nobody serves (reason unknown_bucket), counted on no stream.
+      // stream "": frames of a bucket nobody serves (unknown_bucket) or of a new name past
+      // MAX_BUCKETS (too_many_buckets, on bucket "(other)"), counted on no stream.
       if (f.stream !== '' && configured(f.bucket)) for (const reason of FLOW_DROP_REASONS) c.inc({ bucket: f.bucket, stream: f.stream, reason }, 0)
       for (const [reason, n] of Object.entries(f.dropped)) c.inc({ bucket: f.bucket, stream: f.stream, reason }, n)
     }
@@ -244,8 +245,10 @@ function asyncGauges (registry: Registry, daemon: Daemon): void {
 }
 
 // The label values kahets can count by, so that each series is there from zero.
-const FLOW_DROP_REASONS: readonly DropReason[] = DROP_REASONS.filter((r) => r !== 'unknown_bucket')
-const REPLAY_REFUSAL_REASONS: readonly DropReason[] = DROP_REASONS.filter((r) => r !== 'unknown_bucket' && r !== 'schema_rejected')
+// unknown_bucket and too_many_buckets are counted before any stream (stream "").
+const NO_STREAM_REASONS: readonly DropReason[] = ['unknown_bucket', 'too_many_buckets']
+const FLOW_DROP_REASONS: readonly DropReason[] = DROP_REASONS.filter((r) => !NO_STREAM_REASONS.includes(r))
+const REPLAY_REFUSAL_REASONS: readonly DropReason[] = FLOW_DROP_REASONS.filter((r) => r !== 'schema_rejected')
 const INVALID_REASONS = ['bad_bucket', 'fields_overflow', 'control_frame', 'hello', 'oversized', 'truncated'] as const
 const SCHEMA_REJECTIONS = ['not_json', 'invalid'] as const
 

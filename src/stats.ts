@@ -7,7 +7,7 @@
 // numbers on the hot path; the metrics endpoint reads them.
 import { BatchMetrics } from './batch-metrics.ts'
 
-export const DROP_REASONS = ['unknown_bucket', 'max_memory', 'stream_failed', 'message_too_large', 'topic_rejected', 'destination_rejected', 'shutdown', 'schema_rejected'] as const
+export const DROP_REASONS = ['unknown_bucket', 'too_many_buckets', 'max_memory', 'stream_failed', 'message_too_large', 'topic_rejected', 'destination_rejected', 'shutdown', 'schema_rejected'] as const
 export type DropReason = typeof DROP_REASONS[number]
 
 function add<K> (counts: Map<K, number>, key: K, n: number): void {

@@ -27,9 +27,17 @@ export interface BucketManagerOptions {
   createStream: StreamFactory
   /** Milliseconds the stream actors get, at shutdown, before what they hold goes to backup. */
   shutdownTimeoutMs: number
+  /** MAX_BUCKETS: bucket names kept (actors, per-bucket metrics); default 10,000. */
+  maxBuckets?: number
 }
 
 const unknownLog = new RateLimitedLog()
+const DEFAULT_MAX_BUCKETS = 10_000
+/**
+ * The bucket label frames of names past MAX_BUCKETS are counted under: not a valid bucket
+ * name (docs/protocol.md), so it cannot be one a client sent.
+ */
+export const OTHER_BUCKETS = '(other)'
 const DEFAULT_FILE_PROBE_MS = 1000
 
 export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements Supervisor {
@@ -39,6 +47,7 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
   readonly #log: Logger
   readonly #createStream: StreamFactory
   readonly #shutdownTimeoutMs: number
+  readonly #maxBuckets: number
   #streams = new Map<string, StreamActor>()
   readonly #buckets = new Map<string, BucketActor>()
 
@@ -50,6 +59,7 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
     this.#log = opts.log
     this.#createStream = opts.createStream
     this.#shutdownTimeoutMs = opts.shutdownTimeoutMs
+    this.#maxBuckets = opts.maxBuckets ?? DEFAULT_MAX_BUCKETS
     for (const [id, sc] of this.#config.streams) this.#streams.set(id, this.#streamActor(id, sc, 'primary'))
   }
 
@@ -63,22 +73,41 @@ export class BucketManager extends Actor<ManagerMsg, ManagerSignal> implements S
    * bucket's actor (created on first use), or counts it as unknown.
    */
   deliver (bucket: string, frames: readonly Frame[], bytes: number, receipt: Receipt | null = null): void {
-    const actor = this.#buckets.get(bucket) ?? this.#spawnBucket(bucket)
-    if (actor === null) {
-      this.#stats.unknownBucketFrames += frames.length
-      const stats = this.#stats.bucket(bucket)
-      stats.received += frames.length
-      const flow = stats.flow('')
-      flow.received += frames.length
-      flow.drop('unknown_bucket', frames.length)
-      if (receipt !== null) {
-        refuseFrames(frames, 'unknown_bucket')
-        receipt.release()
+    let actor = this.#buckets.get(bucket)
+    if (actor === undefined) {
+      // Every name kahets has seen keeps an actor and its metrics: a client that puts an id
+      // in the bucket name would otherwise grow kahets without bound (≈ 20 KB and 9 series a
+      // name). Past MAX_BUCKETS names a new one is refused and counted under OTHER_BUCKETS.
+      // A bucket the buckets file lists is always served.
+      const served = this.#bucketConfig(bucket) !== null
+      if (!this.#config.buckets.has(bucket) && !this.#stats.buckets.has(bucket) && this.#stats.buckets.size >= this.#maxBuckets) {
+        this.#refuse(OTHER_BUCKETS, frames, receipt, served ? 'too_many_buckets' : 'unknown_bucket')
+        if (served) unknownLog.error(this.#log, 'max_buckets', { bucket, frames: frames.length, maxBuckets: this.#maxBuckets }, 'frames for a new bucket name dropped: MAX_BUCKETS names are in use')
+        else unknownLog.warn(this.#log, 'unknown:(other)', { bucket, frames: frames.length }, 'frames for an unknown bucket dropped (no such bucket and no defaultBucket)')
+        return
       }
+      actor = this.#spawnBucket(bucket) ?? undefined
+    }
+    if (actor === undefined) {
+      this.#refuse(bucket, frames, receipt, 'unknown_bucket')
       unknownLog.warn(this.#log, `unknown:${bucket}`, { bucket, frames: frames.length }, 'frames for an unknown bucket dropped (no such bucket and no defaultBucket)')
       return
     }
     actor.tell({ type: 'frames', frames, bytes, receipt })
+  }
+
+  /** Frames no bucket takes: counted on `label`'s flow of no stream, refused to an acknowledged client. */
+  #refuse (label: string, frames: readonly Frame[], receipt: Receipt | null, reason: 'unknown_bucket' | 'too_many_buckets'): void {
+    if (reason === 'unknown_bucket') this.#stats.unknownBucketFrames += frames.length
+    const stats = this.#stats.bucket(label)
+    stats.received += frames.length
+    const flow = stats.flow('')
+    flow.received += frames.length
+    flow.drop(reason, frames.length)
+    if (receipt !== null) {
+      refuseFrames(frames, reason)
+      receipt.release()
+    }
   }
 
   childFailed (child: ActorRef, error: unknown): Directive {

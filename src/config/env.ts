@@ -27,6 +27,8 @@ export interface EnvConfig {
   readonly shutdownTimeoutMs: number
   /** Only where shutdown(2) is unavailable: a client quiet this long at shutdown is taken as done. */
   readonly shutdownDrainMs: number
+  /** Bucket names kahets keeps state and metrics for; frames for a new name past it are dropped. */
+  readonly maxBuckets: number
 }
 
 export const ENV_DEFAULTS = {
@@ -39,6 +41,7 @@ export const ENV_DEFAULTS = {
   MAX_FRAME_BYTES: '1MB',
   SHUTDOWN_TIMEOUT: '10000',
   SHUTDOWN_DRAIN_MS: '50',
+  MAX_BUCKETS: '10000',
 }
 
 // kahego's level names, plus the spellings people type.
@@ -119,6 +122,8 @@ export function loadEnv (opts: EnvOptions = {}): EnvConfig {
   if (shutdownTimeoutMs === null) bad('SHUTDOWN_TIMEOUT', get('SHUTDOWN_TIMEOUT'), 'milliseconds, a whole number ≥ 0')
   const shutdownDrainMs = parseInteger(get('SHUTDOWN_DRAIN_MS'), 1)
   if (shutdownDrainMs === null) bad('SHUTDOWN_DRAIN_MS', get('SHUTDOWN_DRAIN_MS'), 'milliseconds, a whole number ≥ 1')
+  const maxBuckets = parseInteger(get('MAX_BUCKETS'), 1)
+  if (maxBuckets === null) bad('MAX_BUCKETS', get('MAX_BUCKETS'), 'a whole number ≥ 1')
   const metricsRaw = (processEnv.METRICS ?? fileVars.METRICS ?? '').trim()
   const metrics = metricsRaw === '' ? null : parseMetrics(metricsRaw)
   if (metricsRaw !== '' && metrics === null) bad('METRICS', metricsRaw, 'host:port or unix:/path')
@@ -137,5 +142,6 @@ export function loadEnv (opts: EnvOptions = {}): EnvConfig {
     metrics,
     shutdownTimeoutMs: shutdownTimeoutMs!,
     shutdownDrainMs: shutdownDrainMs!,
+    maxBuckets: maxBuckets!,
   })
 }

@@ -81,6 +81,44 @@ test('frames of a bucket nobody serves are counted as unknown_bucket', async () 
   await manager.stop()
 })
 
+test('past MAX_BUCKETS names a new one is refused and counted under (other); listed buckets and names already seen are still served', async () => {
+  const config = parseBucketsConfig({
+    streamsConfigs: { two: { type: 'file', settings: { path: '/nonexistent/two' } } },
+    buckets: [{ id: 'listed', streams: ['two'], batch: 1, batchTimeout: 10 }],
+    defaultBucket: { id: 'default', streams: ['two'], batch: 1, batchTimeout: 10 },
+  })
+  const stats = new Stats()
+  const stream = new FakeStream()
+  const manager = new BucketManager({ config, stats, budget: new MemoryBudget(1024 * 1024), log, createStream: () => stream, shutdownTimeoutMs: 100, maxBuckets: 3 })
+  const send = (bucket: string, payload: string): void => {
+    const bytes = encodeFrames([{ bucket, payload }])
+    manager.deliver(bucket, decodeAll(bytes).frames, bytes.length)
+  }
+  for (const name of ['a', 'b', 'c', 'd', 'e']) send(name, `${name}0`)
+  send('listed', 'l0') // the buckets file's own: not held back by the names clients made up
+  send('a', 'a1')
+  await waitFor(() => stats.bucket('listed').flow('two').delivered === 1 && stats.bucket('a').flow('two').delivered === 2)
+  assert.deepEqual([...stream.written.keys()].sort(), ['a', 'b', 'c', 'listed'])
+  assert.equal(stats.bucket('(other)').flow('').dropped.get('too_many_buckets'), 2)
+  assert.equal(stats.bucket('(other)').received, 2)
+  assert.equal(stats.buckets.has('d'), false, 'no state kept for a refused name')
+  assert.deepEqual([...manager.buckets.keys()].sort(), ['a', 'b', 'c', 'listed'])
+  await manager.stop()
+
+  // Without a defaultBucket the names past the limit are unknown buckets, counted under (other) too.
+  const noDefault = parseBucketsConfig({ streamsConfigs: { two: { type: 'file', settings: { path: '/nonexistent/two' } } }, buckets: [{ id: 'listed', streams: ['two'] }] })
+  const stats2 = new Stats()
+  const manager2 = new BucketManager({ config: noDefault, stats: stats2, budget: new MemoryBudget(1024 * 1024), log, createStream: () => new FakeStream(), shutdownTimeoutMs: 100, maxBuckets: 2 })
+  for (const name of ['x', 'y', 'z']) {
+    const bytes = encodeFrames([{ bucket: name, payload: 'p' }])
+    manager2.deliver(name, decodeAll(bytes).frames, bytes.length)
+  }
+  assert.equal(stats2.bucket('x').flow('').dropped.get('unknown_bucket'), 1)
+  assert.equal(stats2.bucket('(other)').flow('').dropped.get('unknown_bucket'), 1)
+  assert.equal(stats2.buckets.has('z'), false)
+  await manager2.stop()
+})
+
 test('at shutdown, a stream without a backup that still fails has its held frames counted (shutdown) after the timeout', async () => {
   const { manager, streams, send, flow } = setup(50)
   streams.get('two')!.down = true

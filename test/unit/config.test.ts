@@ -253,8 +253,10 @@ test('env: defaults, the env file, process env winning, and every bad value name
     assert.equal(loadEnv({ cwd: dir, env: { LOG_LEVEL: name } }).logLevel, level)
   }
 
-  const bad = problems(() => loadEnv({ cwd: dir, env: { SOCKET_MODE: 'rw', MAXMEMORY: 'lots', LOG_LEVEL: 'LOUD', MAX_FRAME_BYTES: '1TB', METRICS: 'nowhere', MAXCPUS: '0' } }))
-  assert.deepEqual(bad.map((p) => p.path).sort(), ['LOG_LEVEL', 'MAXCPUS', 'MAXMEMORY', 'MAX_FRAME_BYTES', 'METRICS', 'SOCKET_MODE'])
+  assert.equal(loadEnv({ cwd: dir, env: {} }).maxBuckets, 10_000)
+  assert.equal(loadEnv({ cwd: dir, env: { MAX_BUCKETS: '50000' } }).maxBuckets, 50_000)
+  const bad = problems(() => loadEnv({ cwd: dir, env: { SOCKET_MODE: 'rw', MAXMEMORY: 'lots', LOG_LEVEL: 'LOUD', MAX_FRAME_BYTES: '1TB', METRICS: 'nowhere', MAXCPUS: '0', MAX_BUCKETS: '0' } }))
+  assert.deepEqual(bad.map((p) => p.path).sort(), ['LOG_LEVEL', 'MAXCPUS', 'MAXMEMORY', 'MAX_BUCKETS', 'MAX_FRAME_BYTES', 'METRICS', 'SOCKET_MODE'])
   assert.ok(bad.every((p) => p.message.includes('invalid value')))
   assert.match(problems(() => loadEnv({ cwd: dir, env: {}, envFile: 'nope.env' }))[0]!.message, /not found/)
 })
