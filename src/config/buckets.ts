@@ -8,6 +8,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import { type ConfigProblem, ConfigError } from '../errors.ts'
 import { PACKAGE_ROOT } from '../package-root.ts'
 import { checkFileNameTemplate } from '../streams/file-name-template.ts'
+import { readConfigText } from './config-file.ts'
 import { overlappingFileName } from './file-name-overlap.ts'
 import { parseInteger, parseSize } from './sizes.ts'
 import { LIBRDKAFKA_PROPERTIES } from './librdkafka-properties.ts'
@@ -440,7 +441,7 @@ export function bucketList (config: BucketsConfig): BucketConfig[] {
 export function loadBucketsFile (file: string): BucketsConfig {
   let text: string
   try {
-    text = readFileSync(file, 'utf8')
+    text = readConfigText(file)
   } catch (err) {
     throw new ConfigError([{ path: file, message: `cannot read buckets file: ${(err as Error).message}` }])
   }

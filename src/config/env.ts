@@ -1,10 +1,11 @@
 // Environment configuration (docs/configuration.md#environment): `.env.{environment}.local` read with dotenv, the
 // process environment winning over the file. Every bad value is reported at once, naming the
 // variable and the value; nothing starts half-configured.
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import dotenv from 'dotenv'
 import { type ConfigProblem, ConfigError } from '../errors.ts'
+import { readConfigFile } from './config-file.ts'
 import { parseInteger, parseSize, SIZE_UNITS } from './sizes.ts'
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
@@ -88,7 +89,7 @@ export function loadEnv (opts: EnvOptions = {}): EnvConfig {
   let fileVars: Record<string, string> = {}
   if (existsSync(envFile)) {
     try {
-      fileVars = dotenv.parse(readFileSync(envFile))
+      fileVars = dotenv.parse(readConfigFile(envFile))
     } catch (err) {
       problems.push({ path: envFile, message: `cannot read: ${(err as Error).message}` })
     }

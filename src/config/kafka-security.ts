@@ -4,8 +4,8 @@
 // is a config error at its JSON path, and a reload naming one is refused whole before any
 // stream exists. The stream gets the contents, never a path.
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import type { ConfigProblem } from '../errors.ts'
+import { readConfigText } from './config-file.ts'
 
 export type SecurityProtocol = 'plaintext' | 'ssl' | 'sasl_plaintext' | 'sasl_ssl'
 export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512'
@@ -45,7 +45,7 @@ const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE---
 
 function readText (file: string, what: string, at: string, problems: ConfigProblem[]): string | null {
   try {
-    return readFileSync(file, 'utf8')
+    return readConfigText(file)
   } catch (err) {
     problems.push({ path: at, message: `cannot read ${what} ${file}: ${(err as Error).message}` })
     return null

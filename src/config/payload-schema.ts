@@ -9,12 +9,12 @@
 // JSON.parse and validated by ajv, which also gives a rejection its reason. Either way the
 // payload's bytes are written unchanged.
 import { isUtf8 } from 'node:buffer'
-import { readFileSync } from 'node:fs'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { Ajv2019 } from 'ajv/dist/2019.js'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import type { ConfigProblem } from '../errors.ts'
 import { WireFrame, type Frame } from '../protocol/frame.ts'
+import { readConfigText } from './config-file.ts'
 import { compileByteCheck, type ByteCheck } from './payload-scan.ts'
 import { schemaRegExpEngine } from './schema-pattern.ts'
 import { useLinearUniqueItems } from './unique-items.ts'
@@ -149,12 +149,18 @@ export function payloadAjv (dialect: unknown, backtracking = new Map<string, str
 
 /** Reads and compiles a schema file; a problem at `at` (with the file's path) if it cannot. */
 export function compilePayloadSchema (file: string, at: string, problems: ConfigProblem[]): PayloadSchema | null {
+  let text: string
+  try {
+    text = readConfigText(file)
+  } catch (err) {
+    problems.push({ path: at, message: `cannot read schema file ${file}: ${(err as Error).message}` })
+    return null
+  }
   let doc: unknown
   try {
-    doc = JSON.parse(readFileSync(file, 'utf8'))
+    doc = JSON.parse(text)
   } catch (err) {
-    const e = err as NodeJS.ErrnoException
-    problems.push({ path: at, message: e.code === undefined ? `schema file ${file} is not JSON: ${e.message}` : `cannot read schema file ${file}: ${e.message}` })
+    problems.push({ path: at, message: `schema file ${file} is not JSON: ${(err as Error).message}` })
     return null
   }
   if (typeof doc !== 'object' && typeof doc !== 'boolean') {
