@@ -176,6 +176,8 @@ export class RotatingFile implements FileHolder {
   #handle: WritableFile | null = null
   /** The file being written; kept while suspend() has it closed, to append to it again. */
   #current: string | null = null
+  /** A file being created (it exists before it is current: header, fsync): also being written. */
+  #creating: string | null = null
   #identity: { dev: number, ino: number } | null = null
   #size = 0
   #unsynced = false
@@ -195,7 +197,7 @@ export class RotatingFile implements FileHolder {
 
   /** The file being written (open, or closed by suspend() and appended to at the next write). */
   get currentPath (): string | null {
-    return this.#current
+    return this.#current ?? this.#creating
   }
 
   /** Whether a file of this bucket is open now. */
@@ -533,6 +535,7 @@ export class RotatingFile implements FileHolder {
         const created = await makeFolders(this.#root, dir)
         for (;;) {
           try {
+            this.#creating = file
             handle = await this.#fds(() => this.#open(file, 'create'))
             break
           } catch (err) {
@@ -546,6 +549,7 @@ export class RotatingFile implements FileHolder {
         await this.#writeHeader(handle)
         if (this.#opts.fsync) for (const d of directoriesToSync(dir, created)) await syncDirectory(d)
       } catch (err) {
+        this.#creating = null
         this.#slots?.release(this)
         this.#identity = null
         // Never leave a file behind that was created and then could not be used.
@@ -565,6 +569,7 @@ export class RotatingFile implements FileHolder {
       break
     }
     this.#current = file
+    this.#creating = null
     this.#size = this.#headerBytes
     this.#unsynced = this.#headerBytes > 0
     if (!this.#files!.includes(file)) this.#files!.push(file)

@@ -163,6 +163,34 @@ describe('RotatingFile', () => {
     await rf.close()
   })
 
+  test('a file being created is already the current one: a replay listing the folder then must not take it as closed', async () => {
+    const root = await newRoot()
+    let created: () => void = () => {}
+    const gate = new Promise<void>((resolve) => { created = resolve })
+    let release: () => void = () => {}
+    const released = new Promise<void>((resolve) => { release = resolve })
+    let seen: string | null = null
+    const real = instrumentedOpen({})
+    const rf = new RotatingFile(options(root, {
+      // The file exists on disk from here; kahets has not finished opening it.
+      open: async (file, mode) => {
+        const handle = await real(file, mode)
+        seen = file
+        created()
+        await released
+        return handle
+      },
+    }))
+    const writing = rf.write([Buffer.from('frame')])
+    await gate
+    assert.deepEqual(await filesUnder(root), [path.relative(root, seen!)])
+    assert.equal(rf.currentPath, seen, 'the file on disk is reported as being written')
+    release()
+    await writing
+    assert.equal(rf.currentPath, seen)
+    await rf.close()
+  })
+
   test('writes appear byte-identical and in order', async () => {
     const root = await newRoot()
     const rf = new RotatingFile(options(root))
